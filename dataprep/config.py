@@ -1,0 +1,97 @@
+"""The dataprep service's one typed config. Defaults are the MT-NLG 530B paper's values."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class OutputConfig:
+    num_buckets: int = 16  # files per stage output; rows go to a file by a stable hash of doc_id
+    rows_per_row_group: int = 4096  # fixed, so files do not depend on Spark's batch boundaries
+    compression: str = "zstd"
+
+
+@dataclass
+class ExtractConfig:
+    max_payload_bytes: int = 10 * 1024 * 1024
+    min_extracted_chars: int = 1  # below this the page is dropped as empty_extraction
+
+
+@dataclass
+class CleanupConfig:
+    languages: tuple[str, ...] = ("en",)  # ("all",) keeps every language
+    langdetect_seed: int = 0
+    javascript_max_chars: int = 256  # contains "javascript" and shorter than this -> javascript_notice
+    min_chars: int = 512  # shorter -> too_short
+
+
+@dataclass
+class QualityConfig:
+    pareto_alpha: float = 3.0
+    seed: int = 42
+    word_ngrams: int = 2
+    heldout_fraction: float = 0.1
+
+
+@dataclass
+class DedupConfig:
+    num_perm: int = 260
+    bands: int = 20
+    rows_per_band: int = 13
+    jaccard_threshold: float = 0.8
+
+
+@dataclass
+class DecontaminationConfig:
+    ngram: int = 13
+    cut_chars: int = 200
+    min_piece_chars: int = 200
+    max_splits: int = 10
+    min_task_words: int = 8
+    frequent_ngram_count: int = 10
+
+
+@dataclass
+class DataprepConfig:
+    output: OutputConfig = field(default_factory=OutputConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    cleanup: CleanupConfig = field(default_factory=CleanupConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    decontamination: DecontaminationConfig = field(default_factory=DecontaminationConfig)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> DataprepConfig:
+        """Defaults, overridden by a YAML file whose top-level keys are this class's fields."""
+        config = cls()
+        if path is None:
+            return config
+        overrides = yaml.safe_load(Path(path).read_text()) or {}
+        for section, values in overrides.items():
+            if not hasattr(config, section):
+                raise ValueError(f"{path}: unknown section {section!r}")
+            current = getattr(config, section)
+            known = {f.name: f for f in dataclasses.fields(current)}
+            for key, value in (values or {}).items():
+                if key not in known:
+                    raise ValueError(f"{path}: unknown key {section}.{key}")
+                if isinstance(getattr(current, key), tuple):
+                    value = tuple(value) if isinstance(value, list) else (value,)
+                setattr(current, key, value)
+        return config
+
+
+def config_hash(*parts) -> str:
+    """sha256 of the canonical JSON of config dataclasses (or plain values) a stage depends on."""
+    def plain(p):
+        return dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p
+
+    blob = json.dumps([plain(p) for p in parts], sort_keys=True, default=list)
+    return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,41 @@
+"""One Spark session per process: local[*] by default, any cluster through --master or spark-submit."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+DEFAULT_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.execution.pythonUDF.arrow.enabled": "true",
+    "spark.ui.showConsoleProgress": "true",
+    "spark.sql.adaptive.enabled": "false",  # a fixed plan: partition counts we choose, not ones AQE picks
+}
+
+
+def get_spark(master: str | None = None, app_name: str = "dataprep", conf: dict | None = None) -> SparkSession:
+    """The process's Spark session, created on first use.
+
+    Under spark-submit the master comes from the command line; otherwise from `master`, then
+    $SPARK_MASTER, then local[*]. Workers run the same interpreter as the driver.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name)
+    launched_by_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
+    if master or not launched_by_spark_submit:
+        # Local runs bind to loopback: no hostname lookup warnings, nothing listening outside.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        builder = builder.master(master or os.environ.get("SPARK_MASTER", "local[*]"))
+        builder = builder.config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "4g"))
+    for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "WARN"))
+    return spark

@@ -1,0 +1,313 @@
+"""The stage output folder protocol (DESIGN.md, "Stage output folder").
+
+A stage hands `StageOutput.write` one DataFrame holding every input row: the document columns, the
+stage's own columns, `drop_reason` (null when kept), `in_bytes` and optionally `in_rows`. The writer
+buckets kept rows into a fixed number of Parquet files by a stable hash of doc_id, sorts each file by
+doc_id, counts everything into stats.json, checks the accounting invariant, writes _SUCCESS last, all
+inside OUT.tmp-*, and renames that folder into place. A file's bytes depend only on its rows, never on
+the Spark master or the partitioning: row groups have a fixed number of rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
+
+from dataprep import __version__
+from dataprep.config import OutputConfig
+from dataprep.schema import DROP_REASON, IN_BYTES, IN_ROWS
+from dataprep.stats import AccountingError, StageStats
+
+SUCCESS = "_SUCCESS"
+STATS = "stats.json"
+DROPPED_DIR = "dropped"
+_BUCKET = "_bucket"
+_IS_DROPPED = "_is_dropped"
+_COUNT_DDL = "bucket int, dropped boolean, reason string, rows long, in_rows long, in_bytes long, text_bytes long"
+_COUNT_SCHEMA = pa.schema(
+    [
+        ("bucket", pa.int32()),
+        ("dropped", pa.bool_()),
+        ("reason", pa.string()),
+        ("rows", pa.int64()),
+        ("in_rows", pa.int64()),
+        ("in_bytes", pa.int64()),
+        ("text_bytes", pa.int64()),
+    ]
+)
+
+
+class OutputExistsError(RuntimeError):
+    """The output folder exists for other inputs or config; --overwrite replaces it."""
+
+
+class IncompleteInputError(RuntimeError):
+    """An input stage folder has no _SUCCESS: its job did not finish."""
+
+
+def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and path for a local path or a URI (s3://, hdfs://, file://)."""
+    if "://" in uri:
+        return pafs.FileSystem.from_uri(uri)
+    return pafs.LocalFileSystem(), os.path.abspath(uri)
+
+
+def part_name(bucket: int) -> str:
+    return f"part-{bucket:05d}.parquet"
+
+
+def describe_inputs(paths: list[str]) -> list[dict]:
+    """Input files with their sizes, sorted: what _SUCCESS records and reuse compares."""
+    described = []
+    for path in sorted(set(paths)):
+        fs, p = resolve(path)
+        info = fs.get_file_info(p)
+        if info.type == pafs.FileType.NotFound:
+            raise FileNotFoundError(path)
+        described.append({"path": path, "size": info.size})
+    return described
+
+
+def read_stage_output(spark: SparkSession, folder: str) -> tuple[DataFrame, list[dict]]:
+    """A finished stage's documents as a DataFrame, with its part files described as inputs."""
+    fs, root = resolve(folder)
+    if fs.get_file_info(f"{root}/{SUCCESS}").type == pafs.FileType.NotFound:
+        raise IncompleteInputError(f"{folder} has no {SUCCESS}: the stage that writes it did not finish")
+    parts = sorted(
+        i.path for i in fs.get_file_info(pafs.FileSelector(root)) if i.base_name.startswith("part-")
+    )
+    uris = [p if "://" not in folder else folder.split("://")[0] + "://" + p for p in parts]
+    return spark.read.parquet(*uris), describe_inputs(uris)
+
+
+@dataclass
+class StageOutput:
+    out: str
+    stage: str
+    inputs: list[dict]
+    config_hash: str
+    overwrite: bool = False
+
+    def success_record(self) -> dict:
+        return {
+            "stage": self.stage,
+            "code_version": __version__,
+            "inputs": self.inputs,
+            "config_hash": self.config_hash,
+        }
+
+    def reusable(self) -> bool:
+        """True when OUT is complete for the same stage, inputs and config; raises when it is in the way."""
+        fs, root = resolve(self.out)
+        if fs.get_file_info(root).type == pafs.FileType.NotFound:
+            return False
+        if self.overwrite:
+            return False
+        success = fs.get_file_info(f"{root}/{SUCCESS}")
+        if success.type != pafs.FileType.NotFound:
+            with fs.open_input_stream(success.path) as f:
+                record = json.loads(f.read())
+            if record == self.success_record():
+                return True
+            differs = [k for k in record if record.get(k) != self.success_record().get(k)]
+            raise OutputExistsError(
+                f"{self.out} holds a {record.get('stage')} output that differs in {', '.join(differs)}; "
+                "use --overwrite to replace it"
+            )
+        raise OutputExistsError(f"{self.out} exists and is not a complete stage output; use --overwrite")
+
+    def load_stats(self) -> StageStats:
+        fs, root = resolve(self.out)
+        with fs.open_input_stream(f"{root}/{STATS}") as f:
+            return StageStats.from_dict(json.loads(f.read()))
+
+    def write(
+        self,
+        df: DataFrame,
+        config: OutputConfig,
+        reasons: list[str],
+        keep_dropped: bool = False,
+        sort_columns: tuple[str, ...] = ("doc_id",),
+        expected_in_rows: int | None = None,
+        extra: dict | None = None,
+    ) -> StageStats:
+        """Write the stage's rows, stats.json and _SUCCESS atomically; return the stats."""
+        if IN_ROWS not in df.columns:
+            df = df.withColumn(IN_ROWS, F.lit(1).cast("long"))
+        bucket = F.pmod(F.conv(F.substring("doc_id", 1, 8), 16, 10).cast("long"), F.lit(config.num_buckets))
+        df = (
+            df.withColumn(_BUCKET, bucket.cast("int"))
+            .withColumn(_IS_DROPPED, F.col(DROP_REASON).isNotNull())
+            .repartition(config.num_buckets, _BUCKET)
+            .sortWithinPartitions(_BUCKET, _IS_DROPPED, *sort_columns)
+        )
+        schema = to_arrow_schema(df.schema, timezone="UTC")
+        bookkeeping = {_BUCKET, _IS_DROPPED, IN_BYTES, IN_ROWS}
+        kept_schema = pa.schema([f for f in schema if f.name not in bookkeeping | {DROP_REASON}])
+        dropped_schema = pa.schema([f for f in schema if f.name not in bookkeeping])
+
+        fs, root = resolve(self.out)
+        tmp_root = f"{root}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp_uri = tmp_root if "://" not in self.out else self.out.split("://")[0] + "://" + tmp_root
+        fs.create_dir(f"{tmp_root}/{DROPPED_DIR}" if keep_dropped else tmp_root, recursive=True)
+
+        writer = _PartitionWriter(tmp_uri, kept_schema, dropped_schema, config, keep_dropped)
+        counts = pa.Table.from_batches(
+            df.mapInArrow(writer, _COUNT_DDL).toArrow().to_batches(), schema=_COUNT_SCHEMA
+        ).to_pylist()
+
+        written = {(c["bucket"], c["dropped"]) for c in counts}
+        for b in range(config.num_buckets):
+            if (b, False) not in written:
+                _write_empty(fs, f"{tmp_root}/{part_name(b)}", kept_schema, config)
+            if keep_dropped and (b, True) not in written:
+                _write_empty(fs, f"{tmp_root}/{DROPPED_DIR}/{part_name(b)}", dropped_schema, config)
+
+        stats = _stats_from_counts(self.stage, counts, reasons, extra)
+        if expected_in_rows is not None and stats.in_rows != expected_in_rows:
+            raise AccountingError(f"{self.stage}: read {expected_in_rows} rows but accounted for {stats.in_rows}")
+        stats.check()
+        _write_text(fs, f"{tmp_root}/{STATS}", stats.to_json())
+        _write_text(fs, f"{tmp_root}/{SUCCESS}", json.dumps(self.success_record(), indent=2) + "\n")
+        self._swap_into_place(fs, root, tmp_root)
+        return stats
+
+    def _swap_into_place(self, fs: pafs.FileSystem, root: str, tmp_root: str) -> None:
+        old = None
+        if fs.get_file_info(root).type != pafs.FileType.NotFound:
+            old = f"{root}.old-{uuid.uuid4().hex[:8]}"
+            fs.move(root, old)
+        fs.move(tmp_root, root)
+        if old:
+            fs.delete_dir(old)
+
+
+class _PartitionWriter:
+    """Runs on executors: writes the (bucket, kept|dropped) runs of a sorted partition to their files."""
+
+    def __init__(self, tmp_uri, kept_schema, dropped_schema, config: OutputConfig, keep_dropped: bool):
+        self.tmp_uri = tmp_uri
+        self.kept_schema = kept_schema
+        self.dropped_schema = dropped_schema
+        self.config = config
+        self.keep_dropped = keep_dropped
+
+    def __call__(self, batches):
+        fs, root = resolve(self.tmp_uri)
+        sink = None
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            table = pa.Table.from_batches([batch])
+            for key, run in _runs(table):
+                if sink is None or sink.key != key:
+                    if sink is not None:
+                        yield sink.close()
+                    sink = _RunSink(key, fs, root, self)
+                sink.add(run)
+        if sink is not None:
+            yield sink.close()
+
+
+class _RunSink:
+    """One output file: buffers rows and writes row groups of exactly rows_per_row_group rows."""
+
+    def __init__(self, key, fs, root, owner: _PartitionWriter):
+        self.key = key
+        bucket, dropped = key
+        self.schema = owner.dropped_schema if dropped else owner.kept_schema
+        self.group_rows = owner.config.rows_per_row_group
+        self.writer = None
+        if not dropped or owner.keep_dropped:
+            path = f"{root}/{DROPPED_DIR}/{part_name(bucket)}" if dropped else f"{root}/{part_name(bucket)}"
+            self.writer = pq.ParquetWriter(
+                fs.open_output_stream(path), self.schema, compression=owner.config.compression
+            )
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self.counts: dict[str | None, list[int]] = {}
+
+    def add(self, run: pa.Table) -> None:
+        reasons = run.column(DROP_REASON).to_pylist()
+        in_rows = run.column(IN_ROWS).to_pylist()
+        in_bytes = run.column(IN_BYTES).fill_null(0).to_pylist()
+        text_bytes = pc.binary_length(run.column("text")).fill_null(0).to_pylist()
+        for reason, r, b, t in zip(reasons, in_rows, in_bytes, text_bytes):
+            c = self.counts.setdefault(reason, [0, 0, 0, 0])
+            c[0] += 1
+            c[1] += r
+            c[2] += b
+            c[3] += t
+        if self.writer is None:
+            return
+        self.pending.append(run.select(self.schema.names).cast(self.schema))
+        self.pending_rows += run.num_rows
+        while self.pending_rows >= self.group_rows:
+            self._flush(self.group_rows)
+
+    def _flush(self, n: int) -> None:
+        table = pa.concat_tables(self.pending)
+        self.writer.write_table(table.slice(0, n), row_group_size=n)
+        rest = table.slice(n)
+        self.pending, self.pending_rows = [rest], rest.num_rows
+
+    def close(self) -> pa.RecordBatch:
+        if self.writer is not None:
+            if self.pending_rows:
+                self._flush(self.pending_rows)
+            self.writer.close()
+        bucket, dropped = self.key
+        rows = [
+            {"bucket": bucket, "dropped": dropped, "reason": reason, "rows": c[0], "in_rows": c[1],
+             "in_bytes": c[2], "text_bytes": c[3]}
+            for reason, c in self.counts.items()
+        ]
+        return pa.RecordBatch.from_pylist(rows, schema=_COUNT_SCHEMA)
+
+
+def _runs(table: pa.Table):
+    """Split a sorted table into maximal runs of equal (bucket, is_dropped)."""
+    buckets = table.column(_BUCKET).to_pylist()
+    dropped = table.column(_IS_DROPPED).to_pylist()
+    start = 0
+    for i in range(1, len(buckets) + 1):
+        if i == len(buckets) or buckets[i] != buckets[start] or dropped[i] != dropped[start]:
+            yield (buckets[start], dropped[start]), table.slice(start, i - start)
+            start = i
+
+
+def _stats_from_counts(stage: str, counts: list[dict], reasons: list[str], extra: dict | None) -> StageStats:
+    stats = StageStats(stage=stage, dropped={r: 0 for r in reasons}, extra=extra or {})
+    for c in counts:
+        stats.in_rows += c["in_rows"]
+        stats.in_bytes += c["in_bytes"]
+        if c["dropped"]:
+            if c["reason"] not in stats.dropped:
+                raise AccountingError(f"{stage}: undeclared drop reason {c['reason']!r}")
+            stats.dropped[c["reason"]] += c["in_rows"]
+        else:
+            stats.kept_rows += c["in_rows"]
+            stats.kept_bytes += c["in_bytes"]
+            stats.out_rows += c["rows"]
+            stats.out_bytes += c["text_bytes"]
+    return stats
+
+
+def _write_empty(fs, path: str, schema: pa.Schema, config: OutputConfig) -> None:
+    with pq.ParquetWriter(fs.open_output_stream(path), schema, compression=config.compression) as w:
+        w.write_table(schema.empty_table())
+
+
+def _write_text(fs, path: str, text: str) -> None:
+    with fs.open_output_stream(path) as f:
+        f.write(text.encode())
