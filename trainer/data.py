@@ -1,0 +1,65 @@
+"""Which samples each data-parallel rank feeds the engine, and the unigram baseline of the data.
+
+The train stream is the blended GPTDataset of the manifest: item i is a sequence of seq_length + 1
+tokens, its order fixed by the seed alone. A step that starts after `consumed` samples with global
+batch G takes samples [consumed, consumed + G). They are dealt as Megatron's pretraining sampler deals
+them: in chunks of micro_batch x DP, rank d taking the d-th micro-batch of every chunk. The set of
+samples a step trains on, and their order within the step, therefore depend only on the seed and the
+consumed count, not on the data-parallel size: a restart, or a restart with another DP size, continues
+the same stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+
+def micro_batch_sample_ids(
+    consumed_samples: int, global_batch: int, micro_batch: int, dp_size: int, dp_rank: int
+) -> list[range]:
+    """Sample indices of each micro-batch that `dp_rank` runs in the step starting at `consumed_samples`."""
+    chunk = micro_batch * dp_size
+    if global_batch % chunk:
+        raise ValueError(f"global batch {global_batch} is not a multiple of micro_batch x DP = {chunk}")
+    if not 0 <= dp_rank < dp_size:
+        raise ValueError(f"dp_rank {dp_rank} outside [0, {dp_size})")
+    first = consumed_samples + dp_rank * micro_batch
+    return [range(first + k * chunk, first + k * chunk + micro_batch) for k in range(global_batch // chunk)]
+
+
+def sample_tokens(dataset, index: int) -> np.ndarray:
+    """The seq_length + 1 tokens of one sample of a megatron-core GPTDataset/BlendedDataset."""
+    return np.asarray(dataset[index]["tokens"])
+
+
+def micro_batches(dataset, batches: Sequence[range]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(inputs, labels) per micro-batch, the engine's input format: tokens[:, :-1] and tokens[:, 1:],
+    int64 [micro_batch, seq_length]."""
+    for ids in batches:
+        tokens = torch.from_numpy(np.stack([sample_tokens(dataset, i) for i in ids]).astype(np.int64))
+        yield tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()
+
+
+def unigram_counts(dataset, num_samples: int, vocab_size: int) -> np.ndarray:
+    """Token counts over the first `num_samples` samples of a stream (the inputs the model sees)."""
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    for index in range(min(num_samples, len(dataset))):
+        tokens = sample_tokens(dataset, index)[:-1]
+        counts += np.bincount(tokens, minlength=vocab_size)[:vocab_size]
+    return counts
+
+
+def unigram_cross_entropy(counts: np.ndarray, dataset, num_samples: int) -> float:
+    """Cross-entropy (nats per token) of a unigram model with add-one smoothing, fitted on `counts`,
+    on the labels of the first `num_samples` samples of `dataset`: the number the model's validation
+    loss must beat to have learnt anything beyond token frequencies."""
+    log_probs = np.log(counts + 1.0) - np.log(counts.sum() + len(counts))
+    total, n = 0.0, 0
+    for index in range(min(num_samples, len(dataset))):
+        labels = sample_tokens(dataset, index)[1:]
+        total -= float(log_probs[labels].sum())
+        n += len(labels)
+    return total / n
