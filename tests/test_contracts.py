@@ -1,0 +1,219 @@
+"""The stage contracts: doc_id, the accounting invariant, atomic output, reuse/refuse/overwrite, byte identity."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from dataprep.config import DataprepConfig, OutputConfig, config_hash
+from dataprep.schema import bucket_of, doc_id
+from dataprep.spark import get_spark
+from dataprep.stage_output import IncompleteInputError, OutputExistsError, StageOutput, read_stage_output
+from dataprep.stats import AccountingError, StageStats
+
+ROOT = Path(__file__).resolve().parents[1]
+DDL = (
+    "doc_id string, source string, url string, origin string, lang string, lang_score double, "
+    "text string, in_bytes long, drop_reason string"
+)
+REASONS = ["non_english", "too_short"]
+
+
+def _rows(n: int):
+    # Real-looking text with a deterministic drop pattern: every 7th non-English, every 5th too short.
+    words = (ROOT / "tests" / "fixtures" / "SOURCES.md").read_text().split() or ["word"]
+    rows = []
+    for i in range(n):
+        origin = f"sample.jsonl:{i}"
+        text = " ".join(words[(i * 7 + k) % len(words)] for k in range(20 + i % 300))
+        reason = "non_english" if i % 7 == 0 else "too_short" if i % 5 == 0 else None
+        rows.append((doc_id("src", origin), "src", None, origin, "en", 0.99, text, len(text.encode()) + 1, reason))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def spark():
+    return get_spark("local[2]", app_name="test-contracts")
+
+
+@pytest.fixture(scope="module")
+def frame(spark):
+    return spark.createDataFrame(_rows(3000), DDL)
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_doc_id_is_stable_across_processes():
+    ours = doc_id("cc-2020-34", "CC-MAIN-x.warc.gz@1234")
+    code = "from dataprep.schema import doc_id; print(doc_id('cc-2020-34', 'CC-MAIN-x.warc.gz@1234'))"
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        theirs = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert theirs.stdout.strip() == ours
+    assert ours == hashlib.sha1(b"cc-2020-34\0CC-MAIN-x.warc.gz@1234").hexdigest()[:16]
+    assert doc_id("other", "CC-MAIN-x.warc.gz@1234") != ours
+
+
+def test_invariant_rejects_lost_rows():
+    stats = StageStats("x", in_rows=10, kept_rows=6, dropped={"too_short": 3})
+    with pytest.raises(AccountingError, match="in.rows 10"):
+        stats.check()
+    stats.dropped["too_short"] = 4
+    stats.check()
+
+
+def test_write_accounts_for_every_row_and_buckets_sorted(frame, tmp_path):
+    out = tmp_path / "out"
+    config = OutputConfig(num_buckets=4, rows_per_row_group=256)
+    stats = StageOutput(str(out), "test", [], "h").write(frame, config, REASONS, keep_dropped=True, expected_in_rows=3000)
+    expected_dropped = {"non_english": sum(1 for i in range(3000) if i % 7 == 0)}
+    expected_dropped["too_short"] = sum(1 for i in range(3000) if i % 7 and i % 5 == 0)
+    assert stats.dropped == expected_dropped
+    assert stats.in_rows == 3000 == stats.kept_rows + sum(stats.dropped.values())
+    on_disk = json.loads((out / "stats.json").read_text())
+    assert on_disk["in"]["rows"] == 3000 and on_disk["dropped"] == expected_dropped
+    assert list(on_disk["dropped"]) == REASONS  # the stage's order, as the funnel prints it
+    parts = sorted(out.glob("part-*.parquet"))
+    assert [p.name for p in parts] == [f"part-{b:05d}.parquet" for b in range(4)]
+    kept = 0
+    for b, part in enumerate(parts):
+        table = pq.read_table(part)
+        ids = table.column("doc_id").to_pylist()
+        assert ids == sorted(ids)
+        assert {bucket_of(i, 4) for i in ids} <= {b}
+        assert "drop_reason" not in table.column_names and "in_bytes" not in table.column_names
+        kept += table.num_rows
+    assert kept == stats.kept_rows
+    dropped = pq.read_table(out / "dropped").column("drop_reason").to_pylist()
+    assert sorted(set(dropped)) == REASONS and len(dropped) == sum(expected_dropped.values())
+    assert json.loads((out / "_SUCCESS").read_text())["stage"] == "test"
+    assert "too_short" in stats.funnel_table() and "3,000" in stats.funnel_table()
+
+
+def test_byte_identical_with_1_and_4_partitions(frame, tmp_path):
+    config = OutputConfig(num_buckets=3, rows_per_row_group=100)
+    results = []
+    for parts in (1, 4):
+        out = tmp_path / f"p{parts}"
+        StageOutput(str(out), "test", [], "h").write(frame.repartition(parts), config, REASONS, keep_dropped=True)
+        results.append(_hashes(out))
+    assert results[0] == results[1]
+    assert len(results[0]) == 3 + 3 + 2  # parts, dropped parts, stats.json, _SUCCESS
+
+
+def test_undeclared_drop_reason_is_an_error(frame, tmp_path):
+    with pytest.raises(AccountingError, match="undeclared drop reason 'too_short'"):
+        StageOutput(str(tmp_path / "o"), "test", [], "h").write(frame, OutputConfig(num_buckets=2), ["non_english"])
+    assert not (tmp_path / "o").exists()
+
+
+def test_reuse_refuse_overwrite(frame, tmp_path):
+    out = str(tmp_path / "out")
+    config = OutputConfig(num_buckets=2)
+    inputs = [{"path": "a.warc.gz", "size": 10}]
+    first = StageOutput(out, "test", inputs, config_hash(config))
+    assert not first.reusable()
+    first.write(frame, config, REASONS)
+    assert StageOutput(out, "test", inputs, config_hash(config)).reusable()
+    assert first.load_stats().in_rows == 3000
+
+    other_config = OutputConfig(num_buckets=3)
+    with pytest.raises(OutputExistsError, match="config_hash"):
+        StageOutput(out, "test", inputs, config_hash(other_config)).reusable()
+    with pytest.raises(OutputExistsError, match="inputs"):
+        StageOutput(out, "test", [{"path": "b.warc.gz", "size": 10}], config_hash(config)).reusable()
+
+    replacing = StageOutput(out, "test", inputs, config_hash(other_config), overwrite=True)
+    assert not replacing.reusable()
+    replacing.write(frame, other_config, REASONS)
+    assert len(list(Path(out).glob("part-*.parquet"))) == 3
+    assert not list(tmp_path.glob("out.*"))  # no temporary or old folders left behind
+
+
+def test_read_stage_output_refuses_incomplete_folder(spark, frame, tmp_path):
+    out = tmp_path / "out"
+    StageOutput(str(out), "test", [], "h").write(frame, OutputConfig(num_buckets=2), REASONS)
+    df, inputs = read_stage_output(spark, str(out))
+    assert df.count() == 3000 - sum(1 for i in range(3000) if i % 7 == 0 or i % 5 == 0)
+    assert [Path(i["path"]).name for i in inputs] == ["part-00000.parquet", "part-00001.parquet"]
+    (out / "_SUCCESS").unlink()
+    with pytest.raises(IncompleteInputError, match="_SUCCESS"):
+        read_stage_output(spark, str(out))
+
+
+def test_failing_stage_leaves_no_output(spark, tmp_path):
+    from pyspark.sql import functions as F
+
+    def explode(text):
+        raise ValueError("bad row")
+
+    df = spark.createDataFrame(_rows(50), DDL).withColumn("text", F.udf(explode, "string")("text"))
+    with pytest.raises(Exception, match="bad row"):
+        StageOutput(str(tmp_path / "out"), "test", [], "h").write(df, OutputConfig(num_buckets=2), REASONS)
+    assert not (tmp_path / "out").exists()
+
+
+def test_killed_stage_leaves_no_complete_looking_folder(tmp_path):
+    # A real job killed with SIGKILL while its tasks write: OUT must not exist, only OUT.tmp-* remains.
+    script = textwrap.dedent(
+        f"""
+        import time
+        from pyspark.sql import functions as F
+        from dataprep.config import OutputConfig
+        from dataprep.spark import get_spark
+        from dataprep.stage_output import StageOutput
+        from tests.test_contracts import DDL, REASONS, _rows
+
+        def slow(text):
+            time.sleep(0.05)
+            return text
+
+        spark = get_spark("local[2]")
+        df = spark.createDataFrame(_rows(2000), DDL).withColumn("text", F.udf(slow, "string")("text"))
+        StageOutput({str(tmp_path / "out")!r}, "test", [], "h").write(df, OutputConfig(num_buckets=2), REASONS)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not list(tmp_path.glob("out.tmp-*")) and time.time() < deadline:
+            assert proc.poll() is None, "the job ended before it started writing"
+            time.sleep(0.2)
+        assert list(tmp_path.glob("out.tmp-*")), "the job never started writing"
+        time.sleep(1.0)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob("out.tmp-*/_SUCCESS"))
+
+
+def test_config_defaults_are_the_papers(tmp_path):
+    config = DataprepConfig()
+    assert (config.dedup.num_perm, config.dedup.bands, config.dedup.rows_per_band) == (260, 20, 13)
+    assert config.cleanup.min_chars == 512 and config.cleanup.javascript_max_chars == 256
+    assert config.quality.pareto_alpha == 3.0 and config.decontamination.ngram == 13
+    override = tmp_path / "c.yaml"
+    override.write_text("cleanup:\n  languages: [en, de]\n  min_chars: 300\n")
+    loaded = DataprepConfig.load(override)
+    assert loaded.cleanup.languages == ("en", "de") and loaded.cleanup.min_chars == 300
+    override.write_text("cleanup:\n  min_char: 300\n")
+    with pytest.raises(ValueError, match="cleanup.min_char"):
+        DataprepConfig.load(override)
+    assert config_hash(DataprepConfig().cleanup) == config_hash(DataprepConfig().cleanup)
+    assert config_hash(loaded.cleanup) != config_hash(config.cleanup)
