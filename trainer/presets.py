@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from trainer.config import (
     BatchConfig,
     ConfigError,
@@ -17,6 +19,14 @@ from trainer.config import (
     RunConfig,
     TrainConfig,
 )
+
+DEEPSPEED_JSON_DIR = Path(__file__).resolve().parents[1] / "infra" / "deepspeed"
+
+
+def _deepspeed_json(name: str) -> str | None:
+    """The preset's DeepSpeed settings shipped in infra/deepspeed, when the source tree is present."""
+    path = DEEPSPEED_JSON_DIR / f"{name}.json"
+    return str(path) if path.is_file() else None
 
 
 def tiny_cpu() -> TrainConfig:
@@ -42,7 +52,8 @@ def tiny_cpu() -> TrainConfig:
             rampup_increment=32,
             rampup_tokens=32 * 128 * 20,
         ),
-        run=RunConfig(log_interval=10, eval_interval=25, eval_samples=64, save_interval=100, keep_checkpoints=2),
+        run=RunConfig(log_interval=10, eval_interval=25, eval_samples=64, save_interval=100, keep_checkpoints=2,
+                      deepspeed_json=_deepspeed_json("tiny-cpu")),
         train_tokens=64 * 128 * 600,
         precision="fp32",
     )
@@ -71,7 +82,8 @@ def gpt_1b() -> TrainConfig:
             rampup_increment=32,
             rampup_tokens=4_000_000_000,
         ),
-        run=RunConfig(log_interval=10, eval_interval=1000, eval_samples=64, save_interval=2000),
+        run=RunConfig(log_interval=10, eval_interval=1000, eval_samples=64, save_interval=2000,
+                      deepspeed_json=_deepspeed_json("1b")),
         train_tokens=26_000_000_000,
         precision="auto",
     )
@@ -82,7 +94,8 @@ def mtnlg_530b() -> TrainConfig:
     return TrainConfig(
         model=ModelConfig(num_layers=105, hidden_size=20480, num_attention_heads=128, seq_length=2048),
         parallel=ParallelConfig(tensor=8, pipeline=35, zero_stage=1),
-        run=RunConfig(log_interval=1, eval_interval=1000, eval_samples=1920, save_interval=100),
+        run=RunConfig(log_interval=1, eval_interval=1000, eval_samples=1920, save_interval=100,
+                      deepspeed_json=_deepspeed_json("mtnlg-530b")),
         precision="bf16",
     )
 

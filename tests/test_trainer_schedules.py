@@ -1,0 +1,180 @@
+"""The paper's token-based schedules, the typed config and the throughput formula (no processes launched)."""
+
+import json
+import math
+
+import pytest
+
+from trainer import schedules
+from trainer.config import (
+    BatchConfig,
+    ConfigError,
+    OptimizerConfig,
+    apply_override,
+    deepspeed_config,
+    from_dict,
+    load_overrides_file,
+    to_dict,
+    validate,
+)
+from trainer.data import micro_batch_sample_ids
+from trainer.metrics import narayanan_flops_per_iteration, peak_tflops
+from trainer.presets import PRESETS, get_preset
+
+PAPER = OptimizerConfig()  # lr 5e-5, warmup 1B tokens, cosine to 10% by 340B tokens
+
+
+def test_lr_warmup_is_linear_in_tokens():
+    assert schedules.learning_rate(0, PAPER) == 0.0
+    assert schedules.learning_rate(250_000_000, PAPER) == pytest.approx(5e-5 * 0.25, rel=1e-12)
+    assert schedules.learning_rate(999_999_999, PAPER) == pytest.approx(5e-5 * 0.999999999, rel=1e-12)
+    assert schedules.learning_rate(1_000_000_000, PAPER) == pytest.approx(5e-5, rel=1e-12)
+
+
+def test_lr_cosine_decay_to_ten_percent():
+    peak, floor = 5e-5, 5e-6
+    for tokens in (1e9, 50e9, 170.5e9, 300e9, 339.999e9):
+        progress = (tokens - 1e9) / (340e9 - 1e9)
+        expected = floor + 0.5 * (1 + math.cos(math.pi * progress)) * (peak - floor)
+        assert schedules.learning_rate(int(tokens), PAPER) == pytest.approx(expected, rel=1e-12)
+    midpoint = int(1e9 + (340e9 - 1e9) / 2)
+    assert schedules.learning_rate(midpoint, PAPER) == pytest.approx((peak + floor) / 2, rel=1e-9)
+    assert schedules.learning_rate(340_000_000_000, PAPER) == pytest.approx(floor)
+    assert schedules.learning_rate(270_000_000_000 * 10, PAPER) == pytest.approx(floor)
+
+
+def test_paper_batch_rampup_32_to_1920_over_12b_tokens():
+    batch = BatchConfig()
+    per_increment = 12e9 / ((1920 - 32) / 32)  # 59 increments share the 12B tokens
+    assert schedules.global_batch_size(0, batch) == 32
+    assert schedules.global_batch_size(int(per_increment) - 1, batch) == 32
+    assert schedules.global_batch_size(math.ceil(per_increment), batch) == 64
+    assert schedules.global_batch_size(int(10.5 * per_increment), batch) == 32 + 10 * 32
+    assert schedules.global_batch_size(11_999_999_999, batch) == 1888
+    assert schedules.global_batch_size(12_000_000_000, batch) == 1920
+    assert schedules.global_batch_size(270_000_000_000, batch) == 1920
+    sizes = [schedules.global_batch_size(t, batch) for t in range(0, 13_000_000_000, 50_000_000)]
+    assert sizes == sorted(sizes) and set(sizes) == set(range(32, 1921, 32))
+
+
+def test_micro_batch_count_follows_the_ramp():
+    batch = BatchConfig(micro_batch_size=2, global_batch_size=128, rampup_start=32, rampup_increment=32,
+                        rampup_tokens=3000)
+    for tokens, gbs in ((0, 32), (999, 32), (1000, 64), (1999, 64), (2000, 96), (3000, 128), (10**6, 128)):
+        assert schedules.global_batch_size(tokens, batch) == gbs
+        for dp in (1, 2, 4):
+            micro = schedules.micro_batches_per_step(tokens, batch, dp)
+            assert micro == gbs // (2 * dp)
+            dealt = [i for rank in range(dp) for ids in micro_batch_sample_ids(7, gbs, 2, dp, rank) for i in ids]
+            assert len(micro_batch_sample_ids(7, gbs, 2, dp, 0)) == micro
+            assert sorted(dealt) == list(range(7, 7 + gbs))
+
+
+def test_plan_step_uses_batch_before_and_lr_after():
+    cfg = get_preset("tiny-cpu")
+    seq = cfg.model.seq_length
+    step = schedules.plan_step(0, 0, cfg, data_parallel_size=2)
+    assert step.global_batch == 32 and step.micro_batches == 32 // (4 * 2)
+    assert step.tokens_after == 32 * seq
+    assert step.lr == pytest.approx(cfg.optimizer.lr * 32 * seq / cfg.optimizer.warmup_tokens)
+    # Walk the run: the ramp reaches the full batch exactly when its token budget is consumed.
+    consumed, sizes = 0, []
+    for index in range(40):
+        step = schedules.plan_step(index, consumed, cfg, 2)
+        assert step.global_batch == schedules.global_batch_size(consumed * seq, cfg.batch)
+        sizes.append(step.global_batch)
+        consumed += step.global_batch
+    first_full = sizes.index(64)
+    assert sum(sizes[:first_full]) * seq >= cfg.batch.rampup_tokens > sum(sizes[: first_full - 1]) * seq
+
+
+def test_total_samples_covers_train_tokens():
+    cfg = get_preset("tiny-cpu")
+    total = schedules.total_samples(cfg)
+    assert total * cfg.model.seq_length >= cfg.train_tokens
+    assert (total - cfg.batch.global_batch_size) * cfg.model.seq_length < cfg.train_tokens
+
+
+def test_presets_validate_on_their_topologies():
+    validate(get_preset("tiny-cpu"), world_size=8)
+    validate(get_preset("1b"), world_size=1)
+    big = get_preset("mtnlg-530b")
+    validate(big, world_size=2240)  # 280 DGX A100 nodes: TP 8 x PP 35 x DP 8
+    assert (big.model.num_layers, big.model.hidden_size, big.model.num_attention_heads) == (105, 20480, 128)
+    assert (big.model.seq_length, big.parallel.tensor, big.parallel.pipeline) == (2048, 8, 35)
+    assert big.batch.global_batch_size == 1920 and big.precision == "bf16"
+    assert (big.optimizer.beta1, big.optimizer.beta2, big.optimizer.eps) == (0.9, 0.95, 1e-8)
+    assert (big.optimizer.weight_decay, big.optimizer.clip_grad) == (0.1, 1.0)
+    assert set(PRESETS) == {"tiny-cpu", "1b", "mtnlg-530b"}
+
+
+def test_validate_refuses_impossible_topologies():
+    cfg = get_preset("tiny-cpu")
+    with pytest.raises(ConfigError, match="not a multiple of TP 2 x PP 2"):
+        validate(cfg, world_size=6)
+    cfg.batch.rampup_increment = 12
+    with pytest.raises(ConfigError, match="rampup_increment=12 must be a positive multiple of"):
+        validate(cfg, world_size=8)
+    with pytest.raises(ConfigError, match="unknown preset"):
+        get_preset("gpt-5")
+
+
+def test_overrides_are_typed_and_round_trip(tmp_path):
+    cfg = get_preset("tiny-cpu")
+    apply_override(cfg, "optimizer.lr=1e-3")
+    apply_override(cfg, "train_tokens=2e6")
+    apply_override(cfg, "model.init_std=none")
+    apply_override(cfg, "model.activation_checkpointing=true")
+    assert cfg.optimizer.lr == 1e-3 and cfg.train_tokens == 2_000_000 and isinstance(cfg.train_tokens, int)
+    assert cfg.model.init_std is None and cfg.model.activation_checkpointing is True
+    with pytest.raises(ConfigError, match="unknown config key"):
+        apply_override(cfg, "optimizer.momentum=0.9")
+    with pytest.raises(ConfigError, match="cannot read"):
+        apply_override(cfg, "batch.micro_batch_size=four")
+    overrides = tmp_path / "run.yaml"
+    overrides.write_text("batch:\n  micro_batch_size: 8\nseed: 7\n")
+    load_overrides_file(cfg, overrides)
+    assert cfg.batch.micro_batch_size == 8 and cfg.seed == 7
+    assert from_dict(json.loads(json.dumps(to_dict(cfg)))) == cfg
+
+
+def test_deepspeed_config_carries_the_recipe_and_refuses_conflicts(tmp_path):
+    cfg = get_preset("tiny-cpu")
+    ds = deepspeed_config(cfg, world_size=8, global_batch_size=32)
+    assert ds["train_batch_size"] == 32 and ds["gradient_accumulation_steps"] == 4
+    assert ds["train_micro_batch_size_per_gpu"] == 4 and ds["gradient_clipping"] == 1.0
+    assert ds["optimizer"]["params"]["betas"] == [0.9, 0.95] and ds["optimizer"]["params"]["weight_decay"] == 0.1
+    assert ds["zero_optimization"]["stage"] == 1 and ds["bf16"]["enabled"] is False
+    extra = tmp_path / "ds.json"
+    extra.write_text(json.dumps({"steps_per_print": 50, "zero_optimization": {"reduce_bucket_size": 1000}}))
+    cfg.run.deepspeed_json = str(extra)
+    ds = deepspeed_config(cfg, world_size=8)
+    assert ds["steps_per_print"] == 50 and ds["zero_optimization"] == {"reduce_bucket_size": 1000, "stage": 1}
+    extra.write_text(json.dumps({"gradient_clipping": 0.5}))
+    with pytest.raises(ConfigError, match="gradient_clipping=0.5 conflicts"):
+        deepspeed_config(cfg, world_size=8)
+
+
+def test_shipped_deepspeed_jsons_agree_with_their_presets():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "infra" / "deepspeed"
+    for name in PRESETS:
+        cfg = get_preset(name)
+        assert cfg.run.deepspeed_json == str(root / f"{name}.json")
+        world = {"tiny-cpu": 8, "1b": 1, "mtnlg-530b": 2240}[name]
+        assert deepspeed_config(cfg, world_size=world)["train_micro_batch_size_per_gpu"] == cfg.batch.micro_batch_size
+
+
+def test_narayanan_formula_reproduces_the_papers_throughput():
+    # 530B, batch 1920, seq 2048, full recomputation: 280 / 350 / 420 DGX A100 nodes (8 GPUs each) at
+    # 60.1 / 50.2 / 44.4 s per iteration are 126 / 121 / 113 TFLOP/s per GPU in the paper.
+    flops = narayanan_flops_per_iteration(1920, 2048, 105, 20480, 51200, recompute=True)
+    for nodes, seconds, tflops in ((280, 60.1, 126), (350, 50.2, 121), (420, 44.4, 113)):
+        assert flops / (seconds * nodes * 8) / 1e12 == pytest.approx(tflops, rel=0.01)
+    assert narayanan_flops_per_iteration(8, 2048, 24, 2048, 50304, recompute=False) == pytest.approx(
+        72 * 8 * 2048 * 24 * 2048**2 * (1 + 2048 / (6 * 2048) + 50304 / (16 * 24 * 2048))
+    )
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "bf16") == 989.4
+    assert peak_tflops("NVIDIA A100-SXM4-80GB", "bf16") == 312.0
+    assert peak_tflops("cpu", "fp32") is None

@@ -1,0 +1,155 @@
+"""Atomic, self-describing checkpoints that a run resumes from exactly.
+
+Layout under RUN/checkpoints/:
+  step_00000100/             one complete checkpoint
+    (DeepSpeed's files)      model layers, ZeRO-1 optimizer partitions, per rank
+    rng/rank_00000.pt        each rank's RNG states (python, numpy, torch CPU and CUDA, engine's own)
+    trainer_state.json       step, consumed samples and tokens, config, manifest sha256; written last
+  latest                     the newest complete tag, for DeepSpeed's own tools (zero_to_fp32 etc.)
+  .step_00000200.partial/    a save in progress; never read
+
+Every rank writes into the `.partial` folder; after a barrier, rank 0 writes trainer_state.json and
+renames the folder into place. A rename is atomic on a POSIX file system, so a process killed at any
+moment leaves either the previous checkpoints or the new complete one, never a half-written one that
+looks complete. Older complete checkpoints beyond `keep` are then deleted. RUN must be on a file
+system that all ranks share (the usual setup for DeepSpeed checkpoints).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+STATE_FILE = "trainer_state.json"
+_TAG = re.compile(r"^step_(\d{8})$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be resumed from (missing, or made for another config or data)."""
+
+
+@dataclass
+class TrainerState:
+    step: int  # optimizer steps done
+    consumed_samples: int
+    consumed_tokens: int
+    config: dict
+    manifest_sha256: str
+    saved_at: float = 0.0
+
+
+def tag_for(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def complete_checkpoints(root: str | Path) -> list[Path]:
+    """Complete checkpoints under `root`, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if _TAG.match(p.name) and (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: int(_TAG.match(p.name).group(1)))
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    found = complete_checkpoints(root)
+    return found[-1] if found else None
+
+
+def read_state(checkpoint: Path) -> TrainerState:
+    return TrainerState(**json.loads((checkpoint / STATE_FILE).read_text()))
+
+
+def capture_rng(engine=None) -> dict:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+    if engine is not None and hasattr(engine, "rng_state"):
+        state["engine"] = engine.rng_state()
+    return state
+
+
+def restore_rng(state: dict, engine=None) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if state.get("engine") is not None and engine is not None and hasattr(engine, "set_rng_state"):
+        engine.set_rng_state(state["engine"])
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def _barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def save(root: str | Path, engine, state: TrainerState, keep: int) -> Path:
+    """Save a checkpoint of `engine` (a DeepSpeed engine: save_checkpoint(dir, tag=..., ...)) and the
+    trainer's state. Every rank must call it. Returns the final folder."""
+    root = Path(root)
+    tag = tag_for(state.step)
+    partial_tag = f".{tag}.partial"
+    partial, final = root / partial_tag, root / tag
+    if _rank() == 0:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(partial, ignore_errors=True)  # left by a save that was killed
+    _barrier()
+    engine.save_checkpoint(str(root), tag=partial_tag, client_state={"step": state.step}, save_latest=False)
+    rng_dir = partial / "rng"
+    rng_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(capture_rng(engine), rng_dir / f"rank_{_rank():05d}.pt")
+    _barrier()
+    if _rank() == 0:
+        state.saved_at = time.time()
+        _write_atomic(partial / STATE_FILE, json.dumps(state.__dict__, indent=1, sort_keys=True))
+        if final.exists():  # the same step saved again (e.g. a signal right after a periodic save)
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        _write_atomic(root / "latest", tag)
+        for old in complete_checkpoints(root)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    _barrier()
+    return final
+
+
+def load(checkpoint: Path, engine) -> TrainerState:
+    """Load model, optimizer and RNG states into `engine` from a complete checkpoint. Every rank
+    must call it."""
+    state = read_state(checkpoint)
+    path, _ = engine.load_checkpoint(
+        str(checkpoint.parent), tag=checkpoint.name, load_optimizer_states=True, load_lr_scheduler_states=False
+    )
+    if path is None:
+        raise CheckpointError(f"DeepSpeed could not load {checkpoint}")
+    rng_file = checkpoint / "rng" / f"rank_{_rank():05d}.pt"
+    if not rng_file.is_file():
+        raise CheckpointError(f"{rng_file} is missing: was the checkpoint written by another topology?")
+    restore_rng(torch.load(rng_file, weights_only=False), engine)
+    return state
