@@ -27,7 +27,7 @@ IN_ROWS = "in_rows"  # 1 for the row that stands for its input row, 0 for extra 
 
 def doc_id(source: str, origin: str) -> str:
     """First 16 hex digits of sha1(source + NUL + origin): the same on every machine and run."""
-    return hashlib.sha1(f"{source}\0{origin}".encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha1(f"{source}\0{origin}".encode()).hexdigest()[:16]
 
 
 def warc_origin(warc_path: str, offset: int) -> str:

@@ -1,0 +1,51 @@
+# One entry point for users and CI. Every target sets up the virtual environment first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PYSPARK_PYTHON := $(CURDIR)/$(PY)
+export TORCH_EXTENSIONS_DIR := $(CURDIR)/.cache/torch_extensions
+export DS_ACCELERATOR ?= cpu
+export OMP_NUM_THREADS ?= 1
+
+DEMO := out/demo
+DEMO_RECORDS ?= 3000
+DEMO_FILES ?= 6
+
+.PHONY: setup test demo shards train bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v java >/dev/null || { echo "Java 17 is required for Spark (apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	@touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+demo: setup
+	$(PY) -m dataprep.samplecrawl --out $(DEMO)/crawl --records $(DEMO_RECORDS) --files $(DEMO_FILES) --seed 1
+	$(PY) -m dataprep extract --input '$(DEMO)/crawl/*.warc.gz' --source cc-sample --output $(DEMO)/extract
+	$(PY) -m dataprep cleanup --input $(DEMO)/extract --output $(DEMO)/cleanup
+	$(MAKE) --no-print-directory shards BLEND_CONFIG=infra/blend_demo.yaml SHARDS=$(DEMO)/shards
+
+BLEND_CONFIG ?= infra/blend.yaml
+SHARDS ?= out/shards
+shards: setup
+	$(PY) -m blending build --config $(BLEND_CONFIG) --out $(SHARDS)
+	$(PY) -m blending preview $(SHARDS)/manifest.json --samples 10000 --seq-len 2048
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache
