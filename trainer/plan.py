@@ -1,0 +1,313 @@
+"""Capacity planner: what a model, its parallel layout and a cluster mean for memory and time.
+
+    python -m trainer.plan --preset mtnlg-530b                     # the paper's 280 DGX A100 nodes
+    python -m trainer.plan --preset mtnlg-530b --nodes 420 --tflops 113
+    python -m trainer.plan --preset 1b --nodes 1 --set parallel.tensor=2 --json
+
+The figures follow the MT-NLG paper (arXiv 2201.11990, section 2) and Narayanan et al. 2021:
+
+- parameters from the layer shapes: each layer 12 h^2 + 13 h (QKV, projection and the 4h MLP with
+  their biases, two LayerNorms), plus the tied word embedding (vocabulary padded as the trainer pads it),
+  the learned positions and the final LayerNorm;
+- model states at 20 bytes per parameter: bf16 weights (2) and gradients (2), and fp32 optimizer
+  states (16: master weights, gradients, Adam's two moments). Tensor and pipeline parallelism divide the
+  parameters; ZeRO stage 1 also shards the 16 optimizer bytes over the data-parallel ranks;
+- activations with recomputation are the layer-boundary inputs, batch x layers x seq x hidden x 2 bytes
+  (with `parallel.activation_checkpoint_interval` k, one input every k layers), plus the full activations
+  of the k layers being recomputed; without recomputation (k = 0) every layer keeps s b h (10 + 24/t)
+  bytes (Korthikanti et al. 2022, no sequence parallelism), plus 5 a s^2 b / t for the attention scores
+  where attention materializes them (the trainer's scaled_dot_product_attention does not on GPUs);
+- pipeline efficiency MB / (MB + PP - 1) for MB micro-batches per pipeline per iteration;
+- FLOPs per iteration 96 B s l h^2 (1 + s/(6h) + V/(16 l h)), 72 instead of 96 without recomputation;
+  the time per iteration at an achieved TFLOP/s per GPU (which already includes the pipeline bubble).
+
+Memory figures are a floor: communication buckets, allocator fragmentation and the logits of the last
+stage come on top. Sizes are decimal (1 GB = 1e9 bytes), as the paper quotes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from dataclasses import dataclass
+
+from trainer.config import ConfigError, ModelConfig, TrainConfig, apply_override
+from trainer.presets import PRESETS, get_preset
+
+# Bytes per parameter with mixed-precision Adam.
+WEIGHT_BYTES = 2  # bf16 weights
+GRAD_BYTES = 2  # bf16 gradients
+OPTIMIZER_BYTES = 16  # fp32 master weights, fp32 gradients, Adam first and second moments
+BYTES_PER_PARAM = WEIGHT_BYTES + GRAD_BYTES + OPTIMIZER_BYTES  # 20
+ACTIVATION_BYTES = 2  # bf16
+
+
+@dataclass
+class Cluster:
+    nodes: int
+    gpus_per_node: int = 8
+    achieved_tflops: float = 126.0  # per GPU, measured end to end (the paper's 280-node figure)
+    peak_tflops: float = 312.0  # A100 bf16 dense
+    gpu_memory_gb: float = 80.0
+
+    @property
+    def gpus(self) -> int:
+        return self.nodes * self.gpus_per_node
+
+
+# The paper's cluster for its model; other presets default to the fewest nodes holding one replica.
+PAPER_CLUSTERS = {"mtnlg-530b": Cluster(nodes=280)}
+
+
+def padded_vocab_size(model: ModelConfig, tensor_parallel: int) -> int:
+    """Megatron pads the vocabulary to a multiple of make_vocab_size_divisible_by x TP."""
+    multiple = model.make_vocab_size_divisible_by * tensor_parallel
+    return math.ceil(model.vocab_size / multiple) * multiple
+
+
+def layer_parameters(hidden: int) -> int:
+    return 12 * hidden * hidden + 13 * hidden
+
+
+def parameter_count(model: ModelConfig, tensor_parallel: int) -> int:
+    h = model.hidden_size
+    embeddings = padded_vocab_size(model, tensor_parallel) * h + model.seq_length * h
+    return model.num_layers * layer_parameters(h) + embeddings + 2 * h
+
+
+def model_state_bytes(params: float, data_parallel: int, zero_stage: int) -> float:
+    """Weights, gradients and optimizer states of `params` parameters on one GPU."""
+    optimizer = OPTIMIZER_BYTES / data_parallel if zero_stage >= 1 else OPTIMIZER_BYTES
+    return params * (WEIGHT_BYTES + GRAD_BYTES + optimizer)
+
+
+def boundary_activation_bytes(samples: int, layers: int, seq: int, hidden: int) -> int:
+    """The input of every layer, kept for the backward pass when layers are recomputed."""
+    return samples * layers * seq * hidden * ACTIVATION_BYTES
+
+
+def layer_activation_bytes(micro_batch: int, model: ModelConfig, tensor_parallel: int,
+                           attention_scores: bool = False) -> float:
+    """All of one layer's activations on one GPU (Korthikanti et al. 2022, no sequence parallelism).
+
+    Fused attention keeps no s x s score matrices; `attention_scores` counts them (softmax output,
+    its dropout mask and output) as an unfused implementation stores them.
+    """
+    s, h, a, t = model.seq_length, model.hidden_size, model.num_attention_heads, tensor_parallel
+    scores = 5 * a * s / (h * t) if attention_scores else 0.0
+    return s * micro_batch * h * (10 + 24 / t + scores)
+
+
+def pipeline_efficiency(micro_batches: int, pipeline: int) -> float:
+    """Share of a 1F1B / GPipe iteration not spent in the pipeline bubble."""
+    return micro_batches / (micro_batches + pipeline - 1)
+
+
+def flops_per_iteration(batch: int, model: ModelConfig, vocab: int, recompute: bool) -> float:
+    """Narayanan et al. 2021, eq. 3: forward + backward (+ the recomputed forward) of a GPT iteration."""
+    s, layers, h = model.seq_length, model.num_layers, model.hidden_size
+    factor = 96 if recompute else 72
+    return factor * batch * s * layers * h * h * (1 + s / (6 * h) + vocab / (16 * layers * h))
+
+
+@dataclass
+class Plan:
+    preset: str
+    nodes: int
+    gpus: int
+    tensor: int
+    pipeline: int
+    data: int
+    zero_stage: int
+    recompute: bool
+    parameters: int
+    padded_vocab: int
+    model_state_bytes_total: float  # all replicas' weights, gradients and optimizer states, unsharded
+    layers_per_stage: int
+    params_per_gpu: float  # the busiest stage: its layers plus the word and position embeddings
+    model_state_bytes_per_gpu: float
+    activation_bytes_full_batch: float  # layer boundaries, the whole global batch at once
+    activation_bytes_per_sample: float  # layer boundaries, one micro-batch of one sample
+    activation_bytes_per_gpu: float  # what the first pipeline stage holds at its peak
+    peak_bytes_per_gpu: float
+    gpu_memory_bytes: float
+    global_batch: int
+    micro_batch: int
+    micro_batches: int  # per pipeline per iteration
+    pipeline_efficiency: float
+    flops_per_iteration: float
+    achieved_tflops: float
+    peak_tflops: float
+    seconds_per_iteration: float
+    tokens_per_second: float
+    train_tokens: int
+    train_days: float
+
+    @property
+    def fits(self) -> bool:
+        return self.peak_bytes_per_gpu <= self.gpu_memory_bytes
+
+
+def make_plan(cfg: TrainConfig, cluster: Cluster, preset: str = "", attention_scores: bool = False) -> Plan:
+    """Every figure for `cfg` on `cluster`; a layout that cannot run there is a ConfigError."""
+    m, p, b = cfg.model, cfg.parallel, cfg.batch
+    model_parallel = p.tensor * p.pipeline
+    if cluster.gpus % model_parallel:
+        raise ConfigError(f"{cluster.gpus} GPUs are not a multiple of TP {p.tensor} x PP {p.pipeline}")
+    dp = cluster.gpus // model_parallel
+    if b.global_batch_size % (b.micro_batch_size * dp):
+        raise ConfigError(
+            f"global batch {b.global_batch_size} is not a multiple of micro-batch {b.micro_batch_size} x DP {dp}"
+        )
+    if m.num_layers < p.pipeline:
+        raise ConfigError(f"{m.num_layers} layers cannot fill {p.pipeline} pipeline stages")
+    if m.num_attention_heads % p.tensor:
+        raise ConfigError(f"{m.num_attention_heads} heads are not divisible by TP {p.tensor}")
+
+    h, s = m.hidden_size, m.seq_length
+    vocab = padded_vocab_size(m, p.tensor)
+    params = parameter_count(m, p.tensor)
+    layers_per_stage = math.ceil(m.num_layers / p.pipeline)
+    stage_params = layers_per_stage * layer_parameters(h) + vocab * h + s * h
+    params_per_gpu = stage_params / p.tensor
+    states_per_gpu = model_state_bytes(params_per_gpu, dp, p.zero_stage)
+
+    micro_batches = b.global_batch_size // (b.micro_batch_size * dp)
+    # 1F1B: the first stage holds the activations of up to PP micro-batches in flight.
+    in_flight = min(p.pipeline, micro_batches)
+    interval = p.activation_checkpoint_interval
+    recompute = interval > 0
+    layer_bytes = layer_activation_bytes(b.micro_batch_size, m, p.tensor, attention_scores)
+    if recompute:
+        # a checkpoint (the block's input) every `interval` blocks; one segment is live while recomputed
+        checkpoints = math.ceil(layers_per_stage / interval)
+        stored = boundary_activation_bytes(in_flight * b.micro_batch_size, checkpoints, s, h)
+        activations = stored + min(interval, layers_per_stage) * layer_bytes
+    else:
+        activations = in_flight * layers_per_stage * layer_bytes
+
+    flops = flops_per_iteration(b.global_batch_size, m, vocab, recompute)
+    seconds = flops / (cluster.gpus * cluster.achieved_tflops * 1e12)
+    tokens_per_second = b.global_batch_size * s / seconds
+    return Plan(
+        preset=preset,
+        nodes=cluster.nodes,
+        gpus=cluster.gpus,
+        tensor=p.tensor,
+        pipeline=p.pipeline,
+        data=dp,
+        zero_stage=p.zero_stage,
+        recompute=recompute,
+        parameters=params,
+        padded_vocab=vocab,
+        model_state_bytes_total=params * BYTES_PER_PARAM,
+        layers_per_stage=layers_per_stage,
+        params_per_gpu=params_per_gpu,
+        model_state_bytes_per_gpu=states_per_gpu,
+        activation_bytes_full_batch=boundary_activation_bytes(b.global_batch_size, m.num_layers, s, h),
+        activation_bytes_per_sample=boundary_activation_bytes(1, m.num_layers, s, h),
+        activation_bytes_per_gpu=activations,
+        peak_bytes_per_gpu=states_per_gpu + activations,
+        gpu_memory_bytes=cluster.gpu_memory_gb * 1e9,
+        global_batch=b.global_batch_size,
+        micro_batch=b.micro_batch_size,
+        micro_batches=micro_batches,
+        pipeline_efficiency=pipeline_efficiency(micro_batches, p.pipeline),
+        flops_per_iteration=flops,
+        achieved_tflops=cluster.achieved_tflops,
+        peak_tflops=cluster.peak_tflops,
+        seconds_per_iteration=seconds,
+        tokens_per_second=tokens_per_second,
+        train_tokens=cfg.train_tokens,
+        train_days=cfg.train_tokens / tokens_per_second / 86400,
+    )
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def _count(n: float) -> str:
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f}{unit}"
+    return f"{n:.0f}"
+
+
+def format_plan(plan: Plan) -> str:
+    pp = plan.pipeline
+    in_flight = min(pp, plan.micro_batches)
+    recompute = "full recomputation" if plan.recompute else "no recomputation"
+    rows = [
+        ("layout", f"TP {plan.tensor} x PP {pp} x DP {plan.data} = {plan.gpus} GPUs on {plan.nodes} node{'s' if plan.nodes > 1 else ''}, "
+                   f"ZeRO-{plan.zero_stage}, {recompute}"),
+        ("parameters", f"{_count(plan.parameters)} ({plan.parameters:,}; vocabulary padded to {plan.padded_vocab})"),
+        ("model states", f"{_size(plan.model_state_bytes_total)} in all at {BYTES_PER_PARAM} bytes/param"),
+        ("  per GPU", f"{_size(plan.model_state_bytes_per_gpu)} for {_count(plan.params_per_gpu)} params "
+                      f"(busiest stage: {plan.layers_per_stage} layers + embeddings, / TP"
+                      f"{', optimizer states / DP' if plan.zero_stage >= 1 else ''})"),
+        ("activations", f"{_size(plan.activation_bytes_full_batch)} at layer boundaries for the whole batch of "
+                        f"{plan.global_batch}; {_size(plan.activation_bytes_per_sample)} per one-sample micro-batch"),
+        ("  per GPU", f"{_size(plan.activation_bytes_per_gpu)} (first stage, "
+                      f"{in_flight} micro-batch{'es' if in_flight > 1 else ''} of {plan.micro_batch} in flight)"),
+        ("memory per GPU", f"{_size(plan.peak_bytes_per_gpu)} of {_size(plan.gpu_memory_bytes)}: "
+                           f"{'fits' if plan.fits else 'DOES NOT FIT'} (a floor: buffers come on top)"),
+        ("pipeline", f"{plan.micro_batches} micro-batches per iteration: efficiency "
+                     f"{plan.pipeline_efficiency:.1%} (at 4 x PP: {pipeline_efficiency(4 * pp, pp):.0%}, "
+                     f"8 x PP: {pipeline_efficiency(8 * pp, pp):.0%})"),
+        ("compute", f"{plan.flops_per_iteration:.3e} FLOPs per iteration"),
+        ("time", f"{plan.seconds_per_iteration:.1f} s per iteration at {plan.achieved_tflops:g} TFLOP/s per GPU "
+                 f"({plan.achieved_tflops / plan.peak_tflops:.0%} of {plan.peak_tflops:g} peak); "
+                 f"{plan.tokens_per_second:,.0f} tokens/s"),
+        ("training", f"{_count(plan.train_tokens)} tokens in {plan.train_days:.1f} days"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    title = f"plan for {plan.preset}" if plan.preset else "plan"
+    return "\n".join([title] + [f"  {name:<{width}}  {value}" for name, value in rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer.plan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", required=True, choices=sorted(PRESETS))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, as for training (e.g. parallel.pipeline=16)")
+    parser.add_argument("--nodes", type=int, help="default: the paper's 280 for mtnlg-530b, else one replica's")
+    parser.add_argument("--gpus-per-node", type=int, default=8)
+    parser.add_argument("--tflops", type=float, default=126.0, help="achieved TFLOP/s per GPU")
+    parser.add_argument("--peak-tflops", type=float, default=312.0, help="the GPU's peak (A100 bf16: 312)")
+    parser.add_argument("--gpu-memory-gb", type=float, default=80.0)
+    parser.add_argument("--attention-scores", action="store_true",
+                        help="count stored s x s attention scores (unfused attention)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = parser.parse_args(argv)
+
+    try:
+        cfg = get_preset(args.preset)
+        for assignment in args.set:
+            apply_override(cfg, assignment)
+        nodes = args.nodes
+        if nodes is None:
+            paper = PAPER_CLUSTERS.get(args.preset)
+            replica = cfg.parallel.tensor * cfg.parallel.pipeline
+            nodes = paper.nodes if paper else math.ceil(replica / args.gpus_per_node)
+        cluster = Cluster(nodes=nodes, gpus_per_node=args.gpus_per_node, achieved_tflops=args.tflops,
+                          peak_tflops=args.peak_tflops, gpu_memory_gb=args.gpu_memory_gb)
+        plan = make_plan(cfg, cluster, preset=args.preset, attention_scores=args.attention_scores)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({**dataclasses.asdict(plan), "fits": plan.fits}, sort_keys=True))
+    else:
+        print(format_plan(plan))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
