@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -11,9 +12,9 @@ from trainer.config import (
     ConfigError,
     OptimizerConfig,
     apply_override,
-    deepspeed_config,
     from_dict,
     load_overrides_file,
+    merge_deepspeed_json,
     to_dict,
     validate,
 )
@@ -124,9 +125,9 @@ def test_overrides_are_typed_and_round_trip(tmp_path):
     apply_override(cfg, "optimizer.lr=1e-3")
     apply_override(cfg, "train_tokens=2e6")
     apply_override(cfg, "model.init_std=none")
-    apply_override(cfg, "model.activation_checkpointing=true")
+    apply_override(cfg, "parallel.activation_checkpoint_interval=2")
     assert cfg.optimizer.lr == 1e-3 and cfg.train_tokens == 2_000_000 and isinstance(cfg.train_tokens, int)
-    assert cfg.model.init_std is None and cfg.model.activation_checkpointing is True
+    assert cfg.model.init_std is None and cfg.parallel.activation_checkpoint_interval == 2
     with pytest.raises(ConfigError, match="unknown config key"):
         apply_override(cfg, "optimizer.momentum=0.9")
     with pytest.raises(ConfigError, match="cannot read"):
@@ -138,32 +139,36 @@ def test_overrides_are_typed_and_round_trip(tmp_path):
     assert from_dict(json.loads(json.dumps(to_dict(cfg)))) == cfg
 
 
-def test_deepspeed_config_carries_the_recipe_and_refuses_conflicts(tmp_path):
-    cfg = get_preset("tiny-cpu")
-    ds = deepspeed_config(cfg, world_size=8, global_batch_size=32)
-    assert ds["train_batch_size"] == 32 and ds["gradient_accumulation_steps"] == 4
-    assert ds["train_micro_batch_size_per_gpu"] == 4 and ds["gradient_clipping"] == 1.0
-    assert ds["optimizer"]["params"]["betas"] == [0.9, 0.95] and ds["optimizer"]["params"]["weight_decay"] == 0.1
-    assert ds["zero_optimization"]["stage"] == 1 and ds["bf16"]["enabled"] is False
+def test_deepspeed_json_adds_settings_and_refuses_conflicts(tmp_path):
+    owned = {"train_batch_size": 32, "gradient_clipping": 1.0, "zero_optimization": {"stage": 1}}
+    assert merge_deepspeed_json(owned, None) == owned
     extra = tmp_path / "ds.json"
-    extra.write_text(json.dumps({"steps_per_print": 50, "zero_optimization": {"reduce_bucket_size": 1000}}))
-    cfg.run.deepspeed_json = str(extra)
-    ds = deepspeed_config(cfg, world_size=8)
-    assert ds["steps_per_print"] == 50 and ds["zero_optimization"] == {"reduce_bucket_size": 1000, "stage": 1}
+    extra.write_text(json.dumps({"zero_optimization": {"reduce_bucket_size": 1000}, "gradient_clipping": 1.0}))
+    merged = merge_deepspeed_json(owned, str(extra))
+    assert merged["zero_optimization"] == {"reduce_bucket_size": 1000, "stage": 1}
+    assert merged["gradient_clipping"] == 1.0 and merged["train_batch_size"] == 32
     extra.write_text(json.dumps({"gradient_clipping": 0.5}))
     with pytest.raises(ConfigError, match="gradient_clipping=0.5 conflicts"):
-        deepspeed_config(cfg, world_size=8)
+        merge_deepspeed_json(owned, str(extra))
+    extra.write_text(json.dumps({"zero_optimization": {"stage": 3}}))
+    with pytest.raises(ConfigError, match="zero_optimization.stage=3 conflicts"):
+        merge_deepspeed_json(owned, str(extra))
 
 
-def test_shipped_deepspeed_jsons_agree_with_their_presets():
-    from pathlib import Path
+def test_shipped_deepspeed_jsons_agree_with_the_engines_config():
+    from trainer.engine import deepspeed_config
+    from trainer.parallel.topology import layout_for_world
 
     root = Path(__file__).resolve().parents[1] / "infra" / "deepspeed"
-    for name in PRESETS:
+    for name, world in (("tiny-cpu", 8), ("1b", 1), ("mtnlg-530b", 2240)):
         cfg = get_preset(name)
+        cfg.precision = "bf16" if name != "tiny-cpu" else "fp32"
         assert cfg.run.deepspeed_json == str(root / f"{name}.json")
-        world = {"tiny-cpu": 8, "1b": 1, "mtnlg-530b": 2240}[name]
-        assert deepspeed_config(cfg, world_size=world)["train_micro_batch_size_per_gpu"] == cfg.batch.micro_batch_size
+        layout = layout_for_world(cfg.parallel.tensor, cfg.parallel.pipeline, world)
+        owned = deepspeed_config(cfg, layout, cfg.batch.rampup_start)
+        merged = merge_deepspeed_json(owned, cfg.run.deepspeed_json)
+        assert merged["train_micro_batch_size_per_gpu"] == cfg.batch.micro_batch_size
+        assert merged["gradient_clipping"] == 1.0
 
 
 def test_narayanan_formula_reproduces_the_papers_throughput():

@@ -3,7 +3,7 @@
 Layout under RUN/checkpoints/:
   step_00000100/             one complete checkpoint
     (DeepSpeed's files)      model layers, ZeRO-1 optimizer partitions, per rank
-    rng/rank_00000.pt        each rank's RNG states (python, numpy, torch CPU and CUDA, engine's own)
+    rng/rank_00000.pt        each rank's RNG states (python, numpy, torch CPU and CUDA, model-parallel)
     trainer_state.json       step, consumed samples and tokens, config, manifest sha256; written last
   latest                     the newest complete tag, for DeepSpeed's own tools (zero_to_fp32 etc.)
   .step_00000200.partial/    a save in progress; never read
@@ -70,26 +70,38 @@ def read_state(checkpoint: Path) -> TrainerState:
     return TrainerState(**json.loads((checkpoint / STATE_FILE).read_text()))
 
 
-def capture_rng(engine=None) -> dict:
+def capture_rng() -> dict:
     state = {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }
-    if engine is not None and hasattr(engine, "rng_state"):
-        state["engine"] = engine.rng_state()
+    tracker = _model_parallel_rng_tracker()
+    if tracker is not None:
+        state["model_parallel"] = tracker.get_states()
     return state
 
 
-def restore_rng(state: dict, engine=None) -> None:
+def restore_rng(state: dict) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-    if state.get("engine") is not None and engine is not None and hasattr(engine, "set_rng_state"):
-        engine.set_rng_state(state["engine"])
+    tracker = _model_parallel_rng_tracker()
+    if state.get("model_parallel") and tracker is not None:
+        tracker.set_states(state["model_parallel"])
+
+
+def _model_parallel_rng_tracker():
+    """DeepSpeed's per-tensor-rank dropout RNG streams (used on GPUs when dropout > 0), if seeded."""
+    if not torch.cuda.is_available():
+        return None
+    from deepspeed.runtime.activation_checkpointing import checkpointing
+
+    tracker = checkpointing.get_cuda_rng_tracker()
+    return tracker if tracker.get_states() else None
 
 
 def _rank() -> int:
@@ -111,8 +123,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def save(root: str | Path, engine, state: TrainerState, keep: int) -> Path:
-    """Save a checkpoint of `engine` (a DeepSpeed engine: save_checkpoint(dir, tag=..., ...)) and the
-    trainer's state. Every rank must call it. Returns the final folder."""
+    """Save a checkpoint of `engine` (trainer.engine.TrainerEngine) and the trainer's state. Every rank
+    must call it. Returns the final folder."""
     root = Path(root)
     tag = tag_for(state.step)
     partial_tag = f".{tag}.partial"
@@ -121,10 +133,11 @@ def save(root: str | Path, engine, state: TrainerState, keep: int) -> Path:
         root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(partial, ignore_errors=True)  # left by a save that was killed
     _barrier()
-    engine.save_checkpoint(str(root), tag=partial_tag, client_state={"step": state.step}, save_latest=False)
+    # DeepSpeed's own `latest` file would name the partial folder: this module writes it after the rename.
+    engine.ds.save_checkpoint(str(root), tag=partial_tag, client_state={"step": state.step}, save_latest=False)
     rng_dir = partial / "rng"
     rng_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(capture_rng(engine), rng_dir / f"rank_{_rank():05d}.pt")
+    torch.save(capture_rng(), rng_dir / f"rank_{_rank():05d}.pt")
     _barrier()
     if _rank() == 0:
         state.saved_at = time.time()
@@ -135,6 +148,8 @@ def save(root: str | Path, engine, state: TrainerState, keep: int) -> Path:
         _write_atomic(root / "latest", tag)
         for old in complete_checkpoints(root)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
+        for stale in root.glob(".step_*.partial"):  # saves killed before their rename
+            shutil.rmtree(stale, ignore_errors=True)
     _barrier()
     return final
 
@@ -143,13 +158,12 @@ def load(checkpoint: Path, engine) -> TrainerState:
     """Load model, optimizer and RNG states into `engine` from a complete checkpoint. Every rank
     must call it."""
     state = read_state(checkpoint)
-    path, _ = engine.load_checkpoint(
-        str(checkpoint.parent), tag=checkpoint.name, load_optimizer_states=True, load_lr_scheduler_states=False
-    )
-    if path is None:
-        raise CheckpointError(f"DeepSpeed could not load {checkpoint}")
+    try:
+        engine.load_checkpoint(str(checkpoint.parent), tag=checkpoint.name)
+    except FileNotFoundError as error:
+        raise CheckpointError(f"DeepSpeed could not load {checkpoint}: {error}") from error
     rng_file = checkpoint / "rng" / f"rank_{_rank():05d}.pt"
     if not rng_file.is_file():
         raise CheckpointError(f"{rng_file} is missing: was the checkpoint written by another topology?")
-    restore_rng(torch.load(rng_file, weights_only=False), engine)
+    restore_rng(torch.load(rng_file, weights_only=False))
     return state

@@ -6,9 +6,10 @@ to `min_lr_ratio` of the peak) by `decay_tokens`; the global batch ramps from `r
 the gradient-accumulation count follows the global batch.
 
 Values are set in three places, each with one job: a preset (trainer.presets), `--set key=value`
-overrides on the command line, and an optional DeepSpeed JSON for what only DeepSpeed knows about
-(communication, logging). The DeepSpeed config handed to the engine is built here from the typed
-config (`deepspeed_config`), so a recipe value lives in exactly one place.
+overrides on the command line (or `--config FILE`), and an optional DeepSpeed JSON
+(`run.deepspeed_json`, infra/deepspeed/) for what only DeepSpeed knows about (buckets, communication).
+The engine derives the recipe's DeepSpeed keys from the typed config and merges the JSON with
+`merge_deepspeed_json`, which refuses a JSON that contradicts the typed config.
 """
 
 from __future__ import annotations
@@ -38,9 +39,6 @@ class ModelConfig:
     layernorm_epsilon: float = 1e-5
     dropout: float = 0.0
     init_std: float | None = None  # None: sqrt(1 / (3 * hidden_size)), the paper's choice
-    # Recompute each layer's activations in the backward pass (the paper's setting; it changes the
-    # FLOP count used for throughput: 96 instead of 72 in the Narayanan formula).
-    activation_checkpointing: bool = True
 
     @property
     def resolved_init_std(self) -> float:
@@ -52,6 +50,8 @@ class ParallelConfig:
     tensor: int = 8
     pipeline: int = 35
     zero_stage: int = 1  # the DeepSpeed pipeline engine supports ZeRO 0/1 only
+    # transformer blocks between activation checkpoints; the paper recomputes every block (1), 0 stores all
+    activation_checkpoint_interval: int = 1
 
 
 @dataclass
@@ -254,42 +254,17 @@ def validate(cfg: TrainConfig, world_size: int) -> None:
     resolve_precision(cfg)
 
 
-def deepspeed_config(cfg: TrainConfig, world_size: int, global_batch_size: int | None = None) -> dict:
-    """The DeepSpeed config for this run: the optional JSON's settings plus the recipe's.
+def merge_deepspeed_json(owned: dict, json_path: str | None) -> dict:
+    """The DeepSpeed config for the engine: the JSON file's settings plus `owned`, the keys the engine
+    derives from the typed config (batch sizes, clipping, ZeRO stage, precision, ...).
 
-    `global_batch_size` is the batch of the first step (the ramp's current value); the engine changes
-    it between steps with `set_train_batch_size`. The keys set here belong to the typed config; a
-    DeepSpeed JSON that sets one of them to another value is refused rather than silently overridden.
+    A JSON that sets one of the owned keys to another value is refused, not silently overridden: a recipe
+    value lives in one place, the typed config.
     """
-    dp = data_parallel_size(cfg, world_size)
-    gbs = global_batch_size or cfg.batch.global_batch_size
-    precision = resolve_precision(cfg)
-    owned = {
-        "train_batch_size": gbs,
-        "train_micro_batch_size_per_gpu": cfg.batch.micro_batch_size,
-        "gradient_accumulation_steps": gbs // (cfg.batch.micro_batch_size * dp),
-        "gradient_clipping": cfg.optimizer.clip_grad,
-        "optimizer": {
-            "type": "Adam",
-            "params": {
-                "lr": cfg.optimizer.lr,
-                "betas": [cfg.optimizer.beta1, cfg.optimizer.beta2],
-                "eps": cfg.optimizer.eps,
-                "weight_decay": cfg.optimizer.weight_decay,
-                # torch's Adam: DeepSpeed's fused CPU Adam needs a compiled extension
-                "torch_adam": True,
-                # AdamW-style decoupled decay, as Megatron applies weight_decay
-                "adam_w_mode": True,
-            },
-        },
-        "zero_optimization": {"stage": cfg.parallel.zero_stage},
-        "bf16": {"enabled": precision == "bf16"},
-        "fp16": {"enabled": False},
-    }
-    base: dict = {}
-    if cfg.run.deepspeed_json:
-        base = json.loads(Path(cfg.run.deepspeed_json).read_text())
-    return _merge_owned(base, owned, where=cfg.run.deepspeed_json or "")
+    if not json_path:
+        return owned
+    base = json.loads(Path(json_path).read_text())
+    return _merge_owned(base, owned, where=str(json_path))
 
 
 def _merge_owned(base: dict, owned: dict, where: str, prefix: str = "") -> dict:

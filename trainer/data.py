@@ -1,7 +1,8 @@
 """Which samples each data-parallel rank feeds the engine, and the unigram baseline of the data.
 
-The train stream is the blended GPTDataset of the manifest: item i is a sequence of seq_length + 1
-tokens, its order fixed by the seed alone. A step that starts after `consumed` samples with global
+The train stream is the blended GPTDataset of the manifest: item i holds seq_length + 1 consecutive
+tokens of the shuffled document stream (as "tokens" = the first seq_length, "labels" = the last), its
+order fixed by the seed alone. A step that starts after `consumed` samples with global
 batch G takes samples [consumed, consumed + G). They are dealt as Megatron's pretraining sampler deals
 them: in chunks of micro_batch x DP, rank d taking the d-th micro-batch of every chunk. The set of
 samples a step trains on, and their order within the step, therefore depend only on the seed and the
@@ -30,36 +31,36 @@ def micro_batch_sample_ids(
     return [range(first + k * chunk, first + k * chunk + micro_batch) for k in range(global_batch // chunk)]
 
 
-def sample_tokens(dataset, index: int) -> np.ndarray:
-    """The seq_length + 1 tokens of one sample of a megatron-core GPTDataset/BlendedDataset."""
-    return np.asarray(dataset[index]["tokens"])
-
-
-def micro_batches(dataset, batches: Sequence[range]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(inputs, labels) per micro-batch, the engine's input format: tokens[:, :-1] and tokens[:, 1:],
-    int64 [micro_batch, seq_length]."""
+def micro_batches(dataset, batches: Sequence[range]) -> Iterator[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]]:
+    """The engine's input per micro-batch: (inputs, (labels, loss_mask)), inputs = sample tokens[:-1] and
+    labels = tokens[1:] as int64 [micro_batch, seq_length], loss_mask float (0 where megatron-core
+    padded a sample)."""
     for ids in batches:
-        tokens = torch.from_numpy(np.stack([sample_tokens(dataset, i) for i in ids]).astype(np.int64))
-        yield tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()
+        items = [dataset[i] for i in ids]
+        inputs = torch.stack([torch.as_tensor(item["tokens"], dtype=torch.int64) for item in items])
+        labels = torch.stack([torch.as_tensor(item["labels"], dtype=torch.int64) for item in items])
+        mask = torch.stack([torch.as_tensor(item["loss_mask"], dtype=torch.float32) for item in items])
+        yield inputs, (labels, mask)
 
 
 def unigram_counts(dataset, num_samples: int, vocab_size: int) -> np.ndarray:
     """Token counts over the first `num_samples` samples of a stream (the inputs the model sees)."""
     counts = np.zeros(vocab_size, dtype=np.int64)
     for index in range(min(num_samples, len(dataset))):
-        tokens = sample_tokens(dataset, index)[:-1]
+        tokens = np.asarray(dataset[index]["tokens"])
         counts += np.bincount(tokens, minlength=vocab_size)[:vocab_size]
     return counts
 
 
 def unigram_cross_entropy(counts: np.ndarray, dataset, num_samples: int) -> float:
     """Cross-entropy (nats per token) of a unigram model with add-one smoothing, fitted on `counts`,
-    on the labels of the first `num_samples` samples of `dataset`: the number the model's validation
-    loss must beat to have learnt anything beyond token frequencies."""
+    on the labels of the first `num_samples` samples of `dataset`, weighted by their loss mask as the
+    model's validation loss is: the number a model must beat to have learnt more than token frequencies."""
     log_probs = np.log(counts + 1.0) - np.log(counts.sum() + len(counts))
-    total, n = 0.0, 0
+    total, weight = 0.0, 0.0
     for index in range(min(num_samples, len(dataset))):
-        labels = sample_tokens(dataset, index)[1:]
-        total -= float(log_probs[labels].sum())
-        n += len(labels)
-    return total / n
+        item = dataset[index]
+        labels, mask = np.asarray(item["labels"]), np.asarray(item["loss_mask"], dtype=np.float64)
+        total -= float((log_probs[labels] * mask).sum())
+        weight += float(mask.sum())
+    return total / weight
