@@ -1,0 +1,249 @@
+"""The trainer engine: GPT with Megatron tensor slicing x DeepSpeed pipeline (1F1B) x ZeRO-1 data parallelism.
+
+Usage (every rank of a `deepspeed --module ...` or `torchrun -m ...` job runs the same code):
+
+    from trainer.engine import build_engine
+    engine = build_engine(cfg)                  # cfg: trainer.config.TrainConfig
+    engine.set_global_batch_size(256)           # batch ramp-up: changes gradient accumulation only
+    engine.set_lr(lr)                           # before a step, from the run's schedule
+    loss = engine.train_batch(data_iter)        # one optimizer step; the global mean loss on every rank
+    loss = engine.eval_batch(data_iter, num_micro_batches=4)
+    engine.save_checkpoint(dir, tag="step100", client_state={...})
+    client_state = engine.load_checkpoint(dir, tag=None)    # None: the tag in dir/latest
+
+Data: `data_iter` yields one micro-batch per `next()`: an `(inputs, labels)` pair where
+inputs = tokens[:, :-1] and labels = tokens[:, 1:], int64 [micro_batch_size, seq_length] (seq_length may
+be shorter than the model's); labels may be `(labels, loss_mask)` with a float mask (0 = ignore token).
+A step pulls `gradient_accumulation_steps` micro-batches. Only the first and the last pipeline stage read
+data (`engine.needs_data`); other ranks may pass None. Every tensor-parallel rank of a replica reads the
+same micro-batches; data-parallel replica `engine.data_parallel_rank` of `engine.data_parallel_size`
+reads its own share (e.g. global samples [step * global_batch + dp_rank * per_replica, ...)).
+
+The model's weights are defined by `cfg.seed` independently of the layout (trainer.model.init), so any
+TP x PP x DP layout computes the same losses as one process. The rank placement table
+rank -> (node, pp, dp, tp) is printed by rank 0 at start and kept in `engine.placement`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import deepspeed
+import torch
+import torch.distributed as dist
+from deepspeed.pipe import PipelineModule
+
+from trainer.config import TrainConfig
+from trainer.model.gpt import GPTLoss, ModelShape, gpt_layer_specs, model_shape, weight_decay_groups
+from trainer.parallel.groups import (
+    compare_groups,
+    deepspeed_group_ranks,
+    init_distributed,
+    init_megatron_groups,
+    megatron_group_ranks,
+)
+from trainer.parallel.topology import (
+    Layout,
+    RankPlace,
+    build_topology,
+    format_rank_table,
+    layout_for_world,
+    node_of_this_process,
+    placement_problems,
+    rank_table,
+)
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def deepspeed_config(cfg: TrainConfig, layout: Layout, global_batch_size: int) -> dict:
+    micro = cfg.batch.micro_batch_size
+    per_step = micro * layout.data
+    if global_batch_size % per_step:
+        raise ValueError(f"global batch {global_batch_size} is not a multiple of micro batch {micro} x "
+                         f"data parallel {layout.data}")
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"precision {cfg.precision!r} is not one of {PRECISIONS}")
+    return {
+        "train_batch_size": global_batch_size,
+        "train_micro_batch_size_per_gpu": micro,
+        "gradient_accumulation_steps": global_batch_size // per_step,
+        "gradient_clipping": cfg.optimizer.clip_grad,
+        "zero_optimization": {"stage": cfg.parallel.zero_stage},
+        "zero_allow_untested_optimizer": True,  # torch's AdamW, the client optimizer
+        "bf16": {"enabled": cfg.precision == "bf16"},
+        "steps_per_print": sys.maxsize,  # the run logs; DeepSpeed stays quiet
+        "wall_clock_breakdown": False,
+        "pipeline": {"activation_checkpoint_interval": cfg.parallel.activation_checkpoint_interval},
+    }
+
+
+def build_optimizer(module: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    o = cfg.optimizer
+    return torch.optim.AdamW(weight_decay_groups(module, o.weight_decay), lr=o.lr, betas=(o.beta1, o.beta2),
+                             eps=o.eps)
+
+
+def build_pipeline_module(shape: ModelShape, layout: Layout, activation_checkpoint_interval: int) -> PipelineModule:
+    return PipelineModule(
+        layers=gpt_layer_specs(shape),
+        topology=build_topology(layout),
+        loss_fn=GPTLoss(shape),
+        partition_method="type:TransformerBlock",
+        activation_checkpoint_interval=activation_checkpoint_interval,
+    )
+
+
+def gather_placement(layout: Layout) -> list[RankPlace]:
+    nodes: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(nodes, node_of_this_process())
+    return rank_table(build_topology(layout), nodes)
+
+
+class TrainerEngine:
+    """One rank's view of the 3D-parallel model; see the module docstring for the calling convention."""
+
+    def __init__(self, ds_engine, cfg: TrainConfig, layout: Layout, shape: ModelShape,
+                 placement: list[RankPlace], groups: dict[str, list[int]]):
+        self.ds = ds_engine
+        self.cfg = cfg
+        self.layout = layout
+        self.shape = shape
+        self.placement = placement
+        self.groups = groups  # this rank's tensor/pipeline/data/embedding groups (global ranks)
+
+    # -- stepping -------------------------------------------------------------------------------------
+    def train_batch(self, data_iter: Iterator | None) -> float:
+        """Forward and backward over `gradient_accumulation_steps` micro-batches (DeepSpeed's 1F1B
+        schedule), gradient all-reduce, clipping and one AdamW step. Returns the batch's mean loss,
+        averaged over data-parallel replicas, on every rank."""
+        return float(self.ds.train_batch(data_iter))
+
+    def eval_batch(self, data_iter: Iterator | None, num_micro_batches: int | None = None) -> float:
+        """Mean loss over `num_micro_batches` micro-batches per replica (default: as in training), no update."""
+        return float(self.ds.eval_batch(data_iter, num_micro_batches=num_micro_batches))
+
+    # -- batch size and learning rate -----------------------------------------------------------------
+    @property
+    def micro_batch_size(self) -> int:
+        return self.ds.train_micro_batch_size_per_gpu()
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.ds.train_batch_size()
+
+    @property
+    def gradient_accumulation_steps(self) -> int:
+        return self.ds.gradient_accumulation_steps()
+
+    def set_global_batch_size(self, global_batch_size: int) -> None:
+        """Samples per optimizer step; a multiple of micro_batch_size x data_parallel_size."""
+        self.ds.set_train_batch_size(global_batch_size)
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.ds.optimizer.param_groups:
+            group["lr"] = lr
+
+    @property
+    def lr(self) -> float:
+        return self.ds.optimizer.param_groups[0]["lr"]
+
+    @property
+    def grad_norm(self) -> float | None:
+        """Global gradient norm of the last step, before clipping."""
+        norm = self.ds.get_global_grad_norm()
+        return None if norm is None else float(norm)
+
+    @property
+    def global_steps(self) -> int:
+        return self.ds.global_steps
+
+    # -- where this rank sits -------------------------------------------------------------------------
+    @property
+    def rank(self) -> int:
+        return dist.get_rank()
+
+    @property
+    def pipeline_stage(self) -> int:
+        return self.ds.stage_id
+
+    @property
+    def is_first_stage(self) -> bool:
+        return self.ds.is_first_stage()
+
+    @property
+    def is_last_stage(self) -> bool:
+        return self.ds.is_last_stage()
+
+    @property
+    def needs_data(self) -> bool:
+        return self.is_first_stage or self.is_last_stage
+
+    @property
+    def data_parallel_rank(self) -> int:
+        return self.ds.grid.get_data_parallel_rank()
+
+    @property
+    def data_parallel_size(self) -> int:
+        return self.layout.data
+
+    @property
+    def tensor_parallel_rank(self) -> int:
+        return self.ds.grid.get_slice_parallel_rank()
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.global_batch_size * self.cfg.model.seq_length
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def save_checkpoint(self, save_dir: str, tag: str | None = None, client_state: dict | None = None) -> None:
+        """DeepSpeed checkpoint (per-layer weights, ZeRO-1 optimizer shards, `client_state`); all ranks call."""
+        self.ds.save_checkpoint(save_dir, tag=tag, client_state=client_state or {})
+
+    def load_checkpoint(self, load_dir: str, tag: str | None = None) -> dict:
+        """Restore weights, optimizer, step counter; returns the saved client_state. All ranks call."""
+        path, client_state = self.ds.load_checkpoint(load_dir, tag=tag)
+        if path is None:
+            raise FileNotFoundError(f"no DeepSpeed checkpoint in {load_dir} (tag {tag})")
+        return client_state
+
+
+def build_engine(cfg: TrainConfig, *, global_batch_size: int | None = None,
+                 lr_scheduler: Callable[[torch.optim.Optimizer], Any] | None = None,
+                 backend: str | None = None, log: Callable[[str], None] = print) -> TrainerEngine:
+    """Build this rank's share of the model and the DeepSpeed pipeline engine.
+
+    Joins the distributed job if needed (gloo on CPU, NCCL on GPUs), derives the layout from
+    cfg.parallel (tensor, pipeline) and the world size (data), creates megatron-core's groups in DeepSpeed's
+    rank order and checks they agree, initialises the weights from cfg.seed, and wraps the model with ZeRO
+    stage cfg.parallel.zero_stage and torch's AdamW. `global_batch_size` defaults to
+    cfg.batch.global_batch_size; `lr_scheduler`, if given, is DeepSpeed's (a factory taking the optimizer),
+    stepped after every optimizer step and saved in checkpoints.
+    """
+    init_distributed(backend)
+    layout = layout_for_world(cfg.parallel.tensor, cfg.parallel.pipeline, dist.get_world_size())
+    if cfg.model.num_layers < layout.pipeline:
+        raise ValueError(f"{cfg.model.num_layers} layers cannot fill {layout.pipeline} pipeline stages")
+    placement = gather_placement(layout)
+    if dist.get_rank() == 0:
+        log(f"layout {layout}\n{format_rank_table(placement)}")
+        for problem in placement_problems(placement):
+            log(f"WARNING: {problem}; place a node's ranks consecutively (hostfile slots, --nproc-per-node)")
+
+    init_megatron_groups(layout)
+    shape = model_shape(cfg.model, layout.tensor, cfg.seed)
+    module = build_pipeline_module(shape, layout, cfg.parallel.activation_checkpoint_interval)
+    groups = deepspeed_group_ranks(module)
+    mismatches = compare_groups(megatron_group_ranks(), groups)
+    if mismatches:
+        raise RuntimeError(f"rank {dist.get_rank()}: megatron-core and DeepSpeed groups differ: {mismatches}")
+    if cfg.model.dropout > 0.0:
+        deepspeed.checkpointing.configure(module._grid)
+        deepspeed.checkpointing.model_parallel_cuda_manual_seed(cfg.seed)
+
+    config = deepspeed_config(cfg, layout, global_batch_size or cfg.batch.global_batch_size)
+    ds_engine, _, _, _ = deepspeed.initialize(model=module, optimizer=build_optimizer(module, cfg), config=config,
+                                              lr_scheduler=lr_scheduler)
+    return TrainerEngine(ds_engine, cfg, layout, shape, placement, groups)

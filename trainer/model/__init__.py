@@ -1,0 +1,1 @@
+"""GPT model with Megatron tensor slicing, built as DeepSpeed pipeline layers."""

@@ -1,0 +1,1 @@
+"""3D parallel layout: topology, rank placement and process groups."""
