@@ -1,0 +1,165 @@
+"""Real prose and page text split into paragraphs: the content a sample-crawl page is made of.
+
+Each reader takes the raw bytes of one source file and yields `(title, paragraph)` pairs, where the
+title names the document the paragraph comes from (a Wikipedia article, a book chapter, a speech, a
+news article). Paragraphs are whitespace-collapsed single lines.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pycld2
+
+MIN_PARAGRAPH_CHARS = 80
+MAX_PARAGRAPH_CHARS = 3000
+# Scripts without spaces between words carry more per character: a 30-character Japanese line is a sentence.
+MIN_CJK_PARAGRAPH_CHARS = 30
+CJK_LANGUAGES = {"ja", "zh", "zh-Hant", "ko"}
+
+
+def collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else Latin-1: the two encodings the prose sources use."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def language_of(text: str) -> str | None:
+    """pycld2's language code for a text when it is reliable, else None."""
+    try:
+        reliable, _, details = pycld2.detect(text)
+    except pycld2.error:
+        return None
+    if not reliable or details[0][1] == "un":
+        return None
+    return details[0][1]
+
+
+def _blank_line_paragraphs(text: str) -> list[str]:
+    return [collapse(p) for p in re.split(r"\n\s*\n", text.replace("\r\n", "\n")) if p.strip()]
+
+
+def _keep(paragraph: str, language: str = "en") -> bool:
+    low = MIN_CJK_PARAGRAPH_CHARS if language in CJK_LANGUAGES else MIN_PARAGRAPH_CHARS
+    return low <= len(paragraph) <= MAX_PARAGRAPH_CHARS
+
+
+def gutenberg_paragraphs(data: bytes) -> Iterator[tuple[str, str]]:
+    """A Project Gutenberg book without its license header and footer; titles are 'Book, Chapter N'."""
+    text = decode_text(data).replace("\r\n", "\n")
+    title_match = re.search(r"^Title:\s*(.+)$", text, re.M)
+    book = collapse(title_match.group(1)) if title_match else "Untitled"
+    start = re.search(r"^\*\*\* ?START OF.*$", text, re.M)
+    end = re.search(r"^\*\*\* ?END OF.*$", text, re.M)
+    body = text[start.end() if start else 0 : end.start() if end else len(text)]
+    chapter = book
+    for paragraph in _blank_line_paragraphs(body):
+        heading = re.match(r"^(chapter|adventure|letter)\s+[\w.]+", paragraph, re.I)
+        if heading and len(paragraph) < 80:
+            chapter = f"{book}, {paragraph.title()}"
+            continue
+        if _keep(paragraph):
+            yield chapter, paragraph
+
+
+_WIKITEXT_FIXES = [
+    (re.compile(r" @([-,.])@ "), r"\1"),
+    (re.compile(r" ([,.;:!?)\]]|'s|n't|'re|'ve|'ll|'d|'m)(?=\s|$)"), r"\1"),
+    (re.compile(r"([(\[]) "), r"\1"),
+]
+
+
+def _detokenize(text: str) -> str:
+    text = collapse(text)
+    for pattern, replacement in _WIKITEXT_FIXES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def wikitext_paragraphs(data: bytes) -> Iterator[tuple[str, str]]:
+    """WikiText-2 (tokenized form): ' = Title = ' lines start articles; `<unk>` words are removed and
+    paragraphs where they were more than 3% of the words are skipped."""
+    title = "Wikipedia"
+    for line in decode_text(data).splitlines():
+        line = line.strip()
+        heading = re.fullmatch(r"(=+) (.+?) \1", line)
+        if heading:
+            if len(heading.group(1)) == 1:
+                title = _detokenize(heading.group(2).replace("<unk>", "")) or "Wikipedia"
+            continue
+        words = line.split()
+        if not words or words.count("<unk>") > 0.03 * len(words):
+            continue
+        paragraph = _detokenize(" ".join(w for w in words if w != "<unk>"))
+        if _keep(paragraph):
+            yield title, paragraph
+
+
+def speech_paragraphs(data: bytes) -> Iterator[tuple[str, str]]:
+    """NLTK's speech corpora (a zip of one text file per speech, named like '1789-Washington.txt')."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for name in sorted(n for n in archive.namelist() if n.endswith(".txt")):
+            stem = name.rsplit("/", 1)[-1][:-4]
+            corpus = name.split("/", 1)[0].replace("_", " ").title()
+            title = f"{corpus}: {stem.replace('-', ' ')}"
+            for paragraph in _blank_line_paragraphs(decode_text(archive.read(name))):
+                if _keep(paragraph):
+                    yield title, paragraph
+
+
+def title_from_url(url: str) -> str:
+    """A readable title from an article URL's last path segment ('.../so-many-games' -> 'So Many Games')."""
+    parts = [p for p in urlsplit(url).path.split("/") if p]
+    for part in reversed(parts):
+        words = [w for w in re.split(r"[-_+]", re.sub(r"\.\w+$", "", part)) if w and not w.isdigit()]
+        if len(words) >= 2:
+            return " ".join(words[:12]).title()
+    return urlsplit(url).netloc or "Article"
+
+
+def article_paragraphs(body: str, url: str) -> Iterator[tuple[str, str]]:
+    """A gold article body (one paragraph per line) and its URL."""
+    title = title_from_url(url)
+    for line in body.splitlines():
+        paragraph = collapse(line)
+        if paragraph:
+            yield title, paragraph
+
+
+_BLOCK_TAG = re.compile(
+    r"<(?:p|div|br|li|td|th|tr|h[1-6]|table|ul|ol|section|article|header|footer|nav|dd|dt|blockquote|pre|form)\b[^>]*>",
+    re.I,
+)
+
+
+def visible_lines(page: str) -> list[str]:
+    """The text lines a browser would show, split at block elements; for reading paragraphs out of real
+    pages and for measuring what text a page template still carries."""
+    page = re.sub(r"(?is)<(script|style|noscript|template)\b.*?</\1\s*>", " ", page)
+    page = re.sub(r"(?s)<!--.*?-->", " ", page)
+    page = _BLOCK_TAG.sub("\n", page)
+    page = html.unescape(re.sub(r"<[^>]*>", " ", page))
+    return [line for line in (collapse(x) for x in page.split("\n")) if line]
+
+
+def page_language(lines: list[str]) -> str | None:
+    """The language most of a page's text is in (pycld2 over the joined lines)."""
+    return language_of("\n".join(lines)[:100_000])
+
+
+def page_paragraphs(lines: list[str], language: str) -> Iterator[str]:
+    """Lines of a real page long enough to be prose and reliably in the page's language."""
+    for line in lines:
+        if _keep(line, language) and language_of(line) == language:
+            yield line
