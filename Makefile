@@ -14,11 +14,11 @@ DEMO := out/demo
 DEMO_RECORDS ?= 3000
 DEMO_FILES ?= 6
 
-.PHONY: setup test demo shards train bench lint clean
+.PHONY: setup test demo shards train bench lint lint-docker clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt $(wildcard requirements/*.txt) pyproject.toml
 	@command -v java >/dev/null || { echo "Java 17 is required for Spark (apt-get install openjdk-17-jre-headless)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -29,8 +29,13 @@ $(STAMP): requirements.txt pyproject.toml
 test: setup
 	$(PY) -m pytest -q
 
-lint: setup
+lint: setup lint-docker
 	$(VENV)/bin/ruff check .
+
+# Dockerfiles (hadolint) and the compose file (compose-spec schema); no Docker engine needed.
+lint-docker: setup
+	$(VENV)/bin/hadolint docker/*.Dockerfile
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker/compose.yaml
 
 demo: setup
 	$(PY) -m dataprep.samplecrawl --out $(DEMO)/crawl --records $(DEMO_RECORDS) --files $(DEMO_FILES) --seed 1

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The demo pipeline of `make demo`, each Spark stage through spark-submit:
+# sample crawl -> extract -> cleanup -> tokenized shards + manifest, all under out/demo.
+#
+#   SPARK_MASTER       the cluster (default local[*]); executors must see out/ at the same path
+#   DEMO_SUBMIT_ARGS   extra spark-submit options (driver host, executor memory, ...)
+#   DEMO_RECORDS, DEMO_FILES  size of the sample crawl (default 3000 records in 6 WARC files)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+master=${SPARK_MASTER:-local[*]}
+read -r -a submit_opts <<< "${DEMO_SUBMIT_ARGS:-}"
+demo=out/demo  # infra/blend_demo.yaml reads $demo/cleanup
+
+submit() {
+    spark-submit --master "$master" "${submit_opts[@]}" infra/spark/run_module.py "$@"
+}
+
+python -m dataprep.samplecrawl --out "$demo/crawl" --records "${DEMO_RECORDS:-3000}" \
+    --files "${DEMO_FILES:-6}" --seed 1
+submit dataprep extract --input "$demo/crawl/*.warc.gz" --source cc-sample --output "$demo/extract"
+submit dataprep cleanup --input "$demo/extract" --output "$demo/cleanup"
+submit blending build --config infra/blend_demo.yaml --out "$demo/shards"
+python -m blending verify "$demo/shards/manifest.json"

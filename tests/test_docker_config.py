@@ -1,0 +1,259 @@
+"""docker/ checked without a Docker engine: the compose file against the Compose Specification schema,
+build contexts and COPY sources against the tree and .dockerignore, every command against the CLI it
+calls, and each image's requirements against the imports of the code it ships."""
+
+import fnmatch
+import importlib.resources
+import json
+import os
+import shlex
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKER = ROOT / "docker"
+COMPOSE = DOCKER / "compose.yaml"
+DEMO_SCRIPT = "docker/dataprep-demo.sh"
+SPARK_LAUNCHER = "infra/spark/run_module.py"
+
+# Packages only one image installs: the other image's code must not need them.
+DATAPREP_ONLY = ("pyspark", "fasttext", "justext", "lxml_html_clean", "pycld2", "ftfy", "langdetect",
+                 "datasketch", "warcio", "fastwarc", "resiliparse", "pandas", "dataprep")
+TRAINER_ONLY = ("torch", "deepspeed", "megatron", "tensorboard", "trainer")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_compose_file_follows_the_compose_spec(compose):
+    # the schema check-jsonschema vendors (`--builtin-schema vendor.compose-spec`, as `make lint-docker`)
+    schema_file = importlib.resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    schema = json.loads(schema_file.read_text())
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in jsonschema.Draft202012Validator(schema).iter_errors(compose)]
+    assert errors == []
+
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["trainer"]["depends_on"]["dataprep"]["condition"] = "finished"
+    assert not jsonschema.Draft202012Validator(schema).is_valid(broken)  # the schema is strict
+
+
+def test_services_cover_the_stack_and_share_the_data_volume(compose):
+    services = compose["services"]
+    assert {"spark-master", "spark-worker", "dataprep", "trainer", "trainer-gpu"} <= set(services)
+    for name, service in services.items():
+        assert "data:/opt/mtnlg/out" in service["volumes"], name
+    assert services["dataprep"]["environment"]["SPARK_MASTER"] == "spark://spark-master:7077"
+    assert services["trainer"]["environment"]["DS_ACCELERATOR"] == "cpu"
+    assert services["trainer"]["depends_on"]["dataprep"]["condition"] == "service_completed_successfully"
+    gpu = services["trainer-gpu"]
+    assert gpu["profiles"] == ["gpu"]
+    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+
+
+def _dockerignore_patterns() -> list[tuple[bool, str]]:
+    patterns = []
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            negated = line.startswith("!")
+            patterns.append((negated, line.lstrip("!").strip("/").removeprefix("**/")))
+    return patterns
+
+
+def _ignored(path: str, patterns) -> bool:
+    """Docker's rule: the last pattern matching the path, or one of its parent folders, decides."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for negated, pattern in patterns:
+        anywhere = [p.split("/")[-1] for p in prefixes] if "/" not in pattern else []
+        if any(fnmatch.fnmatchcase(p, pattern) for p in prefixes + anywhere):
+            ignored = not negated
+    return ignored
+
+
+@pytest.fixture(scope="module")
+def build_context() -> set[str]:
+    """Files the engine would send as the build context (the repository root minus .dockerignore)."""
+    patterns = _dockerignore_patterns()
+    files = set()
+    for folder, dirs, names in os.walk(ROOT):
+        rel = Path(folder).relative_to(ROOT).as_posix()
+        dirs[:] = [d for d in dirs if d not in (".git", ".venv")]  # ignored (asserted below); large
+        for name in names:
+            path = name if rel == "." else f"{rel}/{name}"
+            if not _ignored(path, patterns):
+                files.add(path)
+    return files
+
+
+def _dockerfile_copies(dockerfile: Path) -> list[str]:
+    sources = []
+    for line in dockerfile.read_text().splitlines():
+        if line.startswith("COPY "):
+            words = [w for w in shlex.split(line)[1:] if not w.startswith("--")]
+            sources += [w.rstrip("/") for w in words[:-1]]
+    return sources
+
+
+def test_build_contexts_dockerfiles_and_copy_sources_exist(compose, build_context):
+    assert ".git" in {p for _, p in _dockerignore_patterns()} and _ignored(".venv/bin/python", _dockerignore_patterns())
+    assert not any(p.startswith(("out/", ".cache/")) for p in build_context)
+    builds = {(s["build"]["context"], s["build"]["dockerfile"]) for s in compose["services"].values()}
+    assert builds == {("..", "docker/dataprep.Dockerfile"), ("..", "docker/trainer.Dockerfile")}
+    for context, dockerfile in builds:
+        context_dir = (COMPOSE.parent / context).resolve()
+        assert context_dir == ROOT
+        assert (context_dir / dockerfile).is_file()
+        for source in _dockerfile_copies(context_dir / dockerfile):
+            assert source in build_context or any(p.startswith(source + "/") for p in build_context), (
+                f"{dockerfile}: COPY {source} is missing from the build context")
+
+
+def _compose_commands(compose) -> list[list[str]]:
+    return [service["command"] for service in compose["services"].values() if "command" in service]
+
+
+def _script_commands(script: Path) -> list[list[str]]:
+    """The command lines of a shell script (continuations joined), split as the shell would."""
+    text = script.read_text().replace("\\\n", " ")
+    commands = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and not line.endswith(("{", "}")) and "=" not in line.split()[0]:
+            commands.append(shlex.split(line))
+    return commands
+
+
+def _module_calls(command: list[str]) -> list[tuple[str, list[str]]]:
+    """(module, arguments) for every Python module a command starts."""
+    if command[0] in ("python", "python3") and command[1] == "-m":
+        return [(command[2], command[3:])]
+    if command[0] == "torchrun":
+        at = command.index("-m")
+        return [(command[at + 1], command[at + 2:])]
+    if command[0] == "deepspeed":
+        at = command.index("--module")
+        return [(command[at + 1], command[at + 2:])]
+    if command[0] == "submit":  # the demo script's spark-submit wrapper around SPARK_LAUNCHER
+        return [(command[1], command[2:])]
+    return []
+
+
+@pytest.fixture(scope="module")
+def commands(compose) -> list[list[str]]:
+    found = _compose_commands(compose)
+    assert [DEMO_SCRIPT] in found
+    script = ROOT / DEMO_SCRIPT
+    assert os.access(script, os.X_OK)
+    assert f"{SPARK_LAUNCHER} \"$@\"" in script.read_text()
+    return found + _script_commands(script)
+
+
+def test_spark_services_start_real_spark_classes(commands):
+    import pyspark
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    core = next(jars.glob("spark-core_*.jar"))
+    classes = set(zipfile.ZipFile(core).namelist())
+    started = [c[1] for c in commands if c[0] == "spark-class"]
+    assert sorted(started) == ["org.apache.spark.deploy.master.Master", "org.apache.spark.deploy.worker.Worker"]
+    for name in started:
+        assert name.replace(".", "/") + ".class" in classes
+
+
+def test_commands_name_real_modules_subcommands_and_options(commands):
+    calls = [call for command in commands for call in _module_calls(command)]
+    modules = {module for module, _ in calls}
+    assert {"dataprep.samplecrawl", "dataprep", "blending", "trainer.train"} <= modules
+    helps: dict[tuple[str, ...], str] = {}
+    for module, args in calls:
+        # the subcommand, if any, and every option the command passes must be in the CLI's own help
+        cli = (module, *args[:1]) if args and not args[0].startswith("-") else (module,)
+        if cli not in helps:
+            done = subprocess.run([sys.executable, "-m", *cli, "--help"], cwd=ROOT,
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, f"python -m {' '.join(cli)} --help: {done.stderr[-2000:]}"
+            helps[cli] = done.stdout
+        for option in (a.split("=")[0] for a in args if a.startswith("--")):
+            assert option in helps[cli], f"python -m {' '.join(cli)} has no option {option}"
+        for value in args:  # repository files the command reads must exist
+            if value.startswith(("infra/", "docker/")):
+                assert (ROOT / value).exists(), value
+
+
+def test_spark_launcher_runs_a_module_as_python_m_does(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / SPARK_LAUNCHER), "blending", "--help"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0 and "build" in done.stdout, done.stderr
+    done = subprocess.run([sys.executable, str(ROOT / SPARK_LAUNCHER)], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "usage" in done.stderr
+
+
+def _requirement_pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("-"):
+            name, _, version = line.partition("==")
+            pins[name.lower().replace("_", "-")] = version
+    return pins
+
+
+def test_service_requirements_agree_and_make_up_the_top_level_file():
+    dataprep = _requirement_pins(ROOT / "requirements" / "dataprep.txt")
+    trainer = _requirement_pins(ROOT / "requirements" / "trainer.txt")
+    for name in dataprep.keys() & trainer.keys():
+        assert dataprep[name] == trainer[name], f"{name} pinned differently for the two images"
+    assert trainer["torch"] == "2.13.0" and "torch" not in dataprep and "pyspark" not in trainer
+    top = (ROOT / "requirements.txt").read_text().splitlines()
+    assert "-r requirements/dataprep.txt" in top and "-r requirements/trainer.txt" in top
+
+
+def _import_all(packages: tuple[str, ...], modules: tuple[str, ...], skip: tuple[str, ...],
+                blocked: tuple[str, ...]) -> subprocess.CompletedProcess:
+    """In a fresh interpreter where the `blocked` packages are missing, import every module of `packages`
+    (but `skip`) and the single `modules`."""
+    code = f"""
+import importlib, pkgutil, sys
+class WithoutBlocked:  # the installed packages, less those the image does not have
+    def __init__(self, finders):
+        self.finders = finders
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            return None
+        for finder in self.finders:
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                return spec
+        return None
+sys.meta_path[:] = [WithoutBlocked(list(sys.meta_path))]
+names = list({modules!r})
+for package in {packages!r}:
+    root = importlib.import_module(package)
+    names += [info.name for info in pkgutil.walk_packages(root.__path__, package + ".")]
+for name in names:
+    if name not in {skip!r} and not name.endswith("__main__"):
+        importlib.import_module(name)
+print("imported", len(names))
+"""
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "DS_ACCELERATOR": "cpu"})
+
+
+@pytest.mark.parametrize("packages, modules, skip, blocked", [
+    # blending.reader is the trainer's side of the shard format (megatron-core datasets)
+    (("dataprep", "blending"), (), ("blending.reader",), TRAINER_ONLY),
+    (("trainer",), ("blending.reader",), (), DATAPREP_ONLY),
+], ids=["dataprep-image", "trainer-image"])
+def test_each_image_ships_code_that_imports_with_its_own_requirements(packages, modules, skip, blocked):
+    done = _import_all(packages, modules, skip, blocked)
+    assert done.returncode == 0 and "imported" in done.stdout, done.stderr[-3000:]
