@@ -13,12 +13,12 @@ read -r -a submit_opts <<< "${DEMO_SUBMIT_ARGS:-}"
 demo=out/demo  # infra/blend_demo.yaml reads $demo/cleanup
 
 submit() {
-    spark-submit --master "$master" "${submit_opts[@]}" infra/spark/run_module.py "$@"
+    spark-submit --master "$master" "${submit_opts[@]}" "$@"
 }
 
 python -m dataprep.samplecrawl --out "$demo/crawl" --records "${DEMO_RECORDS:-3000}" \
     --files "${DEMO_FILES:-6}" --seed 1
-submit dataprep extract --input "$demo/crawl/*.warc.gz" --source cc-sample --output "$demo/extract"
-submit dataprep cleanup --input "$demo/extract" --output "$demo/cleanup"
-submit blending build --config infra/blend_demo.yaml --out "$demo/shards"
+submit dataprep/jobs/extract.py --input "$demo/crawl/*.warc.gz" --source cc-sample --output "$demo/extract"
+submit dataprep/jobs/cleanup.py --input "$demo/extract" --output "$demo/cleanup"
+submit infra/spark/run_module.py blending build --config infra/blend_demo.yaml --out "$demo/shards"
 python -m blending verify "$demo/shards/manifest.json"

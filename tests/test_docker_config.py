@@ -133,28 +133,12 @@ def _script_commands(script: Path) -> list[list[str]]:
     return commands
 
 
-def _module_calls(command: list[str]) -> list[tuple[str, list[str]]]:
-    """(module, arguments) for every Python module a command starts."""
-    if command[0] in ("python", "python3") and command[1] == "-m":
-        return [(command[2], command[3:])]
-    if command[0] == "torchrun":
-        at = command.index("-m")
-        return [(command[at + 1], command[at + 2:])]
-    if command[0] == "deepspeed":
-        at = command.index("--module")
-        return [(command[at + 1], command[at + 2:])]
-    if command[0] == "submit":  # the demo script's spark-submit wrapper around SPARK_LAUNCHER
-        return [(command[1], command[2:])]
-    return []
-
-
 @pytest.fixture(scope="module")
 def commands(compose) -> list[list[str]]:
     found = _compose_commands(compose)
     assert [DEMO_SCRIPT] in found
     script = ROOT / DEMO_SCRIPT
     assert os.access(script, os.X_OK)
-    assert f"{SPARK_LAUNCHER} \"$@\"" in script.read_text()
     return found + _script_commands(script)
 
 
@@ -170,21 +154,45 @@ def test_spark_services_start_real_spark_classes(commands):
         assert name.replace(".", "/") + ".class" in classes
 
 
+def _cli_call(command: list[str]) -> tuple[tuple[str, ...], list[str]] | None:
+    """(how to start the Python program, its arguments) for a command that starts one.
+
+    The program is `-m MODULE [SUBCOMMAND]` or a script file; `submit` is the demo script's spark-submit.
+    """
+    if command[0] in ("python", "python3") and command[1] == "-m":
+        module, args = command[2], command[3:]
+    elif command[0] == "torchrun":
+        at = command.index("-m")
+        module, args = command[at + 1], command[at + 2:]
+    elif command[0] == "deepspeed":
+        at = command.index("--module")
+        module, args = command[at + 1], command[at + 2:]
+    elif command[0] == "submit" and command[1] == SPARK_LAUNCHER:
+        module, args = command[2], command[3:]
+    elif command[0] == "submit":
+        return (command[1],), command[2:]
+    else:
+        return None
+    if args and args[0].isidentifier():  # a subcommand, e.g. `blending build`
+        return ("-m", module, args[0]), args[1:]
+    return ("-m", module), args
+
+
 def test_commands_name_real_modules_subcommands_and_options(commands):
-    calls = [call for command in commands for call in _module_calls(command)]
-    modules = {module for module, _ in calls}
-    assert {"dataprep.samplecrawl", "dataprep", "blending", "trainer.train"} <= modules
+    calls = [call for call in map(_cli_call, commands) if call]
+    programs = {program for program, _ in calls}
+    assert {("-m", "dataprep.samplecrawl"), ("dataprep/jobs/extract.py",), ("dataprep/jobs/cleanup.py",),
+            ("-m", "blending", "build"), ("-m", "blending", "verify"), ("-m", "trainer.train")} <= programs
     helps: dict[tuple[str, ...], str] = {}
-    for module, args in calls:
-        # the subcommand, if any, and every option the command passes must be in the CLI's own help
-        cli = (module, *args[:1]) if args and not args[0].startswith("-") else (module,)
-        if cli not in helps:
-            done = subprocess.run([sys.executable, "-m", *cli, "--help"], cwd=ROOT,
-                                  capture_output=True, text=True, timeout=120)
-            assert done.returncode == 0, f"python -m {' '.join(cli)} --help: {done.stderr[-2000:]}"
-            helps[cli] = done.stdout
+    for program, args in calls:
+        # the program, its subcommand and every option the command passes must be in its own --help
+        if program not in helps:
+            done = subprocess.run([sys.executable, *program, "--help"], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            assert done.returncode == 0, f"python {' '.join(program)} --help: {done.stderr[-2000:]}"
+            helps[program] = done.stdout
         for option in (a.split("=")[0] for a in args if a.startswith("--")):
-            assert option in helps[cli], f"python -m {' '.join(cli)} has no option {option}"
+            assert option in helps[program], f"python {' '.join(program)} has no option {option}"
         for value in args:  # repository files the command reads must exist
             if value.startswith(("infra/", "docker/")):
                 assert (ROOT / value).exists(), value
