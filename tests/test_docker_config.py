@@ -265,3 +265,25 @@ print("imported", len(names))
 def test_each_image_ships_code_that_imports_with_its_own_requirements(packages, modules, skip, blocked):
     done = _import_all(packages, modules, skip, blocked)
     assert done.returncode == 0 and "imported" in done.stdout, done.stderr[-3000:]
+
+
+def test_spark_defaults_are_properties_that_agree_with_the_session():
+    from dataprep.spark import DEFAULT_CONF
+
+    settings = {}
+    for line in (ROOT / "infra" / "spark" / "spark-defaults.conf").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, value = line.split(None, 1)
+            assert key.startswith("spark.") and "#" not in value, line  # Java properties: no trailing comments
+            settings[key] = value.strip()
+    for key, value in DEFAULT_CONF.items():
+        assert settings.get(key, value) == value, f"{key}: {settings[key]} here, {value} in dataprep/spark.py"
+    assert settings["spark.serializer"] == "org.apache.spark.serializer.KryoSerializer"
+    assert settings["spark.sql.adaptive.enabled"] == "false"  # fixed partition counts: deterministic outputs
+
+
+def test_hostfile_example_parses_as_deepspeed_reads_it():
+    from deepspeed.launcher.runner import fetch_hostfile
+
+    pool = fetch_hostfile(str(ROOT / "infra" / "hostfile.example"))
+    assert len(pool) >= 2 and set(pool.values()) == {8}
