@@ -1,0 +1,1 @@
+"""Cleanup: ftfy and the paper's heuristics, on the documents of every source."""

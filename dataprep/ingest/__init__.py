@@ -1,0 +1,1 @@
+"""Ingest: already-extracted sources (JSONL, Parquet, plain text) -> document rows, like extract's."""
