@@ -1,0 +1,158 @@
+"""The run's data side without launching training: shards from real text through blending's writer,
+refusal of bad shards before training, and the sample stream's independence of the data-parallel size."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blending.indexed import IndexedDatasetWriter
+from blending.manifest import manifest_dict, write_manifest
+from blending.tokenizer import EOD_TOKEN, encode_documents, eod_id, token_dtype, train_bpe, vocab_size
+from trainer import schedules
+from trainer.data import micro_batch_sample_ids, micro_batches
+from trainer.presets import get_preset
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "prose"
+TEXTS = {"shakespeare": "tinyshakespeare_head.txt", "frankenstein": "frankenstein_head.txt"}
+
+
+def prose_documents(name: str) -> list[str]:
+    """Paragraphs of a real text as documents (speeches for Shakespeare)."""
+    text = (FIXTURES / TEXTS[name]).read_text(encoding="utf-8").replace("\r\n", "\n")
+    return [p.strip() for p in text.split("\n\n") if len(p.strip()) > 40]
+
+
+def build_prose_shards(out: Path, vocab: int = 512, weights: dict[str, float] | None = None) -> Path:
+    """Two sources (Shakespeare, Frankenstein), every 10th document to the validation split, a
+    byte-level BPE trained on the training documents, Megatron shards and manifest written with
+    blending's writer. Returns the manifest path."""
+    weights = weights or {"shakespeare": 0.7, "frankenstein": 0.3}
+    out.mkdir(parents=True, exist_ok=True)
+    docs = {name: prose_documents(name) for name in weights}
+    splits = {name: {"train": [d for i, d in enumerate(ds) if i % 10], "valid": ds[::10]} for name, ds in docs.items()}
+    tokenizer = train_bpe((d for name in weights for d in splits[name]["train"]), vocab_size=vocab)
+    tokenizer.save(str(out / "tokenizer.json"))
+    eod, dtype = eod_id(tokenizer, EOD_TOKEN), token_dtype(vocab_size(tokenizer))
+    sources = {}
+    for name, weight in weights.items():
+        entry = {"weight": weight}
+        for split, texts in splits[name].items():
+            prefix = f"{name}/{split}_00000"
+            (out / name).mkdir(exist_ok=True)
+            writer = IndexedDatasetWriter(out / prefix, dtype)
+            writer.add_documents(*encode_documents(tokenizer, texts, eod, dtype))
+            shard = writer.close()
+            entry[split] = [{"prefix": prefix, "documents": shard.documents, "tokens": shard.tokens,
+                             "bin": {"bytes": shard.bin.bytes, "sha256": shard.bin.sha256},
+                             "idx": {"bytes": shard.idx.bytes, "sha256": shard.idx.sha256}}]
+        sources[name] = entry
+    tok_entry = {"file": "tokenizer.json", "sha256": hashlib.sha256((out / "tokenizer.json").read_bytes()).hexdigest(),
+                 "vocab_size": vocab_size(tokenizer), "eod_id": eod}
+    return write_manifest(out, manifest_dict(tok_entry, sources))
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    return build_prose_shards(tmp_path_factory.mktemp("shards"))
+
+
+def copy_shards(manifest: Path, dest: Path) -> Path:
+    shutil.copytree(manifest.parent, dest)
+    return dest / manifest.name
+
+
+def refuse(argv: list[str], capsys) -> str:
+    """Run the trainer's entry point; it must stop before training (exit code 2) and say why."""
+    from trainer.train import main
+
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    return err
+
+
+def test_corrupt_shard_is_refused_naming_the_file(shards, tmp_path, capsys):
+    manifest = copy_shards(shards, tmp_path / "data")
+    bin_path = manifest.parent / "frankenstein" / "train_00000.bin"
+    data = bytearray(bin_path.read_bytes())
+    data[100] ^= 0xFF  # same size: only the hash can tell
+    bin_path.write_bytes(bytes(data))
+    err = refuse(["--manifest", str(manifest), "--out", str(tmp_path / "run"), "--verify"], capsys)
+    assert str(bin_path) in err and "sha256" in err
+    bin_path.write_bytes(bytes(data[:-2]))  # truncated: the size check at every start sees it
+    err = refuse(["--manifest", str(manifest), "--out", str(tmp_path / "run")], capsys)
+    assert str(bin_path) in err and "bytes" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_shard_is_refused_naming_the_file(shards, tmp_path, capsys):
+    manifest = copy_shards(shards, tmp_path / "data")
+    idx_path = manifest.parent / "shakespeare" / "valid_00000.idx"
+    idx_path.unlink()
+    err = refuse(["--manifest", str(manifest), "--out", str(tmp_path / "run")], capsys)
+    assert str(idx_path) in err and "missing" in err
+
+
+def test_tokenizer_mismatch_is_refused_naming_the_file(shards, tmp_path, capsys):
+    manifest = copy_shards(shards, tmp_path / "data")
+    # A tokenizer other than the one the shards were made with.
+    other = train_bpe(prose_documents("frankenstein"), vocab_size=400)
+    other_path = tmp_path / "other-tokenizer.json"
+    other.save(str(other_path))
+    err = refuse(["--manifest", str(manifest), "--out", str(tmp_path / "run"), "--tokenizer", str(other_path)], capsys)
+    assert str(other_path) in err and "tokenizer" in err
+    # The manifest's tokenizer file replaced: --verify finds its hash changed.
+    shutil.copy(other_path, manifest.parent / "tokenizer.json")
+    err = refuse(["--manifest", str(manifest), "--out", str(tmp_path / "run"), "--verify"], capsys)
+    assert str(manifest.parent / "tokenizer.json") in err
+    # A model configured for another vocabulary than the tokenizer's.
+    err = refuse(["--manifest", str(shards), "--out", str(tmp_path / "run"), "--set", "model.vocab_size=50257"], capsys)
+    assert "vocab_size=50257" in err and str(shards) in err
+
+
+def test_same_samples_reach_the_model_with_dp1_and_dp2(shards):
+    """Per step, the micro-batches of DP 1 and those of the DP 2 replicas hold the same samples (the same
+    tokens), through the same dataset and dealing code the trainer runs."""
+    from blending.reader import build_gpt_datasets, load_manifest
+
+    cfg = get_preset("tiny-cpu")
+    cfg.model.seq_length, cfg.batch.micro_batch_size, cfg.train_tokens = 32, 4, 32 * 400
+    cfg.batch.rampup_tokens = 32 * 160
+    train_ds, _ = build_gpt_datasets(load_manifest(shards), seq_length=32,
+                                     num_samples={"train": schedules.total_samples(cfg), "valid": 16}, seed=cfg.seed)
+
+    def step_tokens(consumed: int, gbs: int, dp: int, rank: int) -> list[np.ndarray]:
+        ids = micro_batch_sample_ids(consumed, gbs, cfg.batch.micro_batch_size, dp, rank)
+        return [inputs.numpy() for inputs, _ in micro_batches(train_ds, ids)]
+
+    consumed, sizes = 0, set()
+    for index in range(6):
+        plan1 = schedules.plan_step(index, consumed, cfg, data_parallel_size=1)
+        plan2 = schedules.plan_step(index, consumed, cfg, data_parallel_size=2)
+        assert plan1.global_batch == plan2.global_batch and plan1.micro_batches == 2 * plan2.micro_batches
+        sizes.add(plan1.global_batch)
+        one = np.concatenate(step_tokens(consumed, plan1.global_batch, 1, 0))
+        replicas = [step_tokens(consumed, plan2.global_batch, 2, rank) for rank in range(2)]
+        assert all(len(r) == plan2.micro_batches for r in replicas)
+        # Megatron's dealing: chunk k of micro_batch x DP samples is split between the replicas in order.
+        two = np.concatenate([mb for pair in zip(*replicas, strict=True) for mb in pair])
+        assert np.array_equal(one, two)
+        assert len({row.tobytes() for row in one}) == len(one)  # distinct samples within a step
+        consumed += plan1.global_batch
+    assert sizes == {32, 64}  # the ramp was crossed
+
+
+def test_refused_config_names_the_problem(shards, tmp_path, capsys):
+    one_process = ["--set", "parallel.tensor=1", "--set", "parallel.pipeline=1"]
+    err = refuse(["--manifest", str(shards), "--out", str(tmp_path / "run"), "--set", "batch.rampup_increment=30",
+                  *one_process], capsys)
+    assert "rampup_increment=30" in err
+    err = refuse(["--manifest", str(shards), "--out", str(tmp_path / "run")], capsys)
+    assert "world size 1 is not a multiple of TP 2 x PP 2" in err
+    json.loads(shards.read_text())  # the manifest itself is untouched

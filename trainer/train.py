@@ -1,0 +1,379 @@
+"""Train a GPT from a blend manifest: the user's entry point.
+
+    deepspeed --module trainer.train --preset tiny-cpu --manifest M --out RUN [--resume] [--verify]
+    torchrun --nproc-per-node 8 -m trainer.train --preset tiny-cpu --manifest M --out RUN
+    python -m trainer.train --preset 1b --manifest M --out RUN        # one process (one GPU)
+
+The run reads only the manifest and its shards. Before any training it checks every shard's size
+(`--verify`: every sha256 too), the tokenizer's hash and the vocabulary size against the model; a bad
+or mismatched file stops the run with a message naming it. It then follows the token-based recipe of
+trainer.config, writes a checkpoint every `run.save_interval` steps and on SIGTERM/SIGINT (at the end
+of the step in flight), and `--resume` continues from the newest complete checkpoint exactly as if the
+run had never stopped. Progress: a log line per `run.log_interval` steps, RUN/metrics.csv,
+RUN/valid.csv, RUN/tensorboard/ and RUN/loss.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import signal
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer import checkpoint, schedules
+from trainer.config import (
+    STREAM_FIELDS,
+    ConfigError,
+    TrainConfig,
+    apply_override,
+    get_field,
+    load_overrides_file,
+    resolve_precision,
+    to_dict,
+    validate,
+)
+from trainer.presets import PRESETS, get_preset
+
+
+class RunError(RuntimeError):
+    """The run cannot start: bad data, a mismatched checkpoint or an impossible config."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m trainer.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny-cpu")
+    parser.add_argument("--manifest", required=True, help="blend manifest.json written by blending")
+    parser.add_argument("--out", required=True, help="run folder: checkpoints, metrics, loss.png")
+    parser.add_argument("--config", help="JSON/YAML file of config values (nested like TrainConfig)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config value, e.g. --set optimizer.lr=1e-3 (repeatable)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+    parser.add_argument("--verify", action="store_true", help="check every shard's sha256 before training")
+    parser.add_argument("--tokenizer", help="tokenizer file the run must use: refused if it is not the manifest's")
+    parser.add_argument("--max-steps", type=int, help="stop (with a checkpoint) once this many steps are done")
+    parser.add_argument("--target-val-loss", help="stop once the validation loss is below this number, "
+                        "or below the unigram model of the data with 'unigram'")
+    parser.add_argument("--peak-tflops", type=float, help="peak TFLOP/s of one device, for MFU on unknown GPUs")
+    parser.add_argument("--local_rank", "--local-rank", type=int, help=argparse.SUPPRESS)  # deepspeed launcher
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    cfg = get_preset(args.preset)
+    if args.config:
+        load_overrides_file(cfg, args.config)
+    for assignment in args.overrides:
+        apply_override(cfg, assignment)
+    return cfg
+
+
+# --- data checks, before any process group or model exists ---------------------------------------
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def open_manifest(args: argparse.Namespace, cfg: TrainConfig, verify_hashes: bool):
+    """Load and check the manifest; set the model's vocabulary from it. Raises RunError naming the file."""
+    from blending.reader import ManifestError, load_manifest
+
+    try:
+        manifest = load_manifest(args.manifest, verify_hashes=verify_hashes)
+    except ManifestError as error:
+        raise RunError(f"refusing to train: {error}") from error
+    except FileNotFoundError as error:
+        raise RunError(f"refusing to train: manifest {args.manifest} not found") from error
+    if args.tokenizer and file_sha256(args.tokenizer) != manifest.tokenizer_sha256:
+        raise RunError(
+            f"refusing to train: tokenizer {args.tokenizer} (sha256 {file_sha256(args.tokenizer)[:12]}) is not the "
+            f"one the shards of {args.manifest} were made with ({manifest.tokenizer_path}, sha256 "
+            f"{manifest.tokenizer_sha256[:12]})"
+        )
+    vocab_overridden = any(a.split("=", 1)[0].strip() == "model.vocab_size" for a in args.overrides)
+    if vocab_overridden and cfg.model.vocab_size != manifest.vocab_size:
+        raise RunError(
+            f"refusing to train: model.vocab_size={cfg.model.vocab_size} but the tokenizer of {args.manifest} "
+            f"has {manifest.vocab_size} tokens"
+        )
+    cfg.model.vocab_size = manifest.vocab_size
+    return manifest
+
+
+def check_resume_compatible(saved: checkpoint.TrainerState, cfg: TrainConfig, manifest_sha256: str,
+                            where: Path) -> None:
+    """A checkpoint continues only the stream it belongs to: same data, same stream-defining config."""
+    if saved.manifest_sha256 != manifest_sha256:
+        raise RunError(f"refusing to resume from {where}: it was trained on another manifest "
+                       f"(sha256 {saved.manifest_sha256[:12]}, this one {manifest_sha256[:12]})")
+    saved_cfg = _as_namespace(saved.config)
+    for name in STREAM_FIELDS + ("model.num_layers", "model.hidden_size", "model.vocab_size",
+                                 "parallel.tensor", "parallel.pipeline"):
+        old, new = get_field(saved_cfg, name), get_field(cfg, name)
+        if old != new:
+            raise RunError(f"refusing to resume from {where}: {name} was {old}, now {new}")
+
+
+class _as_namespace:
+    def __init__(self, data: dict):
+        for key, value in data.items():
+            setattr(self, key, _as_namespace(value) if isinstance(value, dict) else value)
+
+
+# --- the distributed part --------------------------------------------------------------------------
+
+
+class StopRequest:
+    """SIGTERM/SIGINT ask the run to checkpoint and stop at the end of the step in flight; a second
+    SIGINT stops at once."""
+
+    def __init__(self):
+        self.signal_name: str | None = None
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.signal_name is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+
+
+@dataclass
+class Progress:
+    step: int = 0
+    consumed_samples: int = 0
+
+    def tokens(self, seq: int) -> int:
+        return self.consumed_samples * seq
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank when `flag` is true on at least one (a signal may reach only some ranks)."""
+    import torch
+    import torch.distributed as dist
+
+    tensor = torch.tensor([1.0 if flag else 0.0], device=_comm_device())
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item() > 0)
+
+
+def _comm_device():
+    import torch
+    import torch.distributed as dist
+
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def broadcast_value(value, src: int = 0):
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def unigram_baseline(run_dir: Path, train_ds, valid_ds, cfg: TrainConfig, manifest_sha256: str) -> float:
+    """Cross-entropy of the data's unigram model on the validation samples; cached in RUN/unigram.json."""
+    from trainer.data import unigram_counts, unigram_cross_entropy
+
+    key = {"manifest_sha256": manifest_sha256, "seq_length": cfg.model.seq_length, "seed": cfg.seed,
+           "train_tokens": cfg.train_tokens, "eval_samples": cfg.run.eval_samples}
+    cache = run_dir / "unigram.json"
+    if cache.exists():
+        cached = json.loads(cache.read_text())
+        if cached.get("key") == key:
+            return cached["val_loss"]
+    # A few million tokens of the train stream pin a unigram distribution down well enough.
+    fit_samples = min(schedules.total_samples(cfg), max(1, 8_000_000 // (cfg.model.seq_length + 1)))
+    counts = unigram_counts(train_ds, fit_samples, cfg.model.vocab_size)
+    value = unigram_cross_entropy(counts, valid_ds, cfg.run.eval_samples)
+    cache.write_text(json.dumps({"key": key, "fit_samples": fit_samples, "val_loss": value}, indent=1))
+    return value
+
+
+def quiet_known_warnings() -> None:
+    """Warnings that every rank repeats at every step and that say nothing about this run."""
+    for pattern in (r"c10d::broadcast_: an autograd kernel", r".*CUDA_DEVICE_MAX_CONNECTIONS",
+                    r".*all_gather_into_tensor.* is deprecated", r"Transformer Engine and Apex are not installed"):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    quiet_known_warnings()
+    try:
+        return run(args)
+    except (RunError, ConfigError, checkpoint.CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = build_config(args)
+    # Sizes on every rank (cheap); full hashes once per node.
+    verify_here = args.verify and int(os.environ.get("LOCAL_RANK", "0")) == 0
+    manifest = open_manifest(args, cfg, verify_hashes=verify_here)
+    validate(cfg, int(os.environ.get("WORLD_SIZE", "1")))
+    manifest_sha256 = file_sha256(args.manifest)
+    run_dir = Path(args.out)
+    ckpt_root = run_dir / "checkpoints"
+    resume_from = None
+    if args.resume:
+        resume_from = checkpoint.latest_checkpoint(ckpt_root)
+        if resume_from is None:
+            print(f"no complete checkpoint under {ckpt_root}: starting from step 0", flush=True)
+        else:
+            check_resume_compatible(checkpoint.read_state(resume_from), cfg, manifest_sha256, resume_from)
+    elif checkpoint.latest_checkpoint(ckpt_root) is not None:
+        raise RunError(f"{ckpt_root} already holds checkpoints: pass --resume to continue that run, "
+                       "or choose another --out")
+
+    stop = StopRequest()
+    return train(args, cfg, manifest, manifest_sha256, run_dir, ckpt_root, resume_from, stop)
+
+
+def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path, ckpt_root: Path,
+          resume_from: Path | None, stop: StopRequest) -> int:
+    import torch
+    import torch.distributed as dist
+
+    from blending.reader import build_gpt_datasets
+    from trainer.data import micro_batch_sample_ids, micro_batches
+    from trainer.engine import build_engine
+    from trainer.metrics import RunRecords, format_eta, narayanan_flops_per_iteration, peak_tflops
+    from trainer.parallel.groups import init_distributed
+
+    started_at = time.perf_counter()
+    on_gpu = torch.cuda.is_available()
+    init_distributed()  # the launcher's env, or a one-process world without a launcher
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    is_logger = rank == 0
+    seq, micro = cfg.model.seq_length, cfg.batch.micro_batch_size
+    precision = cfg.precision = resolve_precision(cfg)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # Megatron's sample index caches live with the run (the shard folder may be read-only); rank 0
+    # builds them, the other ranks read them.
+    train_ds, valid_ds = build_gpt_datasets(
+        manifest, seq_length=seq,
+        num_samples={"train": schedules.total_samples(cfg), "valid": cfg.run.eval_samples}, seed=cfg.seed,
+        cache_dir=run_dir / "index-cache",
+    )
+    reference = unigram_baseline(run_dir, train_ds, valid_ds, cfg, manifest_sha256) if is_logger else None
+    reference = broadcast_value(reference)
+    data_ready = time.perf_counter()
+
+    first_batch = schedules.global_batch_size(0, cfg.batch)
+    engine = build_engine(cfg, global_batch_size=first_batch)
+    dp_size, dp_rank = engine.data_parallel_size, engine.data_parallel_rank
+    progress = Progress()
+    if resume_from is not None:
+        saved = checkpoint.load(resume_from, engine)
+        progress = Progress(step=saved.step, consumed_samples=saved.consumed_samples)
+    if is_logger:
+        (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=1))
+    target = None
+    if args.target_val_loss:
+        target = reference if args.target_val_loss == "unigram" else float(args.target_val_loss)
+    records = RunRecords(run_dir, last_step=progress.step, reference_loss=reference) if is_logger else None
+
+    peak = args.peak_tflops or (peak_tflops(torch.cuda.get_device_name(), precision) if on_gpu else None)
+    padded_vocab = engine.shape.padded_vocab
+    if is_logger:
+        print(f"run: {args.preset} {cfg.model.num_layers}L h{cfg.model.hidden_size} seq {seq} vocab "
+              f"{cfg.model.vocab_size} | TP{cfg.parallel.tensor} x PP{cfg.parallel.pipeline} x DP{dp_size} "
+              f"| {precision} | {'resuming at step ' + str(progress.step) if progress.step else 'from step 0'}"
+              f" | unigram val loss {reference:.4f} | data {data_ready - started_at:.1f} s, engine "
+              f"{time.perf_counter() - data_ready:.1f} s", flush=True)
+
+    def evaluate() -> float:
+        ids = micro_batch_sample_ids(0, cfg.run.eval_samples, micro, dp_size, dp_rank)
+        data = micro_batches(valid_ds, ids) if engine.needs_data else None
+        return engine.eval_batch(data, num_micro_batches=len(ids))
+
+    interval_tokens, interval_time, last_val = 0, 0.0, None
+    status = "done"
+    while progress.tokens(seq) < cfg.train_tokens:
+        plan = schedules.plan_step(progress.step, progress.consumed_samples, cfg, dp_size)
+        if engine.global_batch_size != plan.global_batch:
+            engine.set_global_batch_size(plan.global_batch)
+        engine.set_lr(plan.lr)
+        ids = micro_batch_sample_ids(plan.consumed_samples, plan.global_batch, micro, dp_size, dp_rank)
+        started = time.perf_counter()
+        loss = engine.train_batch(micro_batches(train_ds, ids) if engine.needs_data else None)
+        elapsed = time.perf_counter() - started
+        progress = Progress(step=progress.step + 1, consumed_samples=plan.consumed_samples + plan.global_batch)
+        interval_tokens += plan.global_batch * seq
+        interval_time += elapsed
+
+        if is_logger:
+            flops = narayanan_flops_per_iteration(plan.global_batch, seq, cfg.model.num_layers,
+                                                  cfg.model.hidden_size, padded_vocab,
+                                                  cfg.parallel.activation_checkpoint_interval > 0)
+            tflops = flops / (elapsed * world_size * 1e12)
+            records.log_train({
+                "step": progress.step, "tokens": progress.tokens(seq), "samples": progress.consumed_samples,
+                "loss": loss, "lr": plan.lr, "global_batch": plan.global_batch, "step_s": round(elapsed, 6),
+                "tokens_per_s": round(plan.global_batch * seq / elapsed, 2), "tflops_per_gpu": float(f"{tflops:.6g}"),
+                "mfu": round(tflops / peak, 5) if peak else None,
+            })
+            if progress.step % cfg.run.log_interval == 0:
+                rate = interval_tokens / interval_time
+                interval_tflops = flops / plan.global_batch * interval_tokens / seq / (interval_time * world_size * 1e12)
+                eta = (cfg.train_tokens - progress.tokens(seq)) / rate
+                mfu = f" | MFU {interval_tflops / peak:.1%}" if peak else ""
+                print(f"step {progress.step:>7} | tokens {progress.tokens(seq):>13,} | loss {loss:.4f} | lr {plan.lr:.3e}"
+                      f" | batch {plan.global_batch:>5} | {rate:,.0f} tok/s | {interval_tflops:.3g} TFLOP/s/GPU{mfu}"
+                      f" | ETA {format_eta(eta)}", flush=True)
+                interval_tokens, interval_time = 0, 0.0
+
+        finished = progress.tokens(seq) >= cfg.train_tokens
+        if cfg.run.eval_interval and (progress.step % cfg.run.eval_interval == 0 or finished):
+            last_val = evaluate()
+            if is_logger:
+                records.log_valid({"step": progress.step, "tokens": progress.tokens(seq), "val_loss": last_val})
+                print(f"step {progress.step:>7} | validation loss {last_val:.4f} (unigram {reference:.4f})", flush=True)
+            if target is not None and last_val < target:
+                status, finished = "target", True
+        if args.max_steps is not None and progress.step >= args.max_steps:
+            status, finished = "max_steps", True
+        signalled = any_rank(stop.signal_name is not None)
+        if signalled:
+            status, finished = "signal", True
+        if finished or (cfg.run.save_interval and progress.step % cfg.run.save_interval == 0):
+            state = checkpoint.TrainerState(step=progress.step, consumed_samples=progress.consumed_samples,
+                                            consumed_tokens=progress.tokens(seq), config=to_dict(cfg),
+                                            manifest_sha256=manifest_sha256)
+            saved_to = checkpoint.save(ckpt_root, engine, state, keep=cfg.run.keep_checkpoints)
+            if is_logger:
+                print(f"step {progress.step:>7} | checkpoint {saved_to}", flush=True)
+        if finished:
+            break
+
+    if is_logger:
+        records.plot()
+        records.close()
+        summary = {"status": status, "steps": progress.step, "tokens": progress.tokens(seq),
+                   "val_loss": last_val, "unigram_val_loss": reference,
+                   "beats_unigram": last_val is not None and last_val < reference}
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        if status == "signal":
+            print(f"stopped by {stop.signal_name} after step {progress.step}; resume with --resume", flush=True)
+        print(json.dumps(summary), flush=True)
+    dist.barrier()
+    return 0 if math.isfinite(last_val if last_val is not None else 0.0) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
