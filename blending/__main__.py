@@ -1,0 +1,142 @@
+"""python -m blending {train-tokenizer,build,verify,preview}"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+DESCRIPTION = """Documents -> tokenized Megatron shards + manifest.json (the trainer's only input).
+
+  train-tokenizer  train a byte-level BPE (HF tokenizers) on stage output folders
+  build            tokenize every source of a blend config with Spark, write Megatron .bin/.idx
+                   shards per source and split (2% validation by a hash of doc_id) and manifest.json
+  verify           check every file of a manifest: presence, size, sha256, index headers, tokenizer
+  preview          the mixture a training run would draw (Megatron's error-tracking blend) and a
+                   Table-1-style summary of tokens, weights and epochs
+"""
+
+
+def _train_tokenizer(args) -> int:
+    from blending.documents import iter_texts
+    from blending.tokenizer import TOKENIZER_FILE, sha256_file, train_bpe, vocab_size
+
+    started = time.perf_counter()
+    texts = iter_texts(args.input, args.source, args.text_column, args.exclude_valid_fraction, args.max_documents)
+    counted = _Counter(texts)
+    tokenizer = train_bpe(counted, args.vocab_size, min_frequency=args.min_frequency)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / TOKENIZER_FILE
+    tokenizer.save(str(path))
+    print(f"trained a {vocab_size(tokenizer)}-token byte-level BPE on {counted.documents:,} documents "
+          f"({counted.bytes / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s")
+    print(f"{path}  sha256 {sha256_file(path)}")
+    return 0
+
+
+class _Counter:
+    def __init__(self, texts):
+        self.texts, self.documents, self.bytes = texts, 0, 0
+
+    def __iter__(self):
+        for text in self.texts:
+            self.documents += 1
+            self.bytes += len(text.encode("utf-8"))
+            yield text
+
+
+def _build(args) -> int:
+    from blending.build import OutputExistsError, build
+    from blending.config import BlendConfig, ConfigError
+    from blending.documents import InputError
+    from blending.tokenizer import TokenizerError
+
+    try:
+        config = BlendConfig.load(args.config)
+        build(config, args.out, overwrite=args.overwrite, master=args.master, partitions=args.partitions)
+    except (ConfigError, InputError, OutputExistsError, TokenizerError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _verify(args) -> int:
+    from blending.manifest import ManifestError, load_manifest
+
+    try:
+        manifest = load_manifest(args.manifest, verify_hashes=True)
+    except ManifestError as error:
+        print(f"FAILED: {error}", file=sys.stderr)
+        return 1
+    files = sum(2 * len(s.train) + 2 * len(s.valid) for s in manifest.sources.values()) + 1
+    print(f"OK: {files} files, {len(manifest.sources)} sources, "
+          f"{manifest.tokens('train'):,} train + {manifest.tokens('valid'):,} valid tokens")
+    return 0
+
+
+def _preview(args) -> int:
+    from blending.manifest import load_manifest
+    from blending.preview import format_preview, preview
+
+    manifest = load_manifest(args.manifest)
+    print(format_preview(preview(manifest, args.samples, args.seq_len, args.split)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m blending", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("train-tokenizer", help="train a byte-level BPE on documents",
+                            description="Train a byte-level BPE (HF tokenizers) on the texts of stage output "
+                                        "folders; the same documents give the same tokenizer.json. "
+                                        "The end-of-document token <|endoftext|> gets id 0.")
+    p.add_argument("--input", nargs="+", required=True, metavar="DOCS", help="stage output folder(s) (part-*.parquet, _SUCCESS)")
+    p.add_argument("--vocab-size", type=int, required=True, metavar="V", help="vocabulary size, special token included")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for tokenizer.json")
+    p.add_argument("--source", help="only documents of this source")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--max-documents", type=int, help="stop after this many documents")
+    p.add_argument("--min-frequency", type=int, default=2, help="a merge needs a pair seen this often")
+    p.add_argument("--exclude-valid-fraction", type=float, default=0.02,
+                   help="leave out the documents the shard builder puts in validation (default 0.02; 0 keeps all)")
+    p.set_defaults(run=_train_tokenizer)
+
+    p = commands.add_parser("build", help="tokenize sources into Megatron shards and write manifest.json",
+                            description="Tokenize every source of a blend config with Spark and write, per source "
+                                        "and split, Megatron indexed datasets (.bin/.idx) plus manifest.json, "
+                                        "stats.json and _SUCCESS, atomically. An existing identical build is reused.")
+    p.add_argument("--config", required=True, help="blend config, e.g. infra/blend.yaml")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder, e.g. out/shards")
+    p.add_argument("--overwrite", action="store_true", help="replace a different existing build in DIR")
+    p.add_argument("--master", help="Spark master (default: spark-submit's, $SPARK_MASTER or local[*])")
+    p.add_argument("--partitions", type=int, help="repartition the documents into this many tokenizing tasks")
+    p.set_defaults(run=_build)
+
+    p = commands.add_parser("verify", help="check every file and hash of a manifest",
+                            description="Check every file a manifest lists: present, its size, its sha256, "
+                                        "its index header and counts, and the tokenizer. Exit 1 and name the "
+                                        "first problem otherwise.")
+    p.add_argument("manifest", help="manifest.json (or its folder)")
+    p.set_defaults(run=_verify)
+
+    p = commands.add_parser("preview", help="realised mixture and Table-1-style summary",
+                            description="Draw N samples of L tokens with Megatron's error-tracking blend "
+                                        "(build_blending_indices) and print the realised share per source "
+                                        "against its weight, and tokens, weight and epochs per source for "
+                                        "N x L training tokens.")
+    p.add_argument("manifest", help="manifest.json (or its folder)")
+    p.add_argument("--samples", type=int, required=True, metavar="N")
+    p.add_argument("--seq-len", type=int, required=True, metavar="L")
+    p.add_argument("--split", choices=["train", "valid"], default="train")
+    p.set_defaults(run=_preview)
+
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

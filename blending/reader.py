@@ -1,0 +1,103 @@
+"""What the trainer imports: the manifest and megatron-core datasets over its shards.
+
+    manifest = load_manifest("out/shards/manifest.json")          # sizes and headers checked
+    train, valid = build_gpt_datasets(manifest, seq_length=2048,
+                                      num_samples={"train": 1000, "valid": 50}, seed=1234)
+    item = train[0]   # {"tokens", "labels", "loss_mask", "position_ids"(, "dataset_id")}
+
+`tokens` and `labels` are int64 tensors of `seq_length`: the sample is seq_length + 1 consecutive
+tokens of the source's shuffled document stream (documents joined by their end-of-document token),
+`tokens` its first seq_length, `labels` its last seq_length. Blended datasets add `dataset_id`, the
+shard's index in `manifest.blend_per_split`. Imports neither pyspark nor dataprep.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from blending.manifest import Manifest, ManifestError, Shard, Source, load_manifest
+
+with warnings.catch_warnings():  # megatron-core warns about optional GPU libraries at import
+    warnings.simplefilter("ignore")
+    from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
+    from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
+    from megatron.core.tokenizers import MegatronTokenizerBase
+
+__all__ = ["Manifest", "ManifestError", "ManifestTokenizer", "Shard", "Source", "build_gpt_datasets",
+           "gpt_dataset_config", "load_manifest"]
+
+
+class ManifestTokenizer(MegatronTokenizerBase):
+    """The manifest's tokenizer as megatron-core's datasets need it: vocabulary size and EOD id.
+
+    Shards are already tokenized, so only `tokenize`/`detokenize` for inspection go to HF tokenizers.
+    """
+
+    def __init__(self, manifest: Manifest) -> None:
+        super().__init__(str(manifest.tokenizer_path), {})
+        self._manifest = manifest
+        self._hf = None
+
+    def _tokenizer(self):
+        if self._hf is None:
+            self._hf = self._manifest.load_tokenizer()
+        return self._hf
+
+    def tokenize(self, text: str) -> list[int]:
+        return self._tokenizer().encode(text, add_special_tokens=False).ids
+
+    def detokenize(self, ids: list[int]) -> str:
+        return self._tokenizer().decode(list(ids), skip_special_tokens=False)
+
+    @property
+    def vocab(self) -> dict[str, int]:
+        return self._tokenizer().get_vocab(with_added_tokens=True)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._manifest.vocab_size
+
+    @property
+    def eod(self) -> int:
+        return self._manifest.eod_id
+
+    def apply_chat_template(self, *args, **kwargs):
+        raise NotImplementedError("pretraining shards have no chat template")
+
+
+def gpt_dataset_config(manifest: Manifest, seq_length: int, seed: int, cache_dir: str | Path | None = None,
+                       eod_mask_loss: bool = False, reset_position_ids: bool = False,
+                       reset_attention_mask: bool = False, create_attention_mask: bool = False) -> GPTDatasetConfig:
+    """megatron-core's config for the manifest's blend; index caches go to `cache_dir`
+    (default: MANIFEST_DIR/index-cache, never inside the shard folders)."""
+    return GPTDatasetConfig(
+        random_seed=seed,
+        sequence_length=seq_length,
+        blend_per_split=manifest.blend_per_split,
+        path_to_cache=str(cache_dir or manifest.root / "index-cache"),
+        tokenizer=ManifestTokenizer(manifest),
+        reset_position_ids=reset_position_ids,
+        reset_attention_mask=reset_attention_mask,
+        eod_mask_loss=eod_mask_loss,
+        create_attention_mask=create_attention_mask,
+    )
+
+
+def build_gpt_datasets(manifest: Manifest, seq_length: int, num_samples: dict[str, int], seed: int,
+                       cache_dir: str | Path | None = None, is_built_on_rank=None, **options):
+    """(train, valid) megatron-core datasets: a BlendedDataset over every shard of the split, weighted
+    as `manifest.blend_per_split` says, or a GPTDataset when the split has one shard.
+
+    `num_samples` = {"train": n, "valid": m}; a blended dataset may hold a few more samples than asked
+    (megatron rounds each shard's share up). `is_built_on_rank` is megatron's hook for distributed
+    runs (default: every rank builds); `options` go to gpt_dataset_config.
+    """
+    missing = {"train", "valid"} - set(num_samples)
+    if missing:
+        raise ValueError(f"num_samples needs {sorted(missing)}")
+    config = gpt_dataset_config(manifest, seq_length, seed, cache_dir, **options)
+    sizes = [int(num_samples["train"]), int(num_samples["valid"]), None]
+    builder = BlendedMegatronDatasetBuilder(GPTDataset, sizes, is_built_on_rank or (lambda: True), config)
+    train, valid, _ = builder.build()
+    return train, valid
