@@ -20,6 +20,7 @@ from .templates import Template
 REQUEST_RECORDS_PER_PAGE = 3  # request, response (or revisit), metadata
 # Bytes a page adds around its content (title, heading, charset declaration), kept clear of the size bounds.
 SIZE_MARGIN = 1_200
+MIN_PARAGRAPHS = 3
 NON_HTML_EXTENSIONS = {
     "application/pdf": "pdf",
     "application/json": "json",
@@ -156,13 +157,14 @@ class Planner:
         return min(candidates, key=lambda i: (abs(self.template_bytes(i, charset) + content_bytes - middle), i))
 
     def _content(self, rng, pool_name: str, charset: str, budget: int) -> tuple[int, ...]:
-        """Paragraphs drawn without replacement from the whole pool, in pool order, up to `budget` bytes."""
+        """Paragraphs drawn without replacement from the whole pool, in pool order, up to `budget` bytes
+        (at least MIN_PARAGRAPHS, so that two pages rarely draw the same text)."""
         pool = self.material.pools[pool_name]
         sizes = self.paragraph_bytes(pool_name, charset)
         drawn = rng.sample(range(len(pool)), min(len(pool), 400))
         chosen, total = [], 0
         for i in drawn:
-            if total + sizes[i] > budget and chosen:
+            if len(chosen) >= MIN_PARAGRAPHS and total + sizes[i] > budget:
                 if total >= 0.8 * budget:
                     break
                 continue
@@ -177,7 +179,7 @@ class Planner:
 
     # pages -------------------------------------------------------------------------------------------
     def full_page(self, page: Page, rng, language: str, charset: str) -> None:
-        pool_name = rng.choice(self.english_pools) if language == "en" else language
+        pool_name = self.english_pool(rng) if language == "en" else language
         # content first, capped so that the language's smallest template still fits around it
         ids = self.templates_by_language.get(language) or range(len(self.material.templates))
         smallest = min(self.template_bytes(i, charset) for i in ids)
@@ -189,6 +191,11 @@ class Planner:
         page.language = language
         page.charset = charset
         page.title = self.material.pools[pool_name].title(page.paragraphs[0])
+
+    def english_pool(self, rng) -> str:
+        """An English pool, in proportion to its paragraphs, so that small pools are not drawn thin."""
+        weights = [len(self.material.pools[name]) for name in self.english_pools]
+        return rng.choices(self.english_pools, weights)[0]
 
     def short_paragraphs(self, pool_name: str) -> list[int]:
         if pool_name not in self._short_cache:
@@ -276,7 +283,7 @@ def build_plan(material: Material, config: SampleCrawlConfig, records: int, file
             planner.full_page(page, rng, language, charset)
             page.declared = rng.choice(("header", "meta"))
         elif category == "short":
-            pool = rng.choice(planner.english_pools)
+            pool = planner.english_pool(rng)
             candidates = planner.short_paragraphs(pool) or [
                 i for name in planner.english_pools for i in planner.short_paragraphs(name)
             ]
@@ -295,7 +302,7 @@ def build_plan(material: Material, config: SampleCrawlConfig, records: int, file
                 page.content_type = "application/json"
             if page.content_type == "text/css" and not material.assets.styles:
                 page.content_type = "application/json"
-            pool = rng.choice(planner.english_pools)
+            pool = planner.english_pool(rng)
             page.pool = pool
             page.paragraphs = tuple(
                 sorted(rng.sample(range(len(material.pools[pool])), min(6, len(material.pools[pool]))))
