@@ -62,6 +62,24 @@ def shards(tmp_path_factory) -> Path:
     return build_prose_shards(tmp_path_factory.mktemp("shards"))
 
 
+@pytest.fixture(scope="module")
+def process_group():
+    """A one-process gloo group: megatron-core's dataset builders expect one, as in the trainer."""
+    import socket
+
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        yield
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
 def copy_shards(manifest: Path, dest: Path) -> Path:
     shutil.copytree(manifest.parent, dest)
     return dest / manifest.name
@@ -116,7 +134,7 @@ def test_tokenizer_mismatch_is_refused_naming_the_file(shards, tmp_path, capsys)
     assert "vocab_size=50257" in err and str(shards) in err
 
 
-def test_same_samples_reach_the_model_with_dp1_and_dp2(shards):
+def test_same_samples_reach_the_model_with_dp1_and_dp2(shards, process_group):
     """Per step, the micro-batches of DP 1 and those of the DP 2 replicas hold the same samples (the same
     tokens), through the same dataset and dealing code the trainer runs."""
     from blending.reader import build_gpt_datasets, load_manifest
@@ -156,3 +174,28 @@ def test_refused_config_names_the_problem(shards, tmp_path, capsys):
     err = refuse(["--manifest", str(shards), "--out", str(tmp_path / "run")], capsys)
     assert "world size 1 is not a multiple of TP 2 x PP 2" in err
     json.loads(shards.read_text())  # the manifest itself is untouched
+
+
+def test_unigram_baseline_is_the_blends_token_distribution(shards, process_group):
+    """The baseline's probabilities match counts taken through megatron-core's own shard reader."""
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    from blending.reader import build_gpt_datasets, load_manifest
+    from trainer.data import blend_unigram_probs, unigram_cross_entropy
+
+    manifest = load_manifest(shards)
+    probs = blend_unigram_probs(manifest)
+    expected = np.zeros(manifest.vocab_size)
+    for source in manifest.sources.values():
+        counts = np.zeros(manifest.vocab_size)
+        for shard in source.train:
+            data = IndexedDataset(shard.prefix)
+            for i in range(len(data)):
+                counts += np.bincount(data[i], minlength=manifest.vocab_size)
+        expected += source.weight * (counts + 1) / (counts.sum() + manifest.vocab_size)
+    assert np.allclose(probs, expected, rtol=1e-12) and probs.sum() == pytest.approx(1.0)
+    _, valid = build_gpt_datasets(manifest, seq_length=32, num_samples={"train": 8, "valid": 16}, seed=1)
+    labels = np.concatenate([np.asarray(valid[i]["labels"]) for i in range(16)])
+    assert unigram_cross_entropy(probs, valid, 16) == pytest.approx(-np.log(probs[labels]).mean(), rel=1e-9)
+    # Sanity: far below a uniform guess over the vocabulary, as any text is.
+    assert unigram_cross_entropy(probs, valid, 16) < np.log(manifest.vocab_size) - 0.5

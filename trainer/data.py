@@ -43,20 +43,28 @@ def micro_batches(dataset, batches: Sequence[range]) -> Iterator[tuple[torch.Ten
         yield inputs, (labels, mask)
 
 
-def unigram_counts(dataset, num_samples: int, vocab_size: int) -> np.ndarray:
-    """Token counts over the first `num_samples` samples of a stream (the inputs the model sees)."""
-    counts = np.zeros(vocab_size, dtype=np.int64)
-    for index in range(min(num_samples, len(dataset))):
-        tokens = np.asarray(dataset[index]["tokens"])
-        counts += np.bincount(tokens, minlength=vocab_size)[:vocab_size]
-    return counts
+def blend_unigram_probs(manifest, max_tokens_per_source: int = 50_000_000) -> np.ndarray:
+    """Token probabilities of the blended training data: each source's unigram distribution over its
+    train shards (read straight from the memory-mapped .bin files, add-one smoothed), mixed with the
+    sources' blend weights. Large sources are read up to `max_tokens_per_source` tokens, spread over
+    their shards."""
+    vocab = manifest.vocab_size
+    mixture = np.zeros(vocab, dtype=np.float64)
+    for source in manifest.sources.values():
+        counts = np.zeros(vocab, dtype=np.int64)
+        budget = max(1, max_tokens_per_source // max(1, len(source.train)))
+        for shard in source.train:
+            tokens = np.memmap(shard.bin_path, dtype=manifest.token_dtype, mode="r")
+            counts += np.bincount(tokens[:budget], minlength=vocab)[:vocab]
+        mixture += source.weight * (counts + 1.0) / (counts.sum() + vocab)
+    return mixture / mixture.sum()
 
 
-def unigram_cross_entropy(counts: np.ndarray, dataset, num_samples: int) -> float:
-    """Cross-entropy (nats per token) of a unigram model with add-one smoothing, fitted on `counts`,
-    on the labels of the first `num_samples` samples of `dataset`, weighted by their loss mask as the
-    model's validation loss is: the number a model must beat to have learnt more than token frequencies."""
-    log_probs = np.log(counts + 1.0) - np.log(counts.sum() + len(counts))
+def unigram_cross_entropy(probs: np.ndarray, dataset, num_samples: int) -> float:
+    """Cross-entropy (nats per token) of the unigram model `probs` on the labels of the first
+    `num_samples` samples of `dataset`, weighted by their loss mask as the model's validation loss is:
+    the number a model must beat to have learnt more than token frequencies."""
+    log_probs = np.log(probs)
     total, weight = 0.0, 0.0
     for index in range(min(num_samples, len(dataset))):
         item = dataset[index]

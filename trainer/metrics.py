@@ -170,8 +170,9 @@ def plot_losses(train_csv: Path, valid_csv: Path, out_png: Path, reference_loss:
 
 
 def _ema(values: list[float], decay: float) -> list[float]:
-    out, current = [], values[0]
-    for value in values:
+    """Exponential moving average, debiased as TensorBoard's smoothing is (no pull towards the start)."""
+    out, current = [], 0.0
+    for count, value in enumerate(values, start=1):
         current = decay * current + (1 - decay) * value
-        out.append(current)
+        out.append(current / (1 - decay**count))
     return out

@@ -183,23 +183,11 @@ def broadcast_value(value, src: int = 0):
     return box[0]
 
 
-def unigram_baseline(run_dir: Path, train_ds, valid_ds, cfg: TrainConfig, manifest_sha256: str) -> float:
-    """Cross-entropy of the data's unigram model on the validation samples; cached in RUN/unigram.json."""
-    from trainer.data import unigram_counts, unigram_cross_entropy
+def unigram_baseline(manifest, valid_ds, cfg: TrainConfig) -> float:
+    """Cross-entropy of the blend's unigram model on the validation samples the model is scored on."""
+    from trainer.data import blend_unigram_probs, unigram_cross_entropy
 
-    key = {"manifest_sha256": manifest_sha256, "seq_length": cfg.model.seq_length, "seed": cfg.seed,
-           "train_tokens": cfg.train_tokens, "eval_samples": cfg.run.eval_samples}
-    cache = run_dir / "unigram.json"
-    if cache.exists():
-        cached = json.loads(cache.read_text())
-        if cached.get("key") == key:
-            return cached["val_loss"]
-    # A few million tokens of the train stream pin a unigram distribution down well enough.
-    fit_samples = min(schedules.total_samples(cfg), max(1, 8_000_000 // (cfg.model.seq_length + 1)))
-    counts = unigram_counts(train_ds, fit_samples, cfg.model.vocab_size)
-    value = unigram_cross_entropy(counts, valid_ds, cfg.run.eval_samples)
-    cache.write_text(json.dumps({"key": key, "fit_samples": fit_samples, "val_loss": value}, indent=1))
-    return value
+    return unigram_cross_entropy(blend_unigram_probs(manifest), valid_ds, cfg.run.eval_samples)
 
 
 def quiet_known_warnings() -> None:
@@ -270,7 +258,7 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
         num_samples={"train": schedules.total_samples(cfg), "valid": cfg.run.eval_samples}, seed=cfg.seed,
         cache_dir=run_dir / "index-cache",
     )
-    reference = unigram_baseline(run_dir, train_ds, valid_ds, cfg, manifest_sha256) if is_logger else None
+    reference = unigram_baseline(manifest, valid_ds, cfg) if is_logger else None
     reference = broadcast_value(reference)
     data_ready = time.perf_counter()
 
