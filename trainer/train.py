@@ -58,6 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--verify", action="store_true", help="check every shard's sha256 before training")
     parser.add_argument("--tokenizer", help="tokenizer file the run must use: refused if it is not the manifest's")
     parser.add_argument("--max-steps", type=int, help="stop (with a checkpoint) once this many steps are done")
+    parser.add_argument("--exit-duration-mins", type=float,
+                        help="stop (with a checkpoint) at the first step end after this many minutes")
+    parser.add_argument("--no-save", action="store_true", help="write no checkpoint at all (benchmarks)")
     parser.add_argument("--target-val-loss", help="stop once the validation loss is below this number, "
                         "or below the unigram model of the data with 'unigram'")
     parser.add_argument("--peak-tflops", type=float, help="peak TFLOP/s of one device, for MFU on unknown GPUs")
@@ -158,14 +161,15 @@ class Progress:
         return self.consumed_samples * seq
 
 
-def any_rank(flag: bool) -> bool:
-    """True on every rank when `flag` is true on at least one (a signal may reach only some ranks)."""
+def any_rank(*flags: bool) -> list[bool]:
+    """Each flag, true on every rank when it is true on at least one (a signal may reach only some
+    ranks, clocks differ): every rank then takes the same decision."""
     import torch
     import torch.distributed as dist
 
-    tensor = torch.tensor([1.0 if flag else 0.0], device=_comm_device())
+    tensor = torch.tensor([1.0 if flag else 0.0 for flag in flags], device=_comm_device())
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-    return bool(tensor.item() > 0)
+    return [bool(value > 0) for value in tensor.tolist()]
 
 
 def _comm_device():
@@ -336,10 +340,14 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
                 status, finished = "target", True
         if args.max_steps is not None and progress.step >= args.max_steps:
             status, finished = "max_steps", True
-        signalled = any_rank(stop.signal_name is not None)
+        out_of_time = args.exit_duration_mins is not None and time.perf_counter() - started_at > 60 * args.exit_duration_mins
+        signalled, out_of_time = any_rank(stop.signal_name is not None, out_of_time)
+        if out_of_time:
+            status, finished = "time_limit", True
         if signalled:
             status, finished = "signal", True
-        if finished or (cfg.run.save_interval and progress.step % cfg.run.save_interval == 0):
+        periodic = cfg.run.save_interval and progress.step % cfg.run.save_interval == 0
+        if not args.no_save and (finished or periodic):
             state = checkpoint.TrainerState(step=progress.step, consumed_samples=progress.consumed_samples,
                                             consumed_tokens=progress.tokens(seq), config=to_dict(cfg),
                                             manifest_sha256=manifest_sha256)
