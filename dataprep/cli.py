@@ -32,11 +32,14 @@ def load_config(args: argparse.Namespace) -> DataprepConfig:
 
 @contextlib.contextmanager
 def spark_session(args: argparse.Namespace, stage: str) -> Iterator[SparkSession]:
+    """The process's Spark session; stopped at the end if this command started it."""
+    started_here = SparkSession.getActiveSession() is None
     spark = get_spark(args.master, app_name=f"dataprep-{stage}")
     try:
         yield spark
     finally:
-        spark.stop()
+        if started_here:
+            spark.stop()
 
 
 def report(stats: StageStats, output: str) -> None:

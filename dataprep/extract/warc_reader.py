@@ -182,7 +182,10 @@ def _content_length(header: bytes) -> int | None:
 
 
 def _skip_to_next_version_line(stream: _Stream) -> int:
-    """Skip to the next line that starts with "WARC/" (or to the end); the bytes skipped."""
+    """Skip to the next line that starts with "WARC/" (or to the end); the bytes skipped. Called at
+    the start of a line."""
+    if stream.peek(5) == b"WARC/":
+        return 0
     skipped, found = stream.skip_until(b"\nWARC/")
     return skipped + (stream.skip(1) if found else 0)
 

@@ -1,0 +1,155 @@
+"""The extract stage under Spark on a sample crawl and real faulty files: accounting, outcomes per
+record against the crawl's truth, byte-identical reruns, reuse, bad files, the command line."""
+
+import gzip
+import hashlib
+import json
+import shutil
+import zlib
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from dataprep.__main__ import main
+from dataprep.config import DataprepConfig
+from dataprep.extract.stage import run_extract
+from dataprep.file_stage import BadInputFilesError
+from dataprep.inputs import expand_inputs
+from dataprep.samplecrawl import build_sample_crawl
+from dataprep.spark import get_spark
+from dataprep.stage_output import OutputExistsError
+
+WARC = Path(__file__).parent / "fixtures" / "warc"
+RECORDS, FILES = 240, 2
+
+
+def _config(num_buckets: int = 4) -> DataprepConfig:
+    config = DataprepConfig()
+    config.output.num_buckets = num_buckets
+    return config
+
+
+@pytest.fixture(scope="module")
+def spark():
+    return get_spark("local[2]", app_name="test-extract")
+
+
+@pytest.fixture(scope="module")
+def crawl(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("crawl")
+    truth = build_sample_crawl(root / "crawl", RECORDS, FILES, seed=3)
+    # real faults next to the crawl: Common Crawl's clipped record, and its WARC with one broken member
+    shutil.copy(WARC / "resiliparse_clipped.warc.gz", root / "crawl")
+    data = bytearray((WARC / "resiliparse_warcfile.warc.gz").read_bytes())
+    inflater = zlib.decompressobj(wbits=31)
+    inflater.decompress(bytes(data))
+    first_member = len(data) - len(inflater.unused_data)
+    data[first_member + 200] ^= 0xFF  # inside the second member (the first request record)
+    (root / "crawl" / "broken-cc.warc.gz").write_bytes(bytes(data))
+    return root / "crawl", truth
+
+
+@pytest.fixture(scope="module")
+def extracted(spark, crawl, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("extract") / "out"
+    run_extract(spark, [str(crawl[0] / "*.warc.gz")], str(out), _config(), source="cc-sample", keep_dropped=True)
+    return out
+
+
+def _rows(out: Path) -> dict[str, dict]:
+    rows = {}
+    for part in sorted(out.glob("part-*.parquet")) + sorted((out / "dropped").glob("part-*.parquet")):
+        for row in pq.read_table(part).to_pylist():
+            rows[row["origin"]] = row
+    return rows
+
+
+def test_every_record_is_accounted_for(extracted, crawl):
+    folder, truth = crawl
+    stats = json.loads((extracted / "stats.json").read_text())
+    files = sorted(folder.glob("*.warc.gz"))
+    assert stats["in"]["rows"] == truth["record_count"] + 1 + 50  # the crawl, the clipped record, CC's 50
+    assert stats["in"]["bytes"] == sum(f.stat().st_size for f in files)
+    assert stats["in"]["rows"] == stats["kept"]["rows"] + sum(stats["dropped"].values())
+    assert stats["dropped"]["truncated_record"] == 2  # the crawl's clipped record and Common Crawl's
+    assert stats["dropped"]["corrupt_record"] == 1
+    faults = {(f["origin"], f["reason"]) for f in stats["extra"]["faults"]}
+    assert ("resiliparse_clipped.warc.gz@0", "truncated_record") in faults
+    assert stats["extra"]["bad_files"] == []
+    assert len(_rows(extracted)) == stats["in"]["rows"]  # kept + dropped/ hold one row per record
+
+
+def test_outcomes_match_the_crawls_truth(extracted, crawl):
+    _, truth = crawl
+    rows = _rows(extracted)
+    disagreements = []
+    for record in truth["records"]:
+        row = rows[record["origin"]]
+        expected = record["expected"] if record["stage"] == "extract" else None
+        assert row["doc_id"] and row["source"] == "cc-sample"
+        if row.get("drop_reason") != expected:
+            disagreements.append((record.get("category"), record.get("language"), expected, row.get("drop_reason")))
+        if expected is None and row.get("drop_reason") is None:
+            assert row["text"] and row["lang"] == record.get("language", row["lang"])
+    # jusText's language-independent mode (no stopwords) keeps too little of some Japanese and
+    # Chinese pages: those pages reach extraction and come out empty. Nothing else may disagree.
+    assert all(d[:3] in {("non_english", "ja", None), ("non_english", "zh", None)} for d in disagreements), disagreements
+    assert all(d[3] == "empty_extraction" for d in disagreements)
+    assert len(disagreements) <= 0.05 * len(truth["records"])
+
+
+def test_rerun_is_byte_identical_then_reused_and_a_changed_config_refused(spark, crawl, extracted, tmp_path):
+    again = tmp_path / "again"
+    run_extract(spark, [str(crawl[0] / "*.warc.gz")], str(again), _config(), source="cc-sample", keep_dropped=True)
+
+    def digests(folder: Path) -> dict[str, str]:
+        return {
+            str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "_SUCCESS"
+        }
+
+    assert digests(again) == digests(extracted)
+    assert json.loads((again / "_SUCCESS").read_text())["inputs"] == json.loads((extracted / "_SUCCESS").read_text())["inputs"]
+    before = (again / "_SUCCESS").stat().st_mtime_ns
+    run_extract(spark, [str(crawl[0] / "*.warc.gz")], str(again), _config(), source="cc-sample", keep_dropped=True)
+    assert (again / "_SUCCESS").stat().st_mtime_ns == before  # reused, not rewritten
+    with pytest.raises(OutputExistsError):
+        run_extract(spark, [str(crawl[0] / "*.warc.gz")], str(again), _config(num_buckets=2), source="cc-sample")
+
+
+def test_bad_file_fails_the_job_unless_allowed(spark, tmp_path):
+    not_warc = tmp_path / "notes.warc.gz"
+    not_warc.write_bytes(gzip.compress(b"these are notes, not a WARC file\n"))
+    inputs = [str(WARC / "warcio_example.warc.gz"), str(not_warc)]
+    with pytest.raises(BadInputFilesError, match="notes.warc.gz: no WARC record in the file"):
+        run_extract(spark, inputs, str(tmp_path / "refused"), _config(2))
+    assert not (tmp_path / "refused").exists()
+    stats = run_extract(spark, inputs, str(tmp_path / "allowed"), _config(2), allow_bad_files=True)
+    assert stats.extra["bad_files"] == [f"{not_warc}: no WARC record in the file"]
+    assert stats.in_rows == 6  # warcio_example.warc.gz's records only
+
+
+def test_common_crawl_listing_resolves_against_a_base(tmp_path):
+    listing = tmp_path / "warc.paths.gz"
+    listing.write_bytes(gzip.compress(b"warc/whirlwind.warc.gz\nwarc/resiliparse_clipped.warc.gz\n"))
+    base = str(WARC.parent)
+    assert expand_inputs([str(listing)], base=base) == [
+        f"{base}/warc/resiliparse_clipped.warc.gz", f"{base}/warc/whirlwind.warc.gz"
+    ]
+    assert expand_inputs([str(listing)], base=base, max_files=1) == [f"{base}/warc/resiliparse_clipped.warc.gz"]
+    with pytest.raises(FileNotFoundError):
+        expand_inputs([str(tmp_path / "*.warc.gz")])
+
+
+def test_command_line(spark, tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["extract", "--input", str(WARC / "whirlwind.warc.gz"), str(WARC / "warcio_post-test.warc.gz"),
+            "--output", str(out), "--source", "cc-test", "--num-buckets", "2", "--keep-dropped"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "extract funnel" in printed and "not_response" in printed
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["in"]["rows"] == 4 + 6 and sorted(p.name for p in out.glob("part-*")) == ["part-00000.parquet", "part-00001.parquet"]
+    assert main(args[:-3] + ["--num-buckets", "3"]) == 1  # refused: same folder, other config
+    assert "--overwrite" in capsys.readouterr().err
