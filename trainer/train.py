@@ -223,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
     resume_from = None
     if args.resume:
         resume_from = checkpoint.latest_checkpoint(ckpt_root)
-        if resume_from is None:
+        if resume_from is None and os.environ.get("RANK", "0") == "0":
             print(f"no complete checkpoint under {ckpt_root}: starting from step 0", flush=True)
         else:
             check_resume_compatible(checkpoint.read_state(resume_from), cfg, manifest_sha256, resume_from)
@@ -305,6 +305,9 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
         started = time.perf_counter()
         loss = engine.train_batch(micro_batches(train_ds, ids) if engine.needs_data else None)
         elapsed = time.perf_counter() - started
+        if not math.isfinite(loss):  # the same on every rank: the loss is the replicas' mean
+            raise RunError(f"loss is {loss} at step {progress.step + 1}: stopping without a checkpoint; "
+                           f"resume from the last good one with a lower optimizer.lr")
         progress = Progress(step=progress.step + 1, consumed_samples=plan.consumed_samples + plan.global_batch)
         interval_tokens += plan.global_batch * seq
         interval_time += elapsed
@@ -366,9 +369,15 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         if status == "signal":
             print(f"stopped by {stop.signal_name} after step {progress.step}; resume with --resume", flush=True)
+        if target is not None and last_val is not None:
+            verdict = "beats" if last_val < target else "does not beat"
+            print(f"validation loss {last_val:.4f} {verdict} the target {target:.4f}"
+                  f"{' (unigram model of the data)' if args.target_val_loss == 'unigram' else ''} after "
+                  f"{progress.step} steps, {progress.tokens(seq):,} tokens", flush=True)
         print(json.dumps(summary), flush=True)
     dist.barrier()
-    return 0 if math.isfinite(last_val if last_val is not None else 0.0) else 1
+    # A run that used up its tokens without reaching its target failed at what it was asked to do.
+    return 3 if status == "done" and target is not None and not (last_val is not None and last_val < target) else 0
 
 
 if __name__ == "__main__":
