@@ -2,29 +2,67 @@
 
 `html_to_text(html, language)` takes an already decoded page and the ISO 639-1 code of its language
 (as pycld2 reports it: "en", "de", "ja", "zh-Hant", CLD2's "iw"/"jw" included) and returns the text of
-the paragraphs jusText classifies as good, joined with "\\n\\n" (one blank line between paragraphs;
-whitespace inside a paragraph is collapsed to single spaces).
+the paragraphs jusText classifies as good, joined with "\\n\\n" (one blank line between paragraphs).
+Whitespace inside a paragraph, line breaks of the HTML source included, becomes one space, as a browser
+renders it.
+
+Steps: parse with lxml; remove boilerplate the markup names (`html_clean.remove_boilerplate`: scripts,
+navigation, footers, sidebars, share bars, comment sections, ...); split into paragraphs and classify
+them with jusText's own algorithm (`justext.core`), with the parameters of `JustextParams`.
 
 Language handling: jusText scores a paragraph by the share of its words that are stopwords of the
 page's language, so the stoplist must match the page: the English stoplist empties a German page.
 `language` is mapped to jusText's stoplist name ("de" -> "German"). For a language jusText has no
-stoplist for (Japanese, Chinese, Thai, ...: scripts without spaces between words, where a stopword share
-means nothing) or when `language` is None, jusText runs in its language-independent mode: an empty
-stoplist with both stopword thresholds at 0, so paragraphs are judged by length and link density alone.
+stoplist for (Japanese, Chinese, Thai, ...: mostly scripts without spaces between words, where a
+stopword share means nothing) or when `language` is None, jusText runs in its language-independent
+mode: an empty stoplist with both stopword thresholds at 0, so paragraphs are judged by length, link
+density and their neighbours alone. Chinese and Japanese carry about three times as much per character
+as alphabetic scripts, so their length thresholds are divided by `dense_script_length_divisor`.
+
+The parameters were tuned on half of the article-extraction benchmark's pages and checked on the other
+half and on trafilatura's evaluation pages (bench/extraction_quality.py); jusText's own defaults
+(`JUSTEXT_DEFAULTS`) keep less of an article: they stop short paragraphs and anything with a link share
+above 20%.
 
 A page with no parsable content gives "" (the caller counts it as an empty extraction).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 import justext
 import lxml.etree
 import lxml.html
-from justext.core import ParagraphMaker, classify_paragraphs, preprocessor, revise_paragraph_classification
+from justext.core import ParagraphMaker, classify_paragraphs, revise_paragraph_classification
+from justext.paragraph import Paragraph
+
+from dataprep.extract.html_clean import remove_boilerplate
 
 PARAGRAPH_SEPARATOR = "\n\n"
+
+
+@dataclass(frozen=True)
+class JustextParams:
+    length_low: int = 30  # shorter: "short", classified by its neighbours
+    length_high: int = 150  # longer, with enough stopwords: "good" on its own
+    stopwords_low: float = 0.15  # stopword share below: "bad"
+    stopwords_high: float = 0.30  # at or above (and long): "good"
+    max_link_density: float = 0.4  # share of characters inside links above: "bad"
+    max_heading_distance: int = 200  # a heading this close (characters) before good text is kept
+    no_headings: bool = False
+    dense_script_length_divisor: int = 3  # Chinese and Japanese: length thresholds divided by this
+    remove_boilerplate: bool = True  # html_clean before jusText
+
+
+JUSTEXT_DEFAULTS = JustextParams(
+    length_low=70, length_high=200, stopwords_low=0.30, stopwords_high=0.32, max_link_density=0.2,
+    max_heading_distance=200, no_headings=False, dense_script_length_divisor=1, remove_boilerplate=False,
+)
+DEFAULT_PARAMS = JustextParams()
+
+DENSE_SCRIPT_LANGUAGES = frozenset({"zh", "ja"})
 
 # ISO 639-1 (and CLD2's legacy or 639-2/3 codes where jusText has a stoplist) -> jusText stoplist name.
 STOPLIST_BY_LANGUAGE = {
@@ -50,17 +88,66 @@ STOPLIST_BY_LANGUAGE = {
 }
 
 
+def _base_language(language: str | None) -> str:
+    return (language or "").strip().lower().replace("_", "-").split("-")[0]
+
+
 def stoplist_name(language: str | None) -> str | None:
     """jusText's stoplist name for an ISO 639-1 code ("de", "pt-BR", "zh-Hant"), None if it has none."""
-    if not language:
-        return None
-    base = language.strip().lower().replace("_", "-").split("-")[0]
-    return STOPLIST_BY_LANGUAGE.get(base)
+    return STOPLIST_BY_LANGUAGE.get(_base_language(language))
 
 
 @cache
 def _stoplist(name: str) -> frozenset[str]:
     return frozenset(word.lower() for word in justext.get_stoplist(name))
+
+
+class _Paragraph(Paragraph):
+    """A jusText paragraph whose text is joined once, when it is complete (jusText's `text` property
+    re-joins and re-normalises it on every access, and classification reads it many times)."""
+
+    text = None  # shadows the property; set by freeze()
+
+    def __init__(self, path) -> None:  # as jusText's, less the xpath string nothing here reads
+        self.dom_path = path.dom
+        self.xpath = None
+        self.text_nodes = []
+        self.chars_count_in_links = 0
+        self.tags_count = 0
+        self.class_type = ""
+
+    def freeze(self) -> None:
+        self.text = Paragraph.text.fget(self)
+
+
+class _ParagraphMaker(ParagraphMaker):
+    """jusText's paragraph splitter, fed by a direct walk over the tree instead of lxml.sax events."""
+
+    def _start_new_pragraph(self) -> None:  # jusText's spelling
+        paragraph = self.paragraph
+        if paragraph is not None and paragraph.contains_text():
+            paragraph.freeze()
+            if paragraph.text:  # a lone <br> gives a paragraph of one space, which jusText drops
+                self.paragraphs.append(paragraph)
+        self.paragraph = _Paragraph(self.path)
+
+    @classmethod
+    def make_paragraphs(cls, root: lxml.etree._Element) -> list[_Paragraph]:
+        maker = cls()
+        for event, element in lxml.etree.iterwalk(root, events=("start", "end")):
+            tag = element.tag
+            if event == "start":
+                if isinstance(tag, str):
+                    maker.startElementNS((None, tag), tag, None)
+                    if element.text:
+                        maker.characters(element.text)
+            else:
+                if isinstance(tag, str):
+                    maker.endElementNS((None, tag), tag)
+                if element.tail and element is not root:
+                    maker.characters(element.tail)
+        maker.endDocument()
+        return maker.paragraphs
 
 
 def _parse(html: str) -> lxml.html.HtmlElement | None:
@@ -73,21 +160,31 @@ def _parse(html: str) -> lxml.html.HtmlElement | None:
         return None
 
 
-def html_to_text(html: str, language: str | None) -> str:
+def html_to_text(html: str, language: str | None, params: JustextParams = DEFAULT_PARAMS) -> str:
     """Main text of a decoded HTML page, paragraphs joined with "\\n\\n"; "" when nothing is kept."""
     if not html or html.isspace():
         return ""
-    dom = _parse(html)
-    if dom is None:
+    root = _parse(html)
+    if root is None:
         return ""
-    dom = preprocessor(dom)
-    paragraphs = ParagraphMaker.make_paragraphs(dom)
+    if params.remove_boilerplate:
+        remove_boilerplate(root)
+    else:  # jusText's own pre-cleaning only
+        root = justext.core.preprocessor(root)
+    paragraphs = _ParagraphMaker.make_paragraphs(root)
 
     name = stoplist_name(language)
+    length_low, length_high = params.length_low, params.length_high
     if name is None:
         stoplist, stopwords_low, stopwords_high = frozenset(), 0.0, 0.0
+        if _base_language(language) in DENSE_SCRIPT_LANGUAGES:
+            length_low //= params.dense_script_length_divisor
+            length_high //= params.dense_script_length_divisor
     else:
-        stoplist, stopwords_low, stopwords_high = _stoplist(name), 0.30, 0.32
-    classify_paragraphs(paragraphs, stoplist, stopwords_low=stopwords_low, stopwords_high=stopwords_high)
-    revise_paragraph_classification(paragraphs)
-    return PARAGRAPH_SEPARATOR.join(p.text for p in paragraphs if p.class_type == "good")
+        stoplist, stopwords_low, stopwords_high = _stoplist(name), params.stopwords_low, params.stopwords_high
+    classify_paragraphs(
+        paragraphs, stoplist, length_low=length_low, length_high=length_high, stopwords_low=stopwords_low,
+        stopwords_high=stopwords_high, max_link_density=params.max_link_density, no_headings=params.no_headings,
+    )
+    revise_paragraph_classification(paragraphs, params.max_heading_distance)
+    return PARAGRAPH_SEPARATOR.join(" ".join(p.text.split()) for p in paragraphs if p.class_type == "good")
