@@ -14,7 +14,10 @@ shard's index in `manifest.blend_per_split`. Imports neither pyspark nor datapre
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+
+import torch
 
 from blending.manifest import Manifest, ManifestError, Shard, Source, load_manifest
 
@@ -38,6 +41,9 @@ class ManifestTokenizer(MegatronTokenizerBase):
         super().__init__(str(manifest.tokenizer_path), {})
         self._manifest = manifest
         self._hf = None
+        # part of the description megatron hashes to name its index caches
+        self.unique_identifiers = {"class": type(self).__name__, "tokenizer_sha256": manifest.tokenizer_sha256,
+                                   "vocab_size": manifest.vocab_size, "eod": manifest.eod_id}
 
     def _tokenizer(self):
         if self._hf is None:
@@ -99,5 +105,20 @@ def build_gpt_datasets(manifest: Manifest, seq_length: int, num_samples: dict[st
     config = gpt_dataset_config(manifest, seq_length, seed, cache_dir, **options)
     sizes = [int(num_samples["train"]), int(num_samples["valid"]), None]
     builder = BlendedMegatronDatasetBuilder(GPTDataset, sizes, is_built_on_rank or (lambda: True), config)
-    train, valid, _ = builder.build()
+    with _process_group():
+        train, valid, _ = builder.build()
     return train, valid
+
+
+@contextmanager
+def _process_group():
+    """megatron's BlendedDataset asks torch.distributed for the rank when it writes its index cache; outside
+    a distributed run, a one-process group (in-memory store, no network) stands in while it builds."""
+    if torch.distributed.is_initialized():
+        yield
+        return
+    torch.distributed.init_process_group("gloo", store=torch.distributed.HashStore(), rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        torch.distributed.destroy_process_group()

@@ -1,0 +1,172 @@
+"""Shard builder throughput: Spark (local[1]) against a bare encode_batch loop + the same writer.
+
+Corpus: every prose file under ../shared/data/prose (Gutenberg books, Shakespeare, wikitext-2, the
+NLTK inaugural and State of the Union speeches), split into paragraphs, one document each, repeated
+--copies times under distinct doc_ids to give the tokenizer enough work. Both sides tokenize the same
+documents single-threaded with the same tokenizer and write Megatron shards with the same writer; the
+builder also draws the validation split, sorts by doc_id, plans shards and writes the manifest. The
+Spark session is started once before timing (its start-up is reported on its own). Figures are medians
+of --repeats runs. Also: the time to train the byte-level BPE on one copy of the corpus.
+
+    .venv/bin/python bench/shard_throughput.py [--copies 4] [--repeats 3] [--vocab-size 8192]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from blending.build import build  # noqa: E402
+from blending.config import BlendConfig  # noqa: E402
+from blending.indexed import IndexedDatasetWriter  # noqa: E402
+from blending.tokenizer import eod_id, load_tokenizer, single_threaded, token_dtype, train_bpe, vocab_size  # noqa: E402
+from dataprep.schema import DOCUMENT_SCHEMA, bucket_of, doc_id  # noqa: E402
+from dataprep.spark import get_spark  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "prose"
+CHUNK = 1024
+
+
+def read_text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("iso-8859-1")  # the Sherlock Holmes file
+
+
+def prose_files() -> list[tuple[str, str]]:
+    files = []
+    for path in sorted(DATA.rglob("*")):
+        if path.suffix == ".txt":
+            files.append((path.name, read_text(path.read_bytes())))
+        elif path.suffix == ".zip":
+            with zipfile.ZipFile(path) as z:
+                for name in sorted(z.namelist()):
+                    if name.endswith(".txt"):
+                        files.append((f"{path.stem}/{Path(name).name}", read_text(z.read(name))))
+    return files
+
+
+def corpus_rows(copies: int) -> list[dict]:
+    rows = []
+    for copy in range(copies):
+        for name, text in prose_files():
+            paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+            for i, paragraph in enumerate(paragraphs):
+                origin = f"{name}:{i}:copy{copy}"
+                rows.append({"doc_id": doc_id("prose", origin), "source": "prose", "url": None, "origin": origin,
+                             "lang": "en", "lang_score": 1.0, "text": paragraph})
+    return rows
+
+
+def write_stage_folder(folder: Path, rows: list[dict], buckets: int = 8) -> None:
+    folder.mkdir(parents=True)
+    for b in range(buckets):
+        part = sorted((r for r in rows if bucket_of(r["doc_id"], buckets) == b), key=lambda r: r["doc_id"])
+        pq.write_table(pa.Table.from_pylist(part, schema=DOCUMENT_SCHEMA), folder / f"part-{b:05d}.parquet")
+    (folder / "_SUCCESS").write_text(json.dumps({"stage": "bench"}))
+
+
+def baseline(folder: Path, tokenizer_path: Path, out: Path) -> int:
+    """A bare loop: read the documents, encode_batch in chunks, write one Megatron dataset. Returns tokens."""
+    tokenizer = load_tokenizer(tokenizer_path)
+    eod, dtype = eod_id(tokenizer), token_dtype(vocab_size(tokenizer))
+    table = pq.read_table(sorted(folder.glob("part-*.parquet")), columns=["doc_id", "text"])
+    texts = table.take(pc.sort_indices(table, [("doc_id", "ascending")]))["text"].to_pylist()
+    writer = IndexedDatasetWriter(out / "baseline", dtype)
+    for start in range(0, len(texts), CHUNK):
+        encodings = tokenizer.encode_batch(texts[start:start + CHUNK], add_special_tokens=False)
+        docs = [np.append(np.asarray(e.ids, dtype=dtype), np.asarray([eod], dtype=dtype)) for e in encodings]
+        writer.add_documents(np.concatenate(docs), np.array([d.size for d in docs]))
+    return writer.close().tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--copies", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--vocab-size", type=int, default=8192)
+    args = parser.parse_args()
+    single_threaded()  # one core per side: a Spark task at local[1] against one loop
+
+    work = Path(tempfile.mkdtemp(prefix="shard_bench-"))
+    try:
+        rows = corpus_rows(args.copies)
+        corpus_bytes = sum(len(r["text"].encode()) for r in rows)
+        write_stage_folder(work / "docs", rows)
+        one_copy = [r["text"] for r in rows if r["origin"].endswith(":copy0")]
+        tokenizer = train_bpe(one_copy, args.vocab_size)
+        tokenizer.save(str(work / "tokenizer.json"))
+        print(f"corpus: {len(rows):,} documents, {corpus_bytes / 1e6:.1f} MB ({args.copies} copies of the prose files)")
+
+        started = time.perf_counter()
+        get_spark("local[1]", app_name="shard_throughput")
+        session_s = time.perf_counter() - started
+        config = BlendConfig.from_dict({
+            "tokenizer": {"file": str(work / "tokenizer.json")},
+            "sources": [{"name": "prose", "inputs": [str(work / "docs")], "weight": 1.0}],
+            "shard_size_tokens": 2_000_000,
+        })
+        ours, theirs, tokens = [], [], 0
+        for r in range(args.repeats):
+            out = work / f"shards{r}"
+            started = time.perf_counter()
+            manifest = build(config, out, master="local[1]", log=lambda *_: None)
+            ours.append(time.perf_counter() - started)
+            tokens = sum(s["tokens"] for src in json.loads(manifest.read_text())["sources"].values()
+                         for split in ("train", "valid") for s in src[split])
+            shutil.rmtree(out)
+
+            (work / "bare").mkdir()
+            started = time.perf_counter()
+            bare_tokens = baseline(work / "docs", work / "tokenizer.json", work / "bare")
+            theirs.append(time.perf_counter() - started)
+            shutil.rmtree(work / "bare")
+            assert bare_tokens == tokens, (bare_tokens, tokens)
+            print(f"run {r + 1}: builder {ours[-1]:.1f} s, bare loop {theirs[-1]:.1f} s, {tokens:,} tokens")
+
+        train_s = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            train_bpe(one_copy, args.vocab_size)
+            train_s.append(time.perf_counter() - started)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    ours_tps, theirs_tps = tokens / statistics.median(ours), tokens / statistics.median(theirs)
+    print(f"builder (Spark local[1]): {ours_tps:,.0f} tokens/s; bare encode_batch loop + writer: {theirs_tps:,.0f} tokens/s")
+    print(f"tokenizer training: {statistics.median(train_s):.1f} s for a {args.vocab_size}-token BPE on "
+          f"{sum(len(t.encode()) for t in one_copy) / 1e6:.1f} MB ({len(one_copy):,} documents)")
+    print(json.dumps({
+        "ratio": round(ours_tps / theirs_tps, 3),
+        "builder_tokens_per_s": round(ours_tps),
+        "baseline_tokens_per_s": round(theirs_tps),
+        "tokens": tokens,
+        "documents": len(rows),
+        "corpus_mb": round(corpus_bytes / 1e6, 1),
+        "master": "local[1]",
+        "spark_session_start_s": round(session_s, 1),
+        "tokenizer_train_s": round(statistics.median(train_s), 2),
+        "tokenizer_train_corpus_mb": round(sum(len(t.encode()) for t in one_copy) / 1e6, 1),
+        "tokenizer_vocab_size": args.vocab_size,
+        "repeats": args.repeats,
+    }))
+
+
+if __name__ == "__main__":
+    main()
