@@ -53,6 +53,10 @@ def _recall(tp: float, fp: float, fn: float) -> float:
     return tp / (tp + fn)
 
 
+def page_precision(true: str, pred: str) -> float:
+    return _precision(*page_counts(true, pred))
+
+
 def page_recall(true: str, pred: str) -> float:
     return _recall(*page_counts(true, pred))
 

@@ -1,0 +1,160 @@
+"""html_to_text on real pages of the article-extraction benchmark (with their gold article bodies),
+scored with the benchmark's own shingle metric (bench/_aeb_metric.py)."""
+
+import dataclasses
+import gzip
+import json
+import sys
+from pathlib import Path
+
+import justext
+import pytest
+
+from dataprep.extract.html_clean import remove_boilerplate
+from dataprep.extract.html_text import (
+    DEFAULT_PARAMS,
+    JUSTEXT_DEFAULTS,
+    PARAGRAPH_SEPARATOR,
+    _ParagraphMaker,
+    _parse,
+    html_to_text,
+    stoplist_name,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from _aeb_metric import page_counts, page_precision, page_recall, scores  # noqa: E402
+
+AEB = ROOT / "tests" / "fixtures" / "html" / "aeb"
+COMMENTS_PAGE = "8e3efab59f48fd29a1e1e7aa135880c4251a9f090f94999668cdbaec59d30b5a"  # profootballtalk, en
+PRIVACY_POPUP_PAGE = "1f765c48780665e89cc3af1f7c9af47876e9fae9b5be4a936b0649e10f5e3198"  # sputniknews, en
+FORM_WRAPPED_PAGE = "42aad16bde9288623543642a9ce1a396be83e2db44aa2ff8cbbfe46e14abd7cc"  # aljazeera, en
+GERMAN_PAGE = "ba07d1e64775f4090e39116c382111f5a2cfe9528dd179673f4e9bfcea370c15"  # blog.comwrap.com
+JAPANESE_PAGE = "85439e26c41c75901820d01a13e8cea7836abb58635ea3986f71a163ab0311d3"  # lhpat-tm.com
+
+
+@pytest.fixture(scope="module")
+def truth() -> dict[str, str]:
+    data = json.loads((AEB / "ground-truth.json").read_text(encoding="utf-8"))
+    return {page_id: item["articleBody"] for page_id, item in data.items()}
+
+
+@pytest.fixture(scope="module")
+def pages() -> dict[str, str]:
+    return {path.name.removesuffix(".html.gz"): gzip.decompress(path.read_bytes()).decode("utf-8")
+            for path in sorted(AEB.glob("*.html.gz"))}
+
+
+def plain_justext(html: str) -> str:
+    """jusText as shipped: default parameters, English stoplist, its own pre-cleaning."""
+    paragraphs = justext.justext(html, justext.get_stoplist("English"))
+    return "\n\n".join(p.text for p in paragraphs if not p.is_boilerplate)
+
+
+@pytest.mark.parametrize(
+    "page_id, boilerplate",
+    [
+        (COMMENTS_PAGE, "Rivers is done. Get a new QB, Chargers."),  # a reader comment
+        (PRIVACY_POPUP_PAGE, "We are committed to protecting your personal information"),  # GDPR pop-up
+        (FORM_WRAPPED_PAGE, "This illustration of SpaceX's concept for a commercial lunar lander"),  # figure caption
+    ],
+)
+def test_article_kept_and_boilerplate_that_plain_justext_keeps_removed(pages, truth, page_id, boilerplate):
+    html = pages[page_id]
+    ours = html_to_text(html, "en")
+    assert page_recall(truth[page_id], ours) >= 0.95
+    assert page_precision(truth[page_id], ours) >= 0.9
+    assert boilerplate in plain_justext(html)
+    assert boilerplate not in ours
+
+
+def test_navigation_removed_but_page_wrapped_in_a_form_keeps_its_article(pages, truth):
+    html = pages[FORM_WRAPPED_PAGE]
+    assert "TRENDING:" in html and "<form" in html  # an ASP.NET-style page: one <form> around the whole body
+    text = html_to_text(html, "en")
+    assert "TRENDING:" not in text
+    assert page_recall(truth[FORM_WRAPPED_PAGE], text) >= 0.95
+
+
+def test_german_page_needs_the_german_stoplist(pages, truth):
+    html, gold = pages[GERMAN_PAGE], truth[GERMAN_PAGE]
+    german = html_to_text(html, "de")
+    english = html_to_text(html, "en")
+    assert page_recall(gold, german) >= 0.95
+    assert page_recall(gold, english) <= 0.2  # German prose has almost no English stopwords
+    assert len(english) < 0.2 * len(german)
+
+
+def test_japanese_page_in_language_independent_mode(pages, truth):
+    html, gold = pages[JAPANESE_PAGE], truth[JAPANESE_PAGE]
+    assert stoplist_name("ja") is None
+    text = html_to_text(html, "ja")
+    assert text
+    assert page_recall(gold, text) >= 0.9
+    assert "脱獄" in text
+    # Japanese paragraphs are short in characters: with alphabetic-script lengths they are all too short
+    undivided = dataclasses.replace(DEFAULT_PARAMS, dense_script_length_divisor=1)
+    assert page_recall(gold, html_to_text(html, "ja", undivided)) < page_recall(gold, text)
+
+
+def test_better_than_justext_defaults_on_the_fixture_pages(pages, truth):
+    languages = {GERMAN_PAGE: "de", JAPANESE_PAGE: "ja"}
+    ours = scores([page_counts(truth[p], html_to_text(pages[p], languages.get(p, "en"))) for p in pages])
+    plain = scores([page_counts(truth[p], html_to_text(pages[p], languages.get(p, "en"), JUSTEXT_DEFAULTS))
+                    for p in pages])
+    assert ours["f1"] >= 0.95
+    assert ours["f1"] > plain["f1"] + 0.05
+
+
+def test_output_format_paragraphs_and_whitespace(pages):
+    text = html_to_text(pages[PRIVACY_POPUP_PAGE], "en")
+    paragraphs = text.split(PARAGRAPH_SEPARATOR)
+    assert len(paragraphs) >= 10
+    for paragraph in paragraphs:
+        assert paragraph and paragraph == paragraph.strip()
+        assert "\n" not in paragraph and "  " not in paragraph
+    assert html_to_text(pages[PRIVACY_POPUP_PAGE], "en") == text  # deterministic
+
+
+def test_paragraphs_match_justext_sax_splitter(pages):
+    """The direct tree walk gives exactly the paragraphs jusText's own lxml.sax-driven splitter gives."""
+    for html in pages.values():
+        ours = _ParagraphMaker.make_paragraphs(remove_boilerplate(_parse(html)))
+        theirs = justext.core.ParagraphMaker.make_paragraphs(remove_boilerplate(_parse(html)))
+        assert [(p.text, p.dom_path, p.chars_count_in_links, p.tags_count) for p in ours] == [
+            (p.text, p.dom_path, p.chars_count_in_links, p.tags_count) for p in theirs
+        ]
+
+
+@pytest.mark.parametrize(
+    "language, stoplist",
+    [("de", "German"), ("en", "English"), ("pt-BR", "Portuguese"), ("iw", "Hebrew"), ("he", "Hebrew"),
+     ("no", "Norwegian_Bokmal"), ("ja", None), ("zh-Hant", None), ("th", None), (None, None), ("", None)],
+)
+def test_stoplist_names(language, stoplist):
+    assert stoplist_name(language) == stoplist
+    if stoplist:
+        assert stoplist in justext.get_stoplists()
+
+
+@pytest.mark.parametrize("html", ["", "   \n", "<!-- only a comment -->", "<html><head><title>t</title></head></html>"])
+def test_pages_without_text_give_empty_string(html):
+    assert html_to_text(html, "en") == ""
+
+
+def test_decoded_page_with_stale_declarations_and_control_characters(pages):
+    """A str page keeps its XML/meta encoding declarations (the bytes were decoded upstream); NULs happen."""
+    body = pages[GERMAN_PAGE].split("<body", 1)[1]
+    html = ('<?xml version="1.0" encoding="iso-8859-1"?>\n<html><head><meta charset="iso-8859-1"></head><body'
+            + body.replace("Die ", "Die\x00 ", 3))
+    text = html_to_text(html, "de")
+    assert "ä" in text or "ü" in text or "ö" in text
+    assert "Ã" not in text  # not re-decoded as Latin-1
+
+
+def test_metric_handles_empty_predictions_as_the_benchmark_does():
+    counts = [page_counts("one two three four five", ""), page_counts("one two three four five", "one two three four")]
+    assert counts[0] == (0.0, 0.0, 1.0)
+    result = scores(counts)
+    assert result["precision"] == 1.0  # the empty prediction is left out of precision
+    assert result["recall"] == pytest.approx((0.0 + 0.5) / 2)  # and counts 0 in recall
