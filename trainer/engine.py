@@ -35,7 +35,7 @@ import torch
 import torch.distributed as dist
 from deepspeed.pipe import PipelineModule
 
-from trainer.config import TrainConfig
+from trainer.config import TrainConfig, merge_deepspeed_json
 from trainer.model.gpt import GPTLoss, ModelShape, gpt_layer_specs, model_shape, weight_decay_groups
 from trainer.parallel.groups import (
     compare_groups,
@@ -93,6 +93,8 @@ def build_pipeline_module(shape: ModelShape, layout: Layout, activation_checkpoi
         loss_fn=GPTLoss(shape),
         partition_method="type:TransformerBlock",
         activation_checkpoint_interval=activation_checkpoint_interval,
+        # only blocks are recomputed: the reentrant checkpoint needs a float input that requires grad
+        checkpointable_layers=["TransformerBlock"],
     )
 
 
@@ -243,7 +245,8 @@ def build_engine(cfg: TrainConfig, *, global_batch_size: int | None = None,
         deepspeed.checkpointing.configure(module._grid)
         deepspeed.checkpointing.model_parallel_cuda_manual_seed(cfg.seed)
 
-    config = deepspeed_config(cfg, layout, global_batch_size or cfg.batch.global_batch_size)
+    config = merge_deepspeed_json(deepspeed_config(cfg, layout, global_batch_size or cfg.batch.global_batch_size),
+                                  cfg.run.deepspeed_json)  # the preset's infra/deepspeed/*.json
     ds_engine, _, _, _ = deepspeed.initialize(model=module, optimizer=build_optimizer(module, cfg), config=config,
                                               lr_scheduler=lr_scheduler)
     return TrainerEngine(ds_engine, cfg, layout, shape, placement, groups)

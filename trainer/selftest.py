@@ -16,6 +16,7 @@ the one-process reference the layouts must match.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import shutil
@@ -28,6 +29,7 @@ import torch.distributed as dist
 
 from trainer.config import BatchConfig, ModelConfig, OptimizerConfig, ParallelConfig, TrainConfig
 from trainer.engine import TrainerEngine, build_engine
+from trainer.parallel.commtime import CommTimer
 from trainer.parallel.groups import (
     destroy_megatron_groups,
     init_distributed,
@@ -61,6 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-samples", type=int, default=8)
     p.add_argument("--resume-at", type=int, default=None, help="after the run, resume from step K's checkpoint")
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # deepspeed's
+    p.add_argument("--time-comm", action="store_true",
+                   help="record each rank's time blocked in communication per step (trainer.parallel.commtime)")
     p.add_argument("--plain", action="store_true",
                    help="one process only: also train the plain PyTorch loop (trainer.plain) on the same batches")
     return p.parse_args(argv)
@@ -94,7 +99,7 @@ def lr_at(args: argparse.Namespace, step: int) -> float:
 def run_steps(engine: TrainerEngine, stream: BigramStream, args: argparse.Namespace, steps: range,
               checkpoint: tuple[int, str] | None = None) -> dict:
     record = {"losses": [], "grad_norms": [], "lrs": [], "global_batch": [], "grad_accumulation": [],
-              "step_seconds": []}
+              "step_seconds": [], "comm_seconds": []}
     for step in steps:
         batch = global_batch_at(args, step)
         if batch != engine.global_batch_size:
@@ -106,9 +111,12 @@ def run_steps(engine: TrainerEngine, stream: BigramStream, args: argparse.Namesp
                                          micro_batch_size=engine.micro_batch_size,
                                          data_parallel_rank=engine.data_parallel_rank,
                                          data_parallel_size=engine.data_parallel_size)
-        started = time.perf_counter()
-        loss = engine.train_batch(data)
-        record["step_seconds"].append(time.perf_counter() - started)
+        with CommTimer() if args.time_comm else contextlib.nullcontext() as comm:
+            started = time.perf_counter()
+            loss = engine.train_batch(data)
+            record["step_seconds"].append(time.perf_counter() - started)
+        if comm is not None:
+            record["comm_seconds"].append(comm.seconds)
         record["losses"].append(loss)
         record["grad_norms"].append(engine.grad_norm)
         record["lrs"].append(engine.lr)
@@ -145,9 +153,12 @@ def run_layout(layout: Layout, args: argparse.Namespace, stream: BigramStream) -
     result["eval_loss"] = evaluate(engine, stream, args)
     result["padded_vocab"] = engine.shape.padded_vocab
     result["placement"] = rows_as_dicts(engine.placement)
-    groups: list = [None] * dist.get_world_size()
-    dist.all_gather_object(groups, {"megatron": megatron_group_ranks(), "deepspeed": engine.groups})
-    result["groups"] = groups
+    per_rank: list = [None] * dist.get_world_size()
+    dist.all_gather_object(per_rank, {"groups": {"megatron": megatron_group_ranks(), "deepspeed": engine.groups},
+                                      "step_seconds": result["step_seconds"], "comm_seconds": result["comm_seconds"]})
+    result["groups"] = [r["groups"] for r in per_rank]
+    result["step_seconds_by_rank"] = [r["step_seconds"] for r in per_rank]
+    result["comm_seconds_by_rank"] = [r["comm_seconds"] for r in per_rank]
     close(engine)
 
     if checkpoint_dir:

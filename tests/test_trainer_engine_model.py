@@ -1,0 +1,156 @@
+"""The GPT layers in one process: layout-independent initialisation, vocabulary padding, loss, causality."""
+
+from __future__ import annotations
+
+import math
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from trainer.config import ModelConfig
+from trainer.parallel.topology import Layout, RankPlace, placement_problems
+from trainer.synthetic import BigramStream, replica_micro_batches
+
+VOCAB = 300
+
+
+@pytest.fixture(scope="module")
+def one_rank():
+    """A one-process gloo group with megatron-core's groups (tensor parallelism of one)."""
+    from trainer.parallel.groups import destroy_megatron_groups, init_megatron_groups
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    init_megatron_groups(Layout())
+    yield
+    destroy_megatron_groups()
+    dist.destroy_process_group()
+
+
+def small_model(**overrides) -> ModelConfig:
+    values = dict(num_layers=2, hidden_size=48, num_attention_heads=4, seq_length=16, vocab_size=VOCAB)
+    values.update(overrides)
+    return ModelConfig(**values)
+
+
+def test_vocabulary_is_padded_to_a_multiple_of_128_times_tp():
+    from trainer.model.tensor_parallel import padded_vocab_size
+
+    assert padded_vocab_size(50257, 128, 8) == 51200
+    assert padded_vocab_size(VOCAB, 128, 1) == 384
+    assert padded_vocab_size(VOCAB, 128, 2) == 512
+    assert padded_vocab_size(256, 128, 2) == 256
+
+
+@pytest.mark.parametrize("partition_dim", [0, 1])
+def test_tensor_parallel_shards_are_slices_of_the_one_process_weight(partition_dim):
+    from trainer.model.init import init_normal_
+
+    def param(shape):
+        p = torch.nn.Parameter(torch.empty(shape))
+        p.tensor_model_parallel, p.partition_dim, p.partition_stride = True, partition_dim, 1
+        return p
+
+    full_shape = (12, 6)
+    full = param(full_shape)
+    init_normal_(full, seed=7, name="layers.3.fc1.weight", std=0.02, tp_rank=0)
+    for tp in (2, 3):
+        shard_shape = list(full_shape)
+        shard_shape[partition_dim] //= tp
+        shards = []
+        for rank in range(tp):
+            shard = param(tuple(shard_shape))
+            init_normal_(shard, seed=7, name="layers.3.fc1.weight", std=0.02, tp_rank=rank)
+            shards.append(shard.detach())
+        assert torch.equal(torch.cat(shards, dim=partition_dim), full.detach())
+    other = param(full_shape)
+    init_normal_(other, seed=8, name="layers.3.fc1.weight", std=0.02, tp_rank=0)
+    assert not torch.equal(other.detach(), full.detach())
+
+
+def test_init_std_scaled_output_projections_and_zero_padding(one_rank):
+    from trainer.model.gpt import TransformerBlock, WordEmbedding, model_shape
+
+    cfg = small_model(hidden_size=192, num_attention_heads=4, num_layers=6)
+    shape = model_shape(cfg, 1, seed=3)
+    std = math.sqrt(1 / (3 * 192))
+    block = TransformerBlock(shape, layer_number=0)
+    assert block.qkv.weight.std().item() == pytest.approx(std, rel=0.05)
+    assert block.fc1.weight.std().item() == pytest.approx(std, rel=0.05)
+    assert block.fc2.weight.std().item() == pytest.approx(std / math.sqrt(2 * 6), rel=0.05)
+    assert block.attention_out.weight.std().item() == pytest.approx(std / math.sqrt(2 * 6), rel=0.05)
+    assert torch.count_nonzero(block.qkv.bias) == 0
+    assert all(getattr(p, "tensor_model_parallel", False) for p in (block.qkv.weight, block.fc2.weight))
+    assert not torch.equal(block.qkv.weight, TransformerBlock(shape, layer_number=1).qkv.weight)
+
+    embedding = WordEmbedding(shape).embedding.weight.detach()
+    assert embedding.shape == (384, 192)
+    assert torch.count_nonzero(embedding[VOCAB:]) == 0
+    assert embedding[:VOCAB].std().item() == pytest.approx(std, rel=0.05)
+
+
+def test_loss_masks_the_padded_vocabulary_out(one_rank):
+    from trainer.model.gpt import GPTLoss, model_shape
+
+    loss_fn = GPTLoss(model_shape(small_model(), 1, seed=0))
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 384)
+    logits[..., VOCAB:] = 50.0  # padded rows would dominate the softmax if they took part
+    logits.requires_grad_(True)
+    labels = torch.randint(VOCAB, (2, 5))
+    loss = loss_fn(logits, labels)
+    expected = F.cross_entropy(logits.detach()[..., :VOCAB].reshape(-1, VOCAB), labels.reshape(-1))
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+    loss.backward()
+    assert torch.count_nonzero(logits.grad[..., VOCAB:]) == 0
+
+    mask = torch.zeros(2, 5)
+    mask[0, :3] = 1.0
+    masked = loss_fn(logits.detach(), (labels, mask))
+    expected = F.cross_entropy(logits.detach()[0, :3, :VOCAB], labels[0, :3])
+    assert masked.item() == pytest.approx(expected.item(), abs=1e-6)
+
+
+def test_attention_is_causal(one_rank):
+    from trainer.model.gpt import SequentialGPT, model_shape
+
+    model = SequentialGPT(model_shape(small_model(), 1, seed=5)).eval()
+    tokens = torch.randint(VOCAB, (1, 12), generator=torch.Generator().manual_seed(1))
+    changed = tokens.clone()
+    changed[0, 7] = (changed[0, 7] + 1) % VOCAB
+    with torch.no_grad():
+        before, after = model(tokens), model(changed)
+    assert before.shape == (1, 12, 384)
+    assert torch.equal(before[:, :7], after[:, :7])
+    assert not torch.allclose(before[:, 7:], after[:, 7:])
+
+
+def test_layout_parsing_and_placement_check():
+    assert Layout.parse("2x4x8") == Layout(tensor=2, pipeline=4, data=8)
+    assert Layout.parse("2x4x8").world_size == 64
+    with pytest.raises(ValueError, match="TPxPPxDP"):
+        Layout.parse("2x4")
+    good = [RankPlace(rank=r, node=r // 4, pp=r // 4, dp=(r // 2) % 2, tp=r % 2) for r in range(8)]
+    assert placement_problems(good) == []
+    bad = [RankPlace(rank=r, node=r % 2, pp=r // 4, dp=(r // 2) % 2, tp=r % 2) for r in range(8)]
+    assert len(placement_problems(bad)) == 4
+
+
+def test_token_stream_is_deterministic_and_replicas_split_the_batch():
+    stream = BigramStream(VOCAB, 16, seed=1)
+    assert torch.equal(stream.sample(5), BigramStream(VOCAB, 16, seed=1).sample(5))
+    assert not torch.equal(stream.sample(5), stream.sample(6))
+    one = [x for x, _ in replica_micro_batches(stream, step_first_sample=8, global_batch=8, micro_batch_size=2,
+                                                 data_parallel_rank=0, data_parallel_size=1)]
+    two = [x for r in range(2) for x, _ in replica_micro_batches(stream, step_first_sample=8, global_batch=8,
+                                                                  micro_batch_size=2, data_parallel_rank=r,
+                                                                  data_parallel_size=2)]
+    assert len(one) == 4 and all(torch.equal(a, b) for a, b in zip(one, two))
+    inputs, labels = next(stream.micro_batches(0, 1, 2))
+    assert inputs.shape == labels.shape == (2, 16) and inputs.dtype == torch.int64
+    assert torch.equal(inputs[:, 1:], labels[:, :-1])
