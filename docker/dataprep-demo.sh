@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 
 master=${SPARK_MASTER:-local[*]}
 read -r -a submit_opts <<< "${DEMO_SUBMIT_ARGS:-}"
-demo=out/demo  # infra/blend_demo.yaml reads $demo/cleanup
+# Absolute: executors open files from their own working folder, not the driver's. infra/blend_demo.yaml
+# names the same folders relative to the repository root.
+demo=$PWD/out/demo
 
 submit() {
     spark-submit --master "$master" "${submit_opts[@]}" "$@"

@@ -39,6 +39,8 @@ ENV PYTHONPATH=/opt/mtnlg \
     PYSPARK_DRIVER_PYTHON=python3 \
     SPARK_HOME=/usr/local/lib/python3.11/site-packages/pyspark \
     PATH=/usr/local/lib/python3.11/site-packages/pyspark/bin:$PATH
+# Console logging: warnings, and the master's and workers' own news (Spark's default is every INFO line).
+COPY docker/log4j2.properties ${SPARK_HOME}/conf/log4j2.properties
 
 # Outputs go to out/ (a volume in docker/compose.yaml), owned by the unprivileged user.
 RUN useradd --create-home --uid 1000 mtnlg \
