@@ -13,15 +13,23 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# pdsh and ssh: the `deepspeed --hostfile` launcher starts the ranks of other nodes through them.
+# Debian/Ubuntu security updates replace exact versions, so apt packages are left unpinned.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends pdsh openssh-client \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /opt/mtnlg
 COPY requirements/trainer.txt requirements/trainer.txt
-# Everything but torch, and the base image's torch held where it is: requirements/trainer.txt pins the
-# CPU build for development machines, while this image keeps the CUDA build it was made with.
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-RUN grep -v -E '^torch([=<> ]|$)' requirements/trainer.txt > /tmp/requirements.txt \
-    && python -c 'import torch; print(f"torch=={torch.__version__}")' > /tmp/constraints.txt \
-    && pip install -c /tmp/constraints.txt -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt /tmp/constraints.txt
+COPY docker/requirements_for_base.py docker/requirements_for_base.py
+# torch and whatever the base image pins in its pip constraints ($PIP_CONSTRAINT) stay as the base image
+# has them (its CUDA build of torch, the numpy its compiled packages expect); the rest installs at the
+# pins of requirements/trainer.txt. The installed torch is held explicitly for bases without constraints.
+RUN python docker/requirements_for_base.py requirements/trainer.txt > /tmp/requirements.txt \
+    && python -c 'import torch; print(f"torch=={torch.__version__}")' > /tmp/torch.txt \
+    && pip install -c /tmp/torch.txt -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt /tmp/torch.txt
 
 # The source tree: presets find their DeepSpeed JSON under infra/deepspeed relative to the package.
 # The trainer reads shards through blending's reader and manifest (neither needs Spark).

@@ -287,3 +287,16 @@ def test_hostfile_example_parses_as_deepspeed_reads_it():
 
     pool = fetch_hostfile(str(ROOT / "infra" / "hostfile.example"))
     assert len(pool) >= 2 and set(pool.values()) == {8}
+
+
+def test_trainer_image_keeps_torch_and_the_base_images_pins(tmp_path):
+    constraints = tmp_path / "constraint.txt"
+    constraints.write_text("numpy==1.26.4\nPyYAML==6.0.1  # pinned by the base\n")
+    done = subprocess.run([sys.executable, "docker/requirements_for_base.py", "requirements/trainer.txt"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PIP_CONSTRAINT": f"{constraints} {tmp_path / 'absent.txt'}"})
+    assert done.returncode == 0, done.stderr
+    kept = done.stdout.split()
+    assert "deepspeed==0.19.8" in kept and "megatron-core==0.16.1" in kept
+    assert not [line for line in kept if line.split("=")[0].lower() in ("torch", "numpy", "pyyaml")]
+    assert "numpy==2.4.6" in done.stderr and "torch==2.13.0" in done.stderr
