@@ -14,6 +14,7 @@ from dataprep.extract.html_clean import remove_boilerplate
 from dataprep.extract.html_text import (
     DEFAULT_PARAMS,
     JUSTEXT_DEFAULTS,
+    MIN_REPEATED_PARAGRAPH_CHARS,
     PARAGRAPH_SEPARATOR,
     _ParagraphMaker,
     _parse,
@@ -114,6 +115,18 @@ def test_output_format_paragraphs_and_whitespace(pages):
         assert paragraph and paragraph == paragraph.strip()
         assert "\n" not in paragraph and "  " not in paragraph
     assert html_to_text(pages[PRIVACY_POPUP_PAGE], "en") == text  # deterministic
+
+
+def test_article_carried_twice_is_kept_once(pages):
+    html = pages[GERMAN_PAGE]
+    body = html.split("<body", 1)[1].split(">", 1)[1].rsplit("</body>", 1)[0]
+    doubled = html.replace("</body>", body + "</body>", 1)  # the page's content twice, as with a no-script copy
+    single = html_to_text(html, "de").split(PARAGRAPH_SEPARATOR)
+    twice = html_to_text(doubled, "de").split(PARAGRAPH_SEPARATOR)
+    long_ones = [p for p in single if len(p) >= MIN_REPEATED_PARAGRAPH_CHARS]
+    assert len(long_ones) >= 5
+    assert [p for p in twice if len(p) >= MIN_REPEATED_PARAGRAPH_CHARS] == long_ones
+    assert len(twice) > len(single)  # short repeats are left alone
 
 
 def test_paragraphs_match_justext_sax_splitter(pages):
