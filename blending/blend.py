@@ -2,8 +2,9 @@
 
 Megatron's error-tracking rule (megatron/core/datasets/helpers.cpp, build_blending_indices): sample i
 goes to the dataset whose realised count lags its target `weight * max(i, 1)` the most (ties: the
-lowest index). Every prefix of the stream therefore stays within about one sample per dataset of the
-weights: the paper's tracking of over- and under-sampling, at every point of training.
+lowest index). Every prefix of the stream therefore stays within one sample of each dataset's target:
+the paper's tracking of over- and under-sampling, at every point of training. Megatron blends shards,
+so a source split into k shards stays within k samples of its weight.
 """
 
 from __future__ import annotations

@@ -9,8 +9,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -23,8 +21,7 @@ from blending.manifest import ManifestError, load_manifest
 from blending.preview import preview
 from blending.reader import build_gpt_datasets
 from blending.tokenizer import EOD_TOKEN, train_bpe
-from dataprep.schema import DOCUMENT_SCHEMA, bucket_of, doc_id
-from tests.test_blending_units import paragraphs
+from tests.test_blending_units import document_rows, paragraphs, write_stage_folder
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -36,21 +33,6 @@ with warnings.catch_warnings():
 SHARD_TOKENS = 30_000
 WEIGHTS = {"gutenberg": 0.3, "shakespeare": 0.2, "wikipedia": 0.5}
 VALID_FRACTION = 0.02
-
-
-def document_rows(source: str, fixture: str, texts: list) -> list[dict]:
-    return [{"doc_id": doc_id(source, f"{fixture}:{i}"), "source": source, "url": None, "origin": f"{fixture}:{i}",
-             "lang": "en", "lang_score": 1.0, "text": t} for i, t in enumerate(texts)]
-
-
-def write_stage_folder(folder: Path, rows: list[dict], buckets: int = 3) -> None:
-    """A stage output folder as DESIGN.md describes it: bucketed part files sorted by doc_id, stats, _SUCCESS."""
-    folder.mkdir(parents=True)
-    for b in range(buckets):
-        part = sorted((r for r in rows if bucket_of(r["doc_id"], buckets) == b), key=lambda r: r["doc_id"])
-        pq.write_table(pa.Table.from_pylist(part, schema=DOCUMENT_SCHEMA), folder / f"part-{b:05d}.parquet")
-    (folder / "stats.json").write_text(json.dumps({"stage": "ingest", "in": {"rows": len(rows)}}))
-    (folder / "_SUCCESS").write_text(json.dumps({"stage": "ingest"}))
 
 
 @pytest.fixture(scope="module")
@@ -299,11 +281,12 @@ def test_reader_datasets_equal_megatrons_own_blend_of_the_manifest(built, tmp_pa
         assert ours_item["labels"].tolist() == their_item["labels"].tolist()
         assert ours_item["tokens"][1:].tolist() == ours_item["labels"][:-1].tolist()
 
-    # the blend is our error-tracking order, and every prefix tracks the source weights
+    # the blend is our error-tracking order; the sources get their weights
     np.testing.assert_array_equal(train.dataset_index, blending_indices(normalize(normalize(blends[0][1])), len(train))[0])
     source_of = np.array([list(WEIGHTS).index(p.split("/")[0]) for p in raw["blend_per_split"][0][0]])
     drawn = np.bincount(source_of[train.dataset_index], minlength=3)
-    assert np.abs(drawn - np.array(list(WEIGHTS.values())) * len(train)).max() <= 1 + 1e-9
+    shards = np.bincount(source_of, minlength=3)
+    assert np.all(np.abs(drawn - np.array(list(WEIGHTS.values())) * len(train)) <= shards)
 
 
 def test_preview_reports_the_mixture_and_epochs(built, capsys):
@@ -312,7 +295,10 @@ def test_preview_reports_the_mixture_and_epochs(built, capsys):
     for row in report.rows:
         assert abs(row.share - WEIGHTS[row.name]) <= 1 / 2000
         assert row.epochs == pytest.approx(WEIGHTS[row.name] * 2000 * 64 / manifest.sources[row.name].tokens("train"))
-    assert report.max_prefix_deviation <= 1 / report.skip
+    # megatron blends shards: each shard stays within one sample of its target, so a source within as
+    # many samples as it has shards
+    most_shards = max(len(source.train) for source in manifest.sources.values())
+    assert report.max_prefix_deviation <= most_shards / report.skip
     assert main(["preview", str(built["manifest"]), "--samples", "2000", "--seq-len", "64"]) == 0
     out = capsys.readouterr().out
     assert "Realised mixture" in out and "Table-1 summary" in out and all(name in out for name in WEIGHTS)

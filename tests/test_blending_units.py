@@ -3,16 +3,21 @@ and writer, the tokenizer, shard planning, the validation split, presets and con
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from tokenizers import Tokenizer
 
 from blending.blend import blending_indices, normalize, prefix_deviation, shard_weights
+from blending.build import resolve_tokenizer
 from blending.config import BlendConfig, ConfigError
-from blending.documents import is_validation, plan_shards, validation_draw
+from blending.documents import is_validation, iter_texts, plan_shards, validation_draw
 from blending.indexed import IndexedDatasetWriter, read_index_summary
 from blending.presets import MTNLG_TABLE1, MTNLG_TRAINING_TOKENS_BILLION
 from blending.tokenizer import (
@@ -24,6 +29,7 @@ from blending.tokenizer import (
     prepare,
     train_bpe,
 )
+from dataprep.schema import DOCUMENT_SCHEMA, bucket_of, doc_id
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -41,6 +47,21 @@ def paragraphs(name: str) -> list[str]:
         lines = (line.strip() for line in text.split("\n"))
         return [line for line in lines if line and not re.fullmatch(r"(= )+.*( =)+", line)]
     return [p.strip() for p in text.split("\n\n") if p.strip()]
+
+
+def document_rows(source: str, fixture: str, texts: list) -> list[dict]:
+    return [{"doc_id": doc_id(source, f"{fixture}:{i}"), "source": source, "url": None, "origin": f"{fixture}:{i}",
+             "lang": "en", "lang_score": 1.0, "text": t} for i, t in enumerate(texts)]
+
+
+def write_stage_folder(folder: Path, rows: list[dict], buckets: int = 3) -> None:
+    """A stage output folder as DESIGN.md describes it: bucketed part files sorted by doc_id, stats, _SUCCESS."""
+    folder.mkdir(parents=True)
+    for b in range(buckets):
+        part = sorted((r for r in rows if bucket_of(r["doc_id"], buckets) == b), key=lambda r: r["doc_id"])
+        pq.write_table(pa.Table.from_pylist(part, schema=DOCUMENT_SCHEMA), folder / f"part-{b:05d}.parquet")
+    (folder / "stats.json").write_text(json.dumps({"stage": "ingest", "in": {"rows": len(rows)}}))
+    (folder / "_SUCCESS").write_text(json.dumps({"stage": "ingest"}))
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +182,26 @@ def test_gpt2_vocab_and_merges_give_the_same_tokens(tokenizer, texts, tmp_path):
         ids = tokenizer.encode(text).ids
         assert from_files.encode(text, add_special_tokens=False).ids == ids == reloaded.encode(text).ids
     assert eod_id(from_files) == eod_id(tokenizer)
+
+
+def test_resolve_tokenizer_reads_gpt2_files_or_trains_on_the_training_documents(tokenizer, texts, tmp_path):
+    tokenizer.model.save(str(tmp_path))
+    rows = document_rows("wikipedia", "wikitext2_valid_head.txt", paragraphs("wikitext2_valid_head.txt"))
+    write_stage_folder(tmp_path / "docs", rows)
+    sources = [{"name": "wikipedia", "inputs": [str(tmp_path / "docs")], "weight": 1}]
+    gpt2 = resolve_tokenizer(BlendConfig.from_dict({
+        "tokenizer": {"vocab": str(tmp_path / "vocab.json"), "merges": str(tmp_path / "merges.txt")}, "sources": sources}))
+    assert (gpt2.vocab_size, gpt2.eod_id) == (1200, 0)
+    assert Tokenizer.from_str(gpt2.json_bytes.decode()).encode(texts[0]).ids == tokenizer.encode(texts[0]).ids
+
+    target = tmp_path / "trained" / "tokenizer.json"
+    config = BlendConfig.from_dict({"tokenizer": {"file": str(target), "train_vocab_size": 600}, "sources": sources})
+    trained = resolve_tokenizer(config, log=lambda *_: None)
+    assert target.read_bytes() == trained.json_bytes and trained.vocab_size == 600
+    train_texts = list(iter_texts([tmp_path / "docs"], "wikipedia", exclude_valid_fraction=config.valid_fraction))
+    assert len(train_texts) == sum(not is_validation(r["doc_id"], config.valid_fraction) for r in rows) < len(rows)
+    assert Tokenizer.from_str(trained.json_bytes.decode()).to_str() == train_bpe(train_texts, 600).to_str()
+    assert resolve_tokenizer(config).sha256 == trained.sha256  # an existing file is used as it is
 
 
 # -- documents -------------------------------------------------------------------------------------------
