@@ -2,11 +2,18 @@
 truth.json that says what every record is and what the pipeline should do with it.
 
     python -m dataprep.samplecrawl --out DIR --records N --files F --seed S [--material DIR]
+
+Pages are real page templates (the navigation, footers and ads of real pages, article taken out) filled
+with real paragraphs (books, Wikipedia, speeches, news bodies; real non-English page text), mixed in the
+proportions of `CrawlMix`. The material is a folder (`--material`, default the bundled copy in
+tests/fixtures/samplecrawl); the same seed and material give byte-identical files. truth.py documents
+truth.json.
 """
 
 from .build import build_sample_crawl
 from .config import CATEGORY_OUTCOMES, CrawlMix, SampleCrawlConfig
 from .material import DEFAULT_MATERIAL, Material, load_material
+from .truth import content_text, load_truth
 
 __all__ = [
     "CATEGORY_OUTCOMES",
@@ -15,5 +22,7 @@ __all__ = [
     "Material",
     "SampleCrawlConfig",
     "build_sample_crawl",
+    "content_text",
     "load_material",
+    "load_truth",
 ]

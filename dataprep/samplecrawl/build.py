@@ -19,6 +19,7 @@ from .config import CATEGORY_OUTCOMES, SampleCrawlConfig
 from .material import Material, load_material
 from .plan import Page, build_plan
 from .render import CHARSET_LABELS, jaccard, page_rng, payload, request_head, response_headers
+from .truth import make_truth, write_truth
 from .warc_records import (
     REVISIT_PROFILE,
     gzip_member,
@@ -31,7 +32,6 @@ from .warc_records import (
     warc_fields,
 )
 
-TRUTH_VERSION = 1
 _ISO_639_3 = {
     "en": "eng",
     "de": "deu",
@@ -388,51 +388,3 @@ def build_sample_crawl(
         write_truth(truth, handle)
     tmp.rename(out_dir)
     return truth
-
-
-def make_truth(results, pages, material, config, records, files, seed) -> dict:
-    all_records = [entry for result in results for entry in result["records"]]
-    response_of = {e["page"]: e for e in all_records if e["type"] in ("response", "revisit")}
-    for entry in all_records:
-        if "duplicate_of" in entry:
-            original = response_of[entry["duplicate_of"]["page"]]
-            entry["duplicate_of"].update(offset=original["offset"], origin=original["origin"], id=original["id"])
-    if len(all_records) != records:
-        raise AssertionError(f"wrote {len(all_records)} records, planned {records}")
-    by_category: dict[str, int] = {}
-    for page in pages:
-        by_category[page.category] = by_category.get(page.category, 0) + 1
-    by_type: dict[str, int] = {}
-    by_outcome: dict[str, int] = {}
-    for entry in all_records:
-        by_type[entry["type"]] = by_type.get(entry["type"], 0) + 1
-        by_outcome[entry["expected"]] = by_outcome.get(entry["expected"], 0) + 1
-    return {
-        "version": TRUTH_VERSION,
-        "generator": f"dataprep.samplecrawl {__version__}",
-        "seed": seed,
-        "record_count": records,
-        "files": [{k: r[k] for k in ("name", "bytes", "sha256")} | {"records": len(r["records"])} for r in results],
-        "material": material.summary(),
-        "config": config.to_dict(),
-        "pages": len(pages),
-        "counts": {
-            "pages_by_category": dict(sorted(by_category.items())),
-            "records_by_type": dict(sorted(by_type.items())),
-            "records_by_expected": dict(sorted(by_outcome.items())),
-        },
-        "records": all_records,
-    }
-
-
-def write_truth(truth: dict, handle) -> None:
-    """JSON with one record per line, so the file stays readable and greppable at 100,000 records."""
-    head = {k: v for k, v in truth.items() if k != "records"}
-    text = json.dumps(head, indent=1, ensure_ascii=False, sort_keys=False)
-    handle.write(text[:-2] + ',\n "records": [\n')
-    rows = truth["records"]
-    for i, entry in enumerate(rows):
-        handle.write(
-            json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + (",\n" if i + 1 < len(rows) else "\n")
-        )
-    handle.write(" ]\n}\n")

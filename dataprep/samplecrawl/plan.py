@@ -21,6 +21,10 @@ REQUEST_RECORDS_PER_PAGE = 3  # request, response (or revisit), metadata
 # Bytes a page adds around its content (title, heading, charset declaration), kept clear of the size bounds.
 SIZE_MARGIN = 1_200
 MIN_PARAGRAPHS = 3
+# Two English pages that are not copies share less than this much text (well under dedup's 0.8).
+MAX_ACCIDENTAL_OVERLAP = 0.5
+MAX_REDRAWS = 20
+MAX_DRAWS = 400  # random paragraph picks for one page's content
 NON_HTML_EXTENSIONS = {
     "application/pdf": "pdf",
     "application/json": "json",
@@ -109,6 +113,12 @@ class Planner:
         self._byte_cache: dict[tuple[str, str], list[int]] = {}
         self._template_cache: dict[tuple[int, str], int] = {}
         self._short_cache: dict[str, list[int]] = {}
+        self.clean_pages: list[int] = []
+        self._chars_cache: dict[str, list[int]] = {}
+        self._users: dict[tuple[str, int], list[int]] = {}
+        self._content_chars: dict[int, int] = {}
+        self._paragraphs: dict[int, tuple[int, ...]] = {}
+        self.near_duplicates = 0
         start = datetime.strptime(config.start_date, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         self.start = int(start.timestamp()) + (seed % 365) * 86_400
 
@@ -159,16 +169,19 @@ class Planner:
     def _content(self, rng, pool_name: str, charset: str, budget: int) -> tuple[int, ...]:
         """Paragraphs drawn without replacement from the whole pool, in pool order, up to `budget` bytes
         (at least MIN_PARAGRAPHS, so that two pages rarely draw the same text)."""
-        pool = self.material.pools[pool_name]
+        size = len(self.material.pools[pool_name])
         sizes = self.paragraph_bytes(pool_name, charset)
-        drawn = rng.sample(range(len(pool)), min(len(pool), 400))
-        chosen, total = [], 0
-        for i in drawn:
+        chosen: set[int] = set()
+        total = 0
+        for _ in range(MAX_DRAWS):
+            i = rng.randrange(size)
+            if i in chosen:
+                continue
             if len(chosen) >= MIN_PARAGRAPHS and total + sizes[i] > budget:
                 if total >= 0.8 * budget:
                     break
                 continue
-            chosen.append(i)
+            chosen.add(i)
             total += sizes[i]
         return tuple(sorted(chosen))
 
@@ -185,12 +198,66 @@ class Planner:
         smallest = min(self.template_bytes(i, charset) for i in ids)
         budget = min(self.content_budget(rng), self.config.page_bytes[1] - 2 * SIZE_MARGIN - smallest)
         page.paragraphs = self._content(rng, pool_name, charset, budget)
+        if language == "en":
+            for _ in range(MAX_REDRAWS):
+                if not self._overlaps_earlier(pool_name, page.paragraphs):
+                    break
+                page.paragraphs = self._content(rng, pool_name, charset, budget)
+            self._register(page.index, pool_name, page.paragraphs)
         content = sum(self.paragraph_bytes(pool_name, charset)[i] for i in page.paragraphs)
         page.template = self._pick_template(rng, language, content, charset)
         page.pool = pool_name
         page.language = language
         page.charset = charset
         page.title = self.material.pools[pool_name].title(page.paragraphs[0])
+
+    # English pages that do not copy each other must not be near-duplicates by chance -----------------
+    def _chars(self, pool: str) -> list[int]:
+        if pool not in self._chars_cache:
+            self._chars_cache[pool] = [len(t) for t in self.material.pools[pool].texts]
+        return self._chars_cache[pool]
+
+    def _prefix(self, pool: str, paragraphs: tuple[int, ...]) -> list[int]:
+        """Prefix filtering for a weighted Jaccard threshold t: in a fixed order (longest first), the
+        paragraphs from which on at least t of the page's text remains. Two pages with Jaccard >= t share
+        at least t of the larger one's text, so the first paragraph they share is in both prefixes."""
+        chars = self._chars(pool)
+        remaining = sum(chars[i] for i in paragraphs)
+        need = MAX_ACCIDENTAL_OVERLAP * remaining
+        prefix = []
+        for i in sorted(paragraphs, key=lambda i: (-chars[i], i)):  # longest first: short prefixes
+            if remaining < need:
+                break
+            prefix.append(i)
+            remaining -= chars[i]
+        return prefix
+
+    def _overlaps_earlier(self, pool: str, paragraphs: tuple[int, ...]) -> bool:
+        """Whether the text shares MAX_ACCIDENTAL_OVERLAP or more (Jaccard over characters of whole
+        paragraphs) with an earlier English page."""
+        chars = self._chars(pool)
+        mine = set(paragraphs)
+        total = sum(chars[i] for i in paragraphs)
+        seen = set()
+        for i in self._prefix(pool, paragraphs):
+            for other in self._users.get((pool, i), ()):
+                if other in seen:
+                    continue
+                seen.add(other)
+                size = self._content_chars[other]
+                if size * MAX_ACCIDENTAL_OVERLAP > total or total * MAX_ACCIDENTAL_OVERLAP > size:
+                    continue  # Jaccard is at most the smaller size over the larger
+                theirs = self._paragraphs[other]
+                common = sum(chars[j] for j in mine.intersection(theirs))
+                if common / (total + size - common) >= MAX_ACCIDENTAL_OVERLAP:
+                    return True
+        return False
+
+    def _register(self, page: int, pool: str, paragraphs: tuple[int, ...]) -> None:
+        for i in self._prefix(pool, paragraphs):
+            self._users.setdefault((pool, i), []).append(page)
+        self._paragraphs[page] = paragraphs
+        self._content_chars[page] = sum(self._chars(pool)[i] for i in paragraphs)
 
     def english_pool(self, rng) -> str:
         """An English pool, in proportion to its paragraphs, so that small pools are not drawn thin."""
@@ -236,6 +303,100 @@ class Planner:
     def utf8_declaration(self, rng) -> str:
         return _weighted(rng, self.config.utf8_declarations)[0]
 
+    # one method per category: each fills in a page's language, charset, template and content ----------
+    def clean(self, page: Page, rng, pages: list[Page]) -> None:
+        self.full_page(page, rng, "en", "utf-8")
+        page.declared = self.utf8_declaration(rng)
+
+    truncated = clean
+
+    def non_english(self, page: Page, rng, pages: list[Page]) -> None:
+        self.full_page(page, rng, rng.choice(self.languages) if self.languages else "en", "utf-8")
+        page.declared = self.utf8_declaration(rng)
+
+    def legacy_charset(self, page: Page, rng, pages: list[Page]) -> None:
+        charset, language = _weighted(rng, self.config.legacy_charsets)
+        if language != "en" and language not in self.languages:
+            charset, language = "windows-1252", "en"
+        self.full_page(page, rng, language, charset)
+        page.declared = rng.choice(("header", "meta"))
+
+    def short(self, page: Page, rng, pages: list[Page]) -> None:
+        pool = self.english_pool(rng)
+        candidates = self.short_paragraphs(pool)
+        if not candidates:
+            pool = next(name for name in self.english_pools if self.short_paragraphs(name))
+            candidates = self.short_paragraphs(pool)
+        page.pool, page.paragraphs = pool, (rng.choice(candidates),)
+        page.title = self.material.pools[pool].title(page.paragraphs[0])
+        page.language, page.charset, page.declared = "en", "utf-8", self.utf8_declaration(rng)
+        page.template = rng.choice(self.templates_by_language["en"])
+
+    def javascript_notice(self, page: Page, rng, pages: list[Page]) -> None:
+        page.notice = rng.randrange(len(JAVASCRIPT_NOTICES))
+        page.language, page.charset, page.declared = "en", "utf-8", self.utf8_declaration(rng)
+        page.template = rng.choice(self.templates_by_language["en"])
+        page.title = self.material.templates[page.template].site_name
+
+    def non_html(self, page: Page, rng, pages: list[Page]) -> None:
+        assets = self.material.assets
+        page.content_type = _weighted(rng, self.config.non_html_types)[0]
+        if page.content_type == "application/javascript" and not assets.scripts:
+            page.content_type = "application/json"
+        if page.content_type == "text/css" and not assets.styles:
+            page.content_type = "application/json"
+        if page.content_type == "application/javascript":
+            page.asset = rng.randrange(len(assets.scripts))
+        elif page.content_type == "text/css":
+            page.asset = rng.randrange(len(assets.styles))
+        page.pool = self.english_pool(rng)
+        size = len(self.material.pools[page.pool])
+        page.paragraphs = tuple(sorted(rng.sample(range(size), min(6, size))))
+        page.title = self.material.pools[page.pool].title(page.paragraphs[0])
+        page.template = rng.choice(self.templates_by_language["en"])
+        page.charset = None if page.content_type in ("application/pdf", "image/png") else "utf-8"
+        page.declared = "header" if page.charset else None
+
+    def _copy(self, page: Page, rng, pages: list[Page]) -> Page:
+        """A page that repeats an earlier clean page (its URL, or its text on another site)."""
+        original = pages[rng.choice(self.clean_pages)]
+        page.original = original.index
+        page.language, page.charset, page.declared = original.language, original.charset, original.declared
+        page.pool, page.paragraphs, page.title = original.pool, original.paragraphs, original.title
+        page.template, page.url = original.template, original.url
+        return original
+
+    def recrawl(self, page: Page, rng, pages: list[Page]) -> None:
+        self._copy(page, rng, pages)
+
+    revisit = recrawl
+
+    def near_duplicate(self, page: Page, rng, pages: list[Page]) -> None:
+        original = self._copy(page, rng, pages)
+        rates = self.config.near_duplicate_edit_rates
+        page.edit_rate = rates[self.near_duplicates % len(rates)]  # in turn: each rate equally often
+        self.near_duplicates += 1
+        content = sum(self.paragraph_bytes(page.pool, page.charset)[i] for i in page.paragraphs)
+        host = self.material.templates[original.template].host
+        page.template = self._pick_template(rng, "en", content, page.charset, exclude_host=host)
+        page.url = ""
+
+    def plan(self, index: int, category: str, pages: list[Page], pages_total: int, files: int) -> Page:
+        rng = random.Random(f"samplecrawl:{self.seed}:page:{index}")
+        page = Page(
+            index=index,
+            file=index * files // pages_total,
+            category=category,
+            date=self.start + int(index * self.config.seconds_per_fetch),
+        )
+        getattr(self, category)(page, rng, pages)
+        if not page.url:
+            template = self.material.templates[page.template]
+            page.url = self.non_html_url(page, template) if category == "non_html" else self.url(page, template, rng)
+        if category == "clean":
+            self.clean_pages.append(index)
+        return page
+
 
 def build_plan(material: Material, config: SampleCrawlConfig, records: int, files: int, seed: int) -> list[Page]:
     if files < 1:
@@ -245,103 +406,20 @@ def build_plan(material: Material, config: SampleCrawlConfig, records: int, file
         raise ValueError(
             f"{records} records in {files} files is too few: need at least {files + 3 * max(10, files)} records"
         )
-    planner = Planner(material, config, seed)
-    shares = {k: v for k, v in config.mix.__dict__.items()}
-    counts = largest_remainder(pages_total, shares)
+    counts = largest_remainder(pages_total, dict(config.mix.__dict__))
     if counts["clean"] < 2:
         raise ValueError("the mix leaves fewer than 2 clean pages")
     counts["clean"] -= 1
-    order_rng = random.Random(f"samplecrawl:{seed}:order")
     categories = [c for c, n in counts.items() for _ in range(n)]
-    order_rng.shuffle(categories)
-    first_clean = categories.index("clean")
+    random.Random(f"samplecrawl:{seed}:order").shuffle(categories)
+    first_clean = categories.index("clean")  # pages that repeat a clean page need one before them
     categories[0], categories[first_clean] = categories[first_clean], categories[0]
-    categories.append("truncated")
+    categories.append("truncated")  # the last record of the last file
 
+    planner = Planner(material, config, seed)
     pages: list[Page] = []
-    clean_pages: list[int] = []
-    near_duplicates = 0
     for index, category in enumerate(categories):
-        rng = random.Random(f"samplecrawl:{seed}:page:{index}")
-        page = Page(
-            index=index,
-            file=index * files // pages_total,
-            category=category,
-            date=planner.start + int(index * config.seconds_per_fetch),
-        )
-        if category in ("clean", "truncated"):
-            planner.full_page(page, rng, "en", "utf-8")
-            page.declared = planner.utf8_declaration(rng)
-        elif category == "non_english":
-            language = rng.choice(planner.languages) if planner.languages else "en"
-            planner.full_page(page, rng, language, "utf-8")
-            page.declared = planner.utf8_declaration(rng)
-        elif category == "legacy_charset":
-            charset, language = _weighted(rng, config.legacy_charsets)
-            if language != "en" and language not in planner.languages:
-                charset, language = "windows-1252", "en"
-            planner.full_page(page, rng, language, charset)
-            page.declared = rng.choice(("header", "meta"))
-        elif category == "short":
-            pool = planner.english_pool(rng)
-            candidates = planner.short_paragraphs(pool) or [
-                i for name in planner.english_pools for i in planner.short_paragraphs(name)
-            ]
-            page.pool, page.paragraphs = pool, (rng.choice(candidates),)
-            page.language, page.charset, page.declared = "en", "utf-8", planner.utf8_declaration(rng)
-            page.template = rng.choice(planner.templates_by_language["en"])
-            page.title = material.pools[pool].title(page.paragraphs[0])
-        elif category == "javascript_notice":
-            page.notice = rng.randrange(len(JAVASCRIPT_NOTICES))
-            page.language, page.charset, page.declared = "en", "utf-8", planner.utf8_declaration(rng)
-            page.template = rng.choice(planner.templates_by_language["en"])
-            page.title = material.templates[page.template].site_name
-        elif category == "non_html":
-            page.content_type = _weighted(rng, config.non_html_types)[0]
-            if page.content_type == "application/javascript" and not material.assets.scripts:
-                page.content_type = "application/json"
-            if page.content_type == "text/css" and not material.assets.styles:
-                page.content_type = "application/json"
-            pool = planner.english_pool(rng)
-            page.pool = pool
-            page.paragraphs = tuple(
-                sorted(rng.sample(range(len(material.pools[pool])), min(6, len(material.pools[pool]))))
-            )
-            page.title = material.pools[pool].title(page.paragraphs[0])
-            page.template = rng.choice(planner.templates_by_language["en"])
-            if page.content_type == "application/javascript":
-                page.asset = rng.randrange(len(material.assets.scripts))
-            elif page.content_type == "text/css":
-                page.asset = rng.randrange(len(material.assets.styles))
-            page.charset = None if page.content_type in ("application/pdf", "image/png") else "utf-8"
-            page.declared = "header" if page.charset else None
-        elif category in ("recrawl", "revisit", "near_duplicate"):
-            original = pages[rng.choice(clean_pages)]
-            page.original = original.index
-            page.language, page.charset, page.declared = original.language, original.charset, original.declared
-            page.pool, page.paragraphs, page.title = original.pool, original.paragraphs, original.title
-            if category == "near_duplicate":
-                rates = config.near_duplicate_edit_rates
-                page.edit_rate = rates[near_duplicates % len(rates)]
-                near_duplicates += 1
-                content = sum(planner.paragraph_bytes(page.pool, page.charset)[i] for i in page.paragraphs)
-                exclude = material.templates[original.template].host
-                page.template = planner._pick_template(rng, "en", content, page.charset, exclude_host=exclude)
-            else:
-                page.template = original.template
-                page.url = original.url
-        else:
-            raise ValueError(f"unknown category {category}")
-
-        if not page.url:
-            template = material.templates[page.template]
-            if category == "non_html":
-                page.url = planner.non_html_url(page, template)
-            else:
-                page.url = planner.url(page, template, rng)
-        if category == "clean":
-            clean_pages.append(index)
-        pages.append(page)
+        pages.append(planner.plan(index, category, pages, pages_total, files))
 
     # exact record count: the first few non-HTML pages (else the first pages) go without metadata
     skip = [p for p in pages if p.category == "non_html"][:without_metadata]
