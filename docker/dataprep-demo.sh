@@ -3,7 +3,7 @@
 # sample crawl -> extract -> cleanup -> tokenized shards + manifest, all under out/demo.
 #
 #   SPARK_MASTER       the cluster (default local[*]); executors must see out/ at the same path
-#   DEMO_SUBMIT_ARGS   extra spark-submit options (driver host, executor memory, ...)
+#   DEMO_SUBMIT_ARGS   extra spark-submit options (memory, --conf key=value, ...)
 #   DEMO_RECORDS, DEMO_FILES  size of the sample crawl (default 3000 records in 6 WARC files)
 set -euo pipefail
 cd "$(dirname "$0")/.."
