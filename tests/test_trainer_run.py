@@ -146,6 +146,11 @@ def test_resume_refuses_another_manifest_or_stream(runs, tmp_path, capsys, monke
     # Another stream (seed) cannot continue this run's checkpoint.
     assert main(args + sets + ["--resume", "--set", "seed=7"]) == 2
     assert "seed was 1234, now 7" in capsys.readouterr().err
+    # Nor can another data-parallel size (ZeRO-1 partitions), refused before any process starts.
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert main(args + sets + ["--resume"]) == 2
+    assert "written with data parallelism 2, this launch has 1" in capsys.readouterr().err
+    monkeypatch.setenv("WORLD_SIZE", "8")
     # Nor can other data.
     other = build_prose_shards(tmp_path / "other", weights={"shakespeare": 0.5, "frankenstein": 0.5})
     assert main(["--manifest", str(other), "--out", str(runs["resumed"]), *sets, "--resume"]) == 2

@@ -45,6 +45,7 @@ class TrainerState:
     consumed_tokens: int
     config: dict
     manifest_sha256: str
+    data_parallel: int | None = None  # the DP size the ZeRO-1 optimizer partitions were cut for
     saved_at: float = 0.0
 
 

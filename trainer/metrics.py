@@ -152,7 +152,9 @@ def plot_losses(train_csv: Path, valid_csv: Path, out_png: Path, reference_loss:
         tokens = [int(r["tokens"]) for r in train]
         loss = [float(r["loss"]) for r in train]
         ax.plot(tokens, loss, color="tab:blue", alpha=0.3, linewidth=0.8)
-        ax.plot(tokens, _ema(loss, 0.9), color="tab:blue", label="train (EMA 0.9)")
+        # About 20 points of memory however long the run: smooth, yet not lagging on short runs.
+        decay = min(0.98, max(0.0, 1.0 - 20.0 / len(loss)))
+        ax.plot(tokens, _ema(loss, decay), color="tab:blue", label="train (smoothed)")
     if valid:
         ax.plot([int(r["tokens"]) for r in valid], [float(r["val_loss"]) for r in valid],
                 "o-", color="tab:orange", label="validation")

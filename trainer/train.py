@@ -33,6 +33,7 @@ from trainer.config import (
     ConfigError,
     TrainConfig,
     apply_override,
+    data_parallel_size,
     get_field,
     load_overrides_file,
     resolve_precision,
@@ -98,6 +99,8 @@ def open_manifest(args: argparse.Namespace, cfg: TrainConfig, verify_hashes: boo
         raise RunError(f"refusing to train: {error}") from error
     except FileNotFoundError as error:
         raise RunError(f"refusing to train: manifest {args.manifest} not found") from error
+    if args.tokenizer and not os.path.isfile(args.tokenizer):
+        raise RunError(f"refusing to train: tokenizer {args.tokenizer} not found")
     if args.tokenizer and file_sha256(args.tokenizer) != manifest.tokenizer_sha256:
         raise RunError(
             f"refusing to train: tokenizer {args.tokenizer} (sha256 {file_sha256(args.tokenizer)[:12]}) is not the "
@@ -115,8 +118,10 @@ def open_manifest(args: argparse.Namespace, cfg: TrainConfig, verify_hashes: boo
 
 
 def check_resume_compatible(saved: checkpoint.TrainerState, cfg: TrainConfig, manifest_sha256: str,
-                            where: Path) -> None:
-    """A checkpoint continues only the stream it belongs to: same data, same stream-defining config."""
+                            where: Path, data_parallel: int) -> None:
+    """A checkpoint continues only the stream it belongs to: same data, same stream-defining config,
+    and the layout its per-rank files were written for (the sample stream itself would continue the
+    same with another DP size, but ZeRO-1's optimizer partitions are cut for the saved one)."""
     if saved.manifest_sha256 != manifest_sha256:
         raise RunError(f"refusing to resume from {where}: it was trained on another manifest "
                        f"(sha256 {saved.manifest_sha256[:12]}, this one {manifest_sha256[:12]})")
@@ -126,6 +131,9 @@ def check_resume_compatible(saved: checkpoint.TrainerState, cfg: TrainConfig, ma
         old, new = get_field(saved_cfg, name), get_field(cfg, name)
         if old != new:
             raise RunError(f"refusing to resume from {where}: {name} was {old}, now {new}")
+    if saved.data_parallel is not None and saved.data_parallel != data_parallel:
+        raise RunError(f"refusing to resume from {where}: written with data parallelism {saved.data_parallel}, "
+                       f"this launch has {data_parallel} (ZeRO-1 optimizer partitions are per DP rank)")
 
 
 class _as_namespace:
@@ -223,10 +231,12 @@ def run(args: argparse.Namespace) -> int:
     resume_from = None
     if args.resume:
         resume_from = checkpoint.latest_checkpoint(ckpt_root)
-        if resume_from is None and os.environ.get("RANK", "0") == "0":
-            print(f"no complete checkpoint under {ckpt_root}: starting from step 0", flush=True)
+        if resume_from is None:
+            if os.environ.get("RANK", "0") == "0":
+                print(f"no complete checkpoint under {ckpt_root}: starting from step 0", flush=True)
         else:
-            check_resume_compatible(checkpoint.read_state(resume_from), cfg, manifest_sha256, resume_from)
+            check_resume_compatible(checkpoint.read_state(resume_from), cfg, manifest_sha256, resume_from,
+                                    data_parallel_size(cfg, int(os.environ.get("WORLD_SIZE", "1"))))
     elif checkpoint.latest_checkpoint(ckpt_root) is not None:
         raise RunError(f"{ckpt_root} already holds checkpoints: pass --resume to continue that run, "
                        "or choose another --out")
@@ -249,6 +259,7 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
     started_at = time.perf_counter()
     on_gpu = torch.cuda.is_available()
     init_distributed()  # the launcher's env, or a one-process world without a launcher
+    joined_at = time.perf_counter()  # every rank has started (imports done)
     rank, world_size = dist.get_rank(), dist.get_world_size()
     is_logger = rank == 0
     seq, micro = cfg.model.seq_length, cfg.batch.micro_batch_size
@@ -286,8 +297,8 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
         print(f"run: {args.preset} {cfg.model.num_layers}L h{cfg.model.hidden_size} seq {seq} vocab "
               f"{cfg.model.vocab_size} | TP{cfg.parallel.tensor} x PP{cfg.parallel.pipeline} x DP{dp_size} "
               f"| {precision} | {'resuming at step ' + str(progress.step) if progress.step else 'from step 0'}"
-              f" | unigram val loss {reference:.4f} | data {data_ready - started_at:.1f} s, engine "
-              f"{time.perf_counter() - data_ready:.1f} s", flush=True)
+              f" | unigram val loss {reference:.4f} | start-up: join {joined_at - started_at:.1f} s, data "
+              f"{data_ready - joined_at:.1f} s, engine {time.perf_counter() - data_ready:.1f} s", flush=True)
 
     def evaluate() -> float:
         ids = micro_batch_sample_ids(0, cfg.run.eval_samples, micro, dp_size, dp_rank)
@@ -353,7 +364,7 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
         if not args.no_save and (finished or periodic):
             state = checkpoint.TrainerState(step=progress.step, consumed_samples=progress.consumed_samples,
                                             consumed_tokens=progress.tokens(seq), config=to_dict(cfg),
-                                            manifest_sha256=manifest_sha256)
+                                            manifest_sha256=manifest_sha256, data_parallel=dp_size)
             saved_to = checkpoint.save(ckpt_root, engine, state, keep=cfg.run.keep_checkpoints)
             if is_logger:
                 print(f"step {progress.step:>7} | checkpoint {saved_to}", flush=True)
