@@ -221,7 +221,7 @@ def load_material(root: str | Path | None = None) -> Material:
                 continue
             pool = _pool(pools, "en/news" if language == "en" else language, language)
             for title, paragraph in ts.article_paragraphs(body, entry.get("url", key)):
-                if ts._keep(paragraph, language):
+                if ts.keep_paragraph(paragraph, language):
                     pool.add(title, paragraph)
 
     for pattern, (pool_name, reader) in ENGLISH_POOLS.items():

@@ -240,12 +240,16 @@ def payload(page: Page, material: Material, config: SampleCrawlConfig, seed: int
     return body, content_type, paragraphs, edits
 
 
-def response_headers(page: Page, content_type: str, length: int) -> list[tuple[str, str]]:
-    host = page.url.split("/")[2]
-    rng = page_rng(0, page.index, "headers")
+def server(page: Page) -> str:
+    """The web server software of the page's site: the same for every page of a host."""
+    return SERVERS[sum(page.url.split("/")[2].encode()) % len(SERVERS)]
+
+
+def response_headers(page: Page, content_type: str, length: int, seed: int) -> list[tuple[str, str]]:
+    rng = page_rng(seed, page.index, "headers")
     headers = [
         ("Date", http_date(page.date - 1)),
-        ("Server", SERVERS[sum(host.encode()) % len(SERVERS)]),
+        ("Server", server(page)),
         ("Content-Type", content_type),
     ]
     if rng.random() < 0.4:

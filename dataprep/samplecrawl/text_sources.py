@@ -50,7 +50,7 @@ def _blank_line_paragraphs(text: str) -> list[str]:
     return [collapse(p) for p in re.split(r"\n\s*\n", text.replace("\r\n", "\n")) if p.strip()]
 
 
-def _keep(paragraph: str, language: str = "en") -> bool:
+def keep_paragraph(paragraph: str, language: str = "en") -> bool:
     low = MIN_CJK_PARAGRAPH_CHARS if language in CJK_LANGUAGES else MIN_PARAGRAPH_CHARS
     return low <= len(paragraph) <= MAX_PARAGRAPH_CHARS
 
@@ -69,7 +69,7 @@ def gutenberg_paragraphs(data: bytes) -> Iterator[tuple[str, str]]:
         if heading and len(paragraph) < 80:
             chapter = f"{book}, {paragraph.title()}"
             continue
-        if _keep(paragraph):
+        if keep_paragraph(paragraph):
             yield chapter, paragraph
 
 
@@ -102,7 +102,7 @@ def wikitext_paragraphs(data: bytes) -> Iterator[tuple[str, str]]:
         if not words or words.count("<unk>") > 0.03 * len(words):
             continue
         paragraph = _detokenize(" ".join(w for w in words if w != "<unk>"))
-        if _keep(paragraph):
+        if keep_paragraph(paragraph):
             yield title, paragraph
 
 
@@ -114,7 +114,7 @@ def speech_paragraphs(data: bytes) -> Iterator[tuple[str, str]]:
             corpus = name.split("/", 1)[0].replace("_", " ").title()
             title = f"{corpus}: {stem.replace('-', ' ')}"
             for paragraph in _blank_line_paragraphs(decode_text(archive.read(name))):
-                if _keep(paragraph):
+                if keep_paragraph(paragraph):
                     yield title, paragraph
 
 
@@ -161,5 +161,5 @@ def page_language(lines: list[str]) -> str | None:
 def page_paragraphs(lines: list[str], language: str) -> Iterator[str]:
     """Lines of a real page long enough to be prose and reliably in the page's language."""
     for line in lines:
-        if _keep(line, language) and language_of(line) == language:
+        if keep_paragraph(line, language) and language_of(line) == language:
             yield line

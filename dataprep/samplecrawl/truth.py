@@ -28,7 +28,7 @@ Response and revisit records add:
     edit_rate, edits, jaccard      (near_duplicate) the word edit rate, the edits made, and the Jaccard
                                    similarity of 5-word shingles to the original; at or over the dedup
                                    threshold the page is expected to be removed, else kept
-    notice, truncated_at           the JavaScript notice used; the clipped member's length
+    notice                         (javascript_notice) which of plan.JAVASCRIPT_NOTICES the page shows
 
 English pages that are not marked as copies of each other share less than half their text (Jaccard
 over the characters of whole paragraphs, checked when the crawl is planned), so dedup finds no
@@ -79,7 +79,9 @@ def make_truth(results, pages, material, config, records, files, seed) -> dict:
     for entry in all_records:
         if "duplicate_of" in entry:
             original = response_of[entry["duplicate_of"]["page"]]
-            entry["duplicate_of"].update(offset=original["offset"], origin=original["origin"], id=original["id"])
+            entry["duplicate_of"].update(
+                file=original["file"], offset=original["offset"], origin=original["origin"], id=original["id"]
+            )
     if len(all_records) != records:
         raise RuntimeError(f"wrote {len(all_records)} records, planned {records}")
     by_category: dict[str, int] = {}
