@@ -147,7 +147,7 @@ class CrawlFile:
 
     def _response(self, page: Page, request_id: str, entry: dict, rng) -> list[tuple[str, str]]:
         """Write the response record; return the metadata fields that describe it."""
-        body, content_type, paragraphs, edits = payload(page, self.material, self.config, self.seed)
+        body, content_type, paragraphs, edits = payload(page, self.material, self.seed)
         block = http_head("HTTP/1.1 200 OK", response_headers(page, content_type, len(body), self.seed)) + body
         mime = content_type.split(";")[0]
         headers = [("WARC-Type", "response"), ("WARC-Date", warc_date(page.date)), ("WARC-Record-ID", entry["id"]),

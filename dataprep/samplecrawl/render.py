@@ -12,7 +12,6 @@ import zlib
 
 import numpy as np
 
-from .config import SampleCrawlConfig
 from .material import Material
 from .plan import JAVASCRIPT_NOTICES, Page
 from .warc_records import http_date
@@ -226,7 +225,7 @@ def non_html_body(page: Page, material: Material, paragraphs: list[str], seed: i
 
 
 # HTTP --------------------------------------------------------------------------------------------------
-def payload(page: Page, material: Material, config: SampleCrawlConfig, seed: int):
+def payload(page: Page, material: Material, seed: int):
     """(payload bytes, Content-Type header value, content paragraphs, word edits) of a page."""
     paragraphs, edits = content_paragraphs(page, material, seed)
     if page.content_type != "text/html":
