@@ -97,10 +97,15 @@ def test_cleanup_of_extracted_pages(spark, tmp_path):
     warc = FIXTURES / "warc" / "resiliparse_warcfile.warc.gz"
     extracted = run_extract(spark, [str(warc)], str(tmp_path / "extract"), _config(), source="cc")
     stats = run_cleanup(spark, str(tmp_path / "extract"), str(tmp_path / "cleanup"), _config())
-    assert stats.in_rows == extracted.kept_rows == 6
+    assert stats.in_rows == extracted.kept_rows > 6
     assert stats.in_rows == stats.kept_rows + sum(stats.dropped.values())
-    assert stats.dropped["non_english"] == 5  # Chinese, Russian and Dutch pages
-    assert sum(stats.extra["langdetect_dropped"].values()) == 5
+    not_english = sum(n for lang, n in extracted.extra["languages"].items() if lang != "en")
+    # langdetect (on the text) agrees with CLD2 (on the page) but for one Chinese page whose extracted
+    # text is only its English copyright line (then too short)
+    assert not_english - 1 <= stats.dropped["non_english"] <= not_english
+    assert stats.kept_rows >= 1 and stats.extra["langdetect_kept"] == {"en": stats.kept_rows}
+    kept = pa.concat_tables(pq.read_table(p) for p in sorted((tmp_path / "cleanup").glob("part-*.parquet")))
+    assert set(kept.column("lang").to_pylist()) == {"en"}
     config = _config()
     config.cleanup.languages = ("all",)
     kept_all = run_cleanup(spark, str(tmp_path / "extract"), str(tmp_path / "all-languages"), config)

@@ -94,13 +94,13 @@ def test_japanese_page_is_extracted_in_language_independent_mode():
     assert html_to_text(page, "en") == ""
 
 
-def _shingles(text: str, n: int = 5) -> set[tuple[str, ...]]:
-    """Word n-grams within lines: a navigation line of fewer than n words has none, so the measure is
-    over running text."""
+def _shingles(text: str, n: int = 5, min_words: int = 0) -> set[tuple[str, ...]]:
+    """Word n-grams within lines of at least `min_words` words."""
     grams = set()
     for line in text.splitlines():
         words = re.findall(r"\w+", line.lower())
-        grams.update(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+        if len(words) >= min_words:
+            grams.update(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
     return grams
 
 
@@ -110,8 +110,12 @@ def test_whirlwind_page_against_common_crawls_wet_text():
         wet_url, wet_text = wet.headers.get("WARC-Target-URI"), wet.reader.read().decode("utf-8")
     (row,) = [r for r in _rows(WARC / "whirlwind.warc.gz") if r.url == wet_url and r.drop_reason != "not_response"]
     assert row.lang == "es"  # CLD2 reads this Aragonese page as Spanish; so does Common Crawl (WET: spa)
-    ours, theirs = _shingles(row.text or ""), _shingles(wet_text)
-    # Most of the WET's running text (5-word shingles of its lines) is in ours: >= 60% ...
-    assert len(ours & theirs) / len(theirs) >= 0.6, row.drop_reason
-    # ... and what we keep is text Common Crawl also found on the page: >= 90%.
-    assert len(ours & theirs) / len(ours) >= 0.9
+    ours = _shingles(row.text or "")
+    # The measure: 5-word shingles within lines. The WET's running text is its lines of 12 or more words
+    # (menus, table cells and headings are shorter): the article's paragraphs, a notice about the
+    # article's spelling and the license line: the article is about 0.6 of it. Threshold: 0.4, two
+    # thirds of what a perfect main-text extractor gets.
+    wet_prose = _shingles(wet_text, min_words=12)
+    assert len(ours & wet_prose) / len(wet_prose) >= 0.4, (row.drop_reason, row.text)
+    # and what we keep is text Common Crawl also found on the page, decoded alike
+    assert len(ours & _shingles(wet_text)) / len(ours) >= 0.9

@@ -83,20 +83,22 @@ def test_every_record_is_accounted_for(extracted, crawl):
 def test_outcomes_match_the_crawls_truth(extracted, crawl):
     _, truth = crawl
     rows = _rows(extracted)
-    disagreements = []
+    # Pages whose only text is short or a notice may come out of jusText empty; pages with an article
+    # must not.
+    may_be_empty = {"short", "javascript_notice", "non_english"}
+    empty = 0
     for record in truth["records"]:
         row = rows[record["origin"]]
-        expected = record["expected"] if record["stage"] == "extract" else None
         assert row["doc_id"] and row["source"] == "cc-sample"
-        if row.get("drop_reason") != expected:
-            disagreements.append((record.get("category"), record.get("language"), expected, row.get("drop_reason")))
-        if expected is None and row.get("drop_reason") is None:
-            assert row["text"] and row["lang"] == record.get("language", row["lang"])
-    # jusText's language-independent mode (no stopwords) keeps too little of some Japanese and
-    # Chinese pages: those pages reach extraction and come out empty. Nothing else may disagree.
-    assert all(d[:3] in {("non_english", "ja", None), ("non_english", "zh", None)} for d in disagreements), disagreements
-    assert all(d[3] == "empty_extraction" for d in disagreements)
-    assert len(disagreements) <= 0.05 * len(truth["records"])
+        got = row.get("drop_reason")
+        if record["stage"] == "extract":
+            assert got == record["expected"], record
+        elif got is not None:
+            assert (record["category"], got) in {(c, "empty_extraction") for c in may_be_empty}, (record, got)
+            empty += 1
+        else:
+            assert row["text"] and row["lang"] == record["language"], record
+    assert empty <= 0.03 * len(truth["records"])
 
 
 def test_rerun_is_byte_identical_then_reused_and_a_changed_config_refused(spark, crawl, extracted, tmp_path):

@@ -106,7 +106,7 @@ def extract_record(raw: RawRecord, warc_name: str, source: str, config: ExtractC
                 return drop(CORRUPT, f"WARC header: {e}")
     if raw.fault:
         return drop(raw.fault, raw.detail)
-    if record.record_type != WarcRecordType.response or not _is_http_response(record):
+    if record.record_type != WarcRecordType.response or not _is_http_response(record, raw.block):
         return drop("not_response")
     over_cap = raw.block_length > config.max_payload_bytes  # read past by the reader: headers only
     try:
@@ -162,6 +162,9 @@ def _payload(record: WarcRecord, raw: RawRecord, limit: int) -> bytes:
     return decode_content(body, record.http_headers.get("Content-Encoding"), limit)
 
 
-def _is_http_response(record: WarcRecord) -> bool:
+def _is_http_response(record: WarcRecord, block: bytes) -> bool:
+    """By the WARC Content-Type (application/http); by the block's first bytes when a writer left it out."""
     content_type = (record.headers.get("Content-Type") or "").lower()
-    return content_type.startswith("application/http")
+    if content_type:
+        return content_type.startswith("application/http")
+    return block.startswith(b"HTTP/")

@@ -120,7 +120,20 @@ def run_extract(
     return write_stage(frame, out, config.output, REASONS, keep_dropped, SUMMARY_COLUMNS, summarize, allow_bad_files)
 
 
+EPILOG = """\
+Every WARC record is an input row: kept as a document, or dropped for the first reason that applies:
+  corrupt_record, truncated_record, not_response, bad_http_headers, not_ok_status, not_html,
+  payload_too_large, empty_payload, decode_error, extraction_error, empty_extraction
+(see dataprep/extract/record.py). A page is decoded by its HTTP charset, then its <meta> charset,
+then detection; CLD2 (pycld2) identifies its language; jusText extracts its text with the stoplist of
+that language, or, for a language jusText has no stoplist for (Japanese, Chinese, Thai, ...), in its
+language-independent mode (empty stoplist, stopword thresholds 0: paragraphs judged by length and
+link density); ftfy repairs the text. stats.json names faulty records and unreadable files."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     cli.add_common_arguments(parser, input_help="WARC files: paths, globs, URIs or a Common Crawl warc.paths(.gz)")
     parser.add_argument("--source", default=DEFAULT_SOURCE, help=f"source name of the documents ({DEFAULT_SOURCE})")
     parser.add_argument("--base", default=COMMON_CRAWL_BASE,
