@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage(), file=sys.stdout if argv and argv[0] in ("-h", "--help") else sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     from dataprep.file_stage import BadInputFilesError
+    from dataprep.inputs import InputError
     from dataprep.stage_output import IncompleteInputError, OutputExistsError
 
     stage = importlib.import_module(STAGES[argv[0]])
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv[1:])
     try:
         return stage.main(args)
-    except (BadInputFilesError, OutputExistsError, IncompleteInputError, FileNotFoundError) as e:
+    except (BadInputFilesError, OutputExistsError, IncompleteInputError, FileNotFoundError, InputError) as e:
         print(f"dataprep {argv[0]}: {e}", file=sys.stderr)
         return 1
 

@@ -27,6 +27,10 @@ COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4")
 _HTTP_TIMEOUT_S = 60
 
 
+class InputError(ValueError):
+    """The inputs cannot make a stage: two files with the same name."""
+
+
 def is_listing(path: str) -> bool:
     return path.endswith(LISTING_SUFFIXES)
 
@@ -105,8 +109,10 @@ def _glob(pattern: str) -> list[str]:
 
 
 def expand_inputs(patterns: list[str], base: str = COMMON_CRAWL_BASE, max_files: int | None = None) -> list[str]:
-    """Every file the patterns name, sorted and deduplicated; listings expanded against `base`.
-    A pattern that matches nothing is an error: an empty input is a mistake, not an empty output."""
+    """Every file the patterns name, sorted and deduplicated (local paths made absolute); listings
+    expanded against `base`. A pattern that matches nothing is an error: an empty input is a mistake,
+    not an empty output. So are two files with the same name: a document's origin (and so its doc_id)
+    names its file by basename."""
     files: list[str] = []
     for pattern in patterns:
         matched = _glob(pattern)
@@ -114,8 +120,19 @@ def expand_inputs(patterns: list[str], base: str = COMMON_CRAWL_BASE, max_files:
             raise FileNotFoundError(f"no input matches {pattern!r}")
         for path in matched:
             files.extend(read_listing(path, base) if is_listing(path) else [path])
-    files = sorted(set(files))
-    return files[:max_files] if max_files else files
+    files = sorted({f if _scheme(f) else os.path.abspath(f) for f in files})
+    files = files[:max_files] if max_files else files
+    by_name: dict[str, str] = {}
+    for f in files:
+        name = basename(f)
+        if name in by_name:
+            raise InputError(f"two input files named {name!r} ({by_name[name]}, {f}): origins would collide")
+        by_name[name] = f
+    return files
+
+
+def basename(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
 
 
 def describe_files(paths: list[str]) -> list[dict]:

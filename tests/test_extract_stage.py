@@ -15,7 +15,7 @@ from dataprep.__main__ import main
 from dataprep.config import DataprepConfig
 from dataprep.extract.stage import run_extract
 from dataprep.file_stage import BadInputFilesError
-from dataprep.inputs import expand_inputs
+from dataprep.inputs import InputError, expand_inputs
 from dataprep.samplecrawl import build_sample_crawl
 from dataprep.spark import get_spark
 from dataprep.stage_output import OutputExistsError
@@ -142,6 +142,11 @@ def test_common_crawl_listing_resolves_against_a_base(tmp_path):
     assert expand_inputs([str(listing)], base=base, max_files=1) == [f"{base}/warc/resiliparse_clipped.warc.gz"]
     with pytest.raises(FileNotFoundError):
         expand_inputs([str(tmp_path / "*.warc.gz")])
+    twin = tmp_path / "copy" / "whirlwind.warc.gz"
+    twin.parent.mkdir()
+    shutil.copy(WARC / "whirlwind.warc.gz", twin)
+    with pytest.raises(InputError, match="two input files named 'whirlwind.warc.gz'"):
+        expand_inputs([str(WARC / "whirlwind.warc.gz"), str(twin)])
 
 
 def test_command_line(spark, tmp_path, capsys):

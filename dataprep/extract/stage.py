@@ -19,7 +19,7 @@ from dataprep.config import DataprepConfig, ExtractConfig, config_hash
 from dataprep.extract.record import REASONS, extract_record_safely
 from dataprep.extract.warc_reader import CORRUPT, TRUNCATED, read_warc
 from dataprep.file_stage import BAD_FILE, bad_file_row, histogram, rows_from_files, write_stage
-from dataprep.inputs import COMMON_CRAWL_BASE, describe_files, expand_inputs, open_input
+from dataprep.inputs import COMMON_CRAWL_BASE, basename, describe_files, expand_inputs, open_input
 from dataprep.schema import DOCUMENT_FIELDS, DROP_REASON, IN_BYTES
 from dataprep.stage_output import StageOutput
 from dataprep.stats import StageStats
@@ -55,7 +55,7 @@ class WarcFileExtractor:
         except OSError as e:
             yield bad_file_row(path, e)
             return
-        name = path.rstrip("/").rsplit("/", 1)[-1]
+        name = basename(path)
         held: list[dict] = []  # rows before the first real record: a file without one is a bad file
         found_record = False
         with f:

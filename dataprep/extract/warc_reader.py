@@ -157,7 +157,6 @@ class _Stream:
         return True
 
 
-
 @dataclass
 class _Framed:
     start: int
