@@ -4,7 +4,8 @@ On a sample crawl (dataprep.samplecrawl, >= 2,000 records in several files) this
   - loop:      for each file, for each record: read_warc + extract_record (WarcFileExtractor), no Spark
   - local[1]:  run_extract on a one-core Spark (one task per file, Arrow batches, persist, the write)
   - local[2]:  the same on two cores
-each `--repeats` times, medians quoted. ratio = local[1] records/s over the loop's (goal >= 0.8);
+each `--repeats` times, medians quoted; loop and Spark runs alternate, so that a change in the
+machine's load hits both. ratio = local[1] records/s over the loop's (goal >= 0.8);
 local2_speedup = local[2] over local[1] (goal >= 1.7). Then a per-phase profile of the per-record path
 (the loop with each step timed). The last line printed is one JSON object of the figures.
 
@@ -41,22 +42,31 @@ def bare_loop(files: list[str], config: DataprepConfig) -> tuple[float, int]:
     return time.perf_counter() - start, rows
 
 
-def spark_job(master: str, files: list[str], out: Path, config: DataprepConfig, repeats: int) -> list[float]:
+def spark_session(master: str) -> SparkSession:
     active = SparkSession.getActiveSession()
     if active is not None:
         active.stop()
-    spark = get_spark(master, app_name="bench-extract", conf={"spark.ui.showConsoleProgress": "false"})
+    return get_spark(master, app_name="bench-extract", conf={"spark.ui.showConsoleProgress": "false"})
+
+
+def alternate(master: str, files: list[str], out: Path, config: DataprepConfig, repeats: int):
+    """(loop times, Spark times, records) with loop and Spark runs alternating on a warm session."""
+    spark = spark_session(master)
     # Warm-up: start the JVM's executor and a Python worker (imports included), as on a running cluster.
     run_extract(spark, [str(FIXTURE_WARC)], str(out / "warmup"), config, overwrite=True)
-    times = []
+    loop_times, spark_times = [], []
     for _ in range(repeats):
+        seconds, rows = bare_loop(files, config)
+        loop_times.append(seconds)
         start = time.perf_counter()
         stats = run_extract(spark, files, str(out / master), config, source="bench", overwrite=True)
-        times.append(time.perf_counter() - start)
+        spark_times.append(time.perf_counter() - start)
+        if stats.in_rows != rows:
+            raise RuntimeError(f"Spark read {stats.in_rows} records, the loop {rows}")
     spark.stop()
-    print(f"{master}: {stats.in_rows} records, {stats.kept_rows} kept, times {[round(t, 2) for t in times]}",
-          file=sys.stderr)
-    return times
+    print(f"{master}: {rows} records, {stats.kept_rows} kept; loop {[round(t, 2) for t in loop_times]} s, "
+          f"Spark {[round(t, 2) for t in spark_times]} s", file=sys.stderr)
+    return loop_times, spark_times, rows
 
 
 class _Timed:
@@ -120,18 +130,13 @@ def main() -> int:
         files = sorted(str(p) for p in (work / "crawl").glob("*.warc.gz"))
         config = DataprepConfig()
 
-        loop_times = []
-        for _ in range(args.repeats):
-            seconds, rows = bare_loop(files, config)
-            loop_times.append(seconds)
-        print(f"loop: {rows} records, times {[round(t, 2) for t in loop_times]}", file=sys.stderr)
-        local1 = spark_job("local[1]", files, work / "out", config, args.repeats)
-        local2 = spark_job("local[2]", files, work / "out", config, args.repeats)
+        loop1, local1, rows = alternate("local[1]", files, work / "out", config, args.repeats)
+        loop2, local2, _ = alternate("local[2]", files, work / "out", config, args.repeats)
         phases = profile(files, config)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    loop_rps = rows / statistics.median(loop_times)
+    loop_rps = rows / statistics.median(loop1)
     local1_rps = rows / statistics.median(local1)
     local2_rps = rows / statistics.median(local2)
     total = sum(phases.values())
@@ -146,6 +151,8 @@ def main() -> int:
         "local2_records_per_s": round(local2_rps, 1),
         "ratio": round(local1_rps / loop_rps, 3),
         "local2_speedup": round(local2_rps / local1_rps, 3),
+        # the same, each Spark median over the median of the loop runs beside it (load drift removed)
+        "local2_speedup_vs_loop": round(statistics.median(loop2) / statistics.median(local2) * statistics.median(local1) / statistics.median(loop1), 3),
         "profile_s": phases,
     }
     print(json.dumps(figures))

@@ -58,26 +58,33 @@ class WarcFileExtractor:
         name = basename(path)
         held: list[dict] = []  # rows before the first real record: a file without one is a bad file
         found_record = False
-        with f:
-            for raw in read_warc(f, self.config.max_payload_bytes):
-                row = extract_record_safely(raw, name, self.source, self.config)
-                out = {
-                    **{k: getattr(row, k) for k in ("doc_id", "source", "url", "origin", "lang", "lang_score", "text")},
-                    DROP_REASON: row.drop_reason,
-                    IN_BYTES: row.in_bytes,
-                    "_detail": row.detail,
-                    "_charset_via": row.charset_via,
-                }
-                if found_record:
-                    yield out
-                    continue
-                held.append(out)
-                if raw.header:
-                    found_record = True
-                    yield from held
-                    held = []
+        try:
+            with f:
+                for raw in read_warc(f, self.config.max_payload_bytes):
+                    out = self._row(raw, name)
+                    if found_record:
+                        yield out
+                        continue
+                    held.append(out)
+                    if raw.header:
+                        found_record = True
+                        yield from held
+                        held = []
+        except OSError as e:  # the storage failed under us: the rows read so far stay, the file is named
+            yield bad_file_row(path, f"read error: {e}")
+            return
         if not found_record:
             yield bad_file_row(path, "no WARC record in the file")
+
+    def _row(self, raw, name: str) -> dict:
+        row = extract_record_safely(raw, name, self.source, self.config)
+        return {
+            **{k: getattr(row, k) for k in ("doc_id", "source", "url", "origin", "lang", "lang_score", "text")},
+            DROP_REASON: row.drop_reason,
+            IN_BYTES: row.in_bytes,
+            "_detail": row.detail,
+            "_charset_via": row.charset_via,
+        }
 
 
 SUMMARY_COLUMNS = (DROP_REASON, "lang", "_charset_via")
