@@ -1,8 +1,10 @@
-"""The training run end to end on CPU: TP2 x PP2 x DP2 (8 gloo processes) on real shards.
+"""The training run end to end on CPU: PP2 x DP2 (4 gloo processes) on real shards.
 
 One straight run of 8 steps against a run stopped by SIGTERM after a few steps and resumed from its
 checkpoint: the losses must agree bit for bit (fp32), with the batch ramp-up (32 -> 64 -> 96) and the
-lr warmup crossing the restart. Three launches in all, shared by the tests of this module.
+lr warmup crossing the restart. Three launches in all, shared by the tests of this module. The layout
+has the pipeline (two stages reading data, tied embeddings) and ZeRO-1 partitions across replicas;
+the engine's own tests restart TP2 x PP2 x DP2 exactly, and `make train` runs that layout.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS = 8
 # A small model and a schedule whose ramp (32, 32, 32, 64, 64, 96, 96, 96) and warmup span the 8 steps.
 OVERRIDES = {
-    "model.num_layers": 2, "model.hidden_size": 32, "model.num_attention_heads": 2, "model.seq_length": 32,
+    "parallel.tensor": 1, "model.num_layers": 2, "model.hidden_size": 32, "model.num_attention_heads": 2, "model.seq_length": 32,
     "batch.micro_batch_size": 4, "batch.global_batch_size": 96, "batch.rampup_tokens": 6144,
     "optimizer.lr": 3e-3, "optimizer.warmup_tokens": 4096, "optimizer.decay_tokens": 16384,
     "train_tokens": 16384, "run.log_interval": 1, "run.eval_interval": 4, "run.eval_samples": 16,
@@ -35,7 +37,7 @@ OVERRIDES = {
 
 def launch_command(manifest: Path, out: Path, *extra: str) -> list[str]:
     sets = [arg for key, value in OVERRIDES.items() for arg in ("--set", f"{key}={value}")]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "8",
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "4",
             "-m", "trainer.train", "--preset", "tiny-cpu", "--manifest", str(manifest), "--out", str(out),
             *sets, *extra]
 
@@ -130,14 +132,14 @@ def test_records_and_checkpoints_of_a_run(runs):
     assert (resumed / "latest").read_text() == "step_00000008"
     final = read_state(resumed / "step_00000008")
     assert (final.step, final.consumed_samples, final.consumed_tokens) == (STEPS, 512, 16384)
-    assert len(list((resumed / "step_00000008" / "rng").glob("rank_*.pt"))) == 8
+    assert len(list((resumed / "step_00000008" / "rng").glob("rank_*.pt"))) == 4
     assert final.config["model"]["hidden_size"] == 32 and len(final.manifest_sha256) == 64
 
 
 def test_resume_refuses_another_manifest_or_stream(runs, tmp_path, capsys, monkeypatch):
     from trainer.train import main
 
-    monkeypatch.setenv("WORLD_SIZE", "8")  # checked in this process, before any launch would happen
+    monkeypatch.setenv("WORLD_SIZE", "4")  # checked in this process, before any launch would happen
     args = ["--manifest", str(runs["manifest"]), "--out", str(runs["resumed"])]
     sets = [arg for key, value in OVERRIDES.items() for arg in ("--set", f"{key}={value}")]
     # Without --resume a folder with checkpoints is not overwritten.
@@ -147,10 +149,10 @@ def test_resume_refuses_another_manifest_or_stream(runs, tmp_path, capsys, monke
     assert main(args + sets + ["--resume", "--set", "seed=7"]) == 2
     assert "seed was 1234, now 7" in capsys.readouterr().err
     # Nor can another data-parallel size (ZeRO-1 partitions), refused before any process starts.
-    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(args + sets + ["--resume"]) == 2
     assert "written with data parallelism 2, this launch has 1" in capsys.readouterr().err
-    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.setenv("WORLD_SIZE", "4")
     # Nor can other data.
     other = build_prose_shards(tmp_path / "other", weights={"shakespeare": 0.5, "frankenstein": 0.5})
     assert main(["--manifest", str(other), "--out", str(runs["resumed"]), *sets, "--resume"]) == 2
