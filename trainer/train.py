@@ -133,7 +133,8 @@ def check_resume_compatible(saved: checkpoint.TrainerState, cfg: TrainConfig, ma
             raise RunError(f"refusing to resume from {where}: {name} was {old}, now {new}")
     if saved.data_parallel is not None and saved.data_parallel != data_parallel:
         raise RunError(f"refusing to resume from {where}: written with data parallelism {saved.data_parallel}, "
-                       f"this launch has {data_parallel} (ZeRO-1 optimizer partitions are per DP rank)")
+                       f"this launch has {data_parallel}: ZeRO-1 optimizer partitions are cut per DP rank and "
+                       f"DeepSpeed does not re-cut them (convert with deepspeed.checkpoint.ds_to_universal first)")
 
 
 class _as_namespace:
