@@ -134,7 +134,8 @@ def check_resume_compatible(saved: checkpoint.TrainerState, cfg: TrainConfig, ma
     if saved.data_parallel is not None and saved.data_parallel != data_parallel:
         raise RunError(f"refusing to resume from {where}: written with data parallelism {saved.data_parallel}, "
                        f"this launch has {data_parallel}: ZeRO-1 optimizer partitions are cut per DP rank and "
-                       f"DeepSpeed does not re-cut them (convert with deepspeed.checkpoint.ds_to_universal first)")
+                       f"DeepSpeed does not re-cut them; launch {saved.data_parallel * cfg.parallel.tensor * cfg.parallel.pipeline} "
+                       f"processes to resume")
 
 
 class _as_namespace:
