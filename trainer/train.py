@@ -11,6 +11,13 @@ trainer.config, writes a checkpoint every `run.save_interval` steps and on SIGTE
 of the step in flight), and `--resume` continues from the newest complete checkpoint exactly as if the
 run had never stopped. Progress: a log line per `run.log_interval` steps, RUN/metrics.csv,
 RUN/valid.csv, RUN/tensorboard/ and RUN/loss.png.
+
+Stopping: `--max-steps`, `--exit-duration-mins` and `--target-val-loss` (a number, or `unigram` for
+the unigram model of the blend, measured on the same validation samples) stop with a checkpoint. A
+signal is acted on at the end of the step in flight; torchrun and the deepspeed launcher give their
+workers about 30 s after forwarding it, so for models whose checkpoint takes longer, signal the
+workers themselves (as SLURM does) or rely on the last periodic checkpoint, which a killed save
+never damages.
 """
 
 from __future__ import annotations
