@@ -36,7 +36,8 @@ _PEAK_BF16_TFLOPS = (
     ("H200", 989.4),
     ("GH200", 989.4),
     ("H100 PCIe", 756.0),
-    ("H100", 989.4),  # SXM; checked after PCIe
+    ("H100 NVL", 835.0),
+    ("H100", 989.4),  # SXM; checked after PCIe and NVL
     ("H800", 989.4),
     ("A100", 312.0),
     ("A800", 312.0),
