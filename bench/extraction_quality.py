@@ -17,7 +17,9 @@ html_to_text. Baselines, on the same decoded pages:
   - trafilatura.extract(page) and resiliparse extract_plain_text(main_content=True), for reference,
     when installed (requirements-bench.txt); "not installed" otherwise.
 Speed: every extractor is timed per page; medians are quoted. `ratio` = plain jusText's median time per
-page over ours (higher is faster).
+page over ours (higher is faster). Worst case: a page whose text is a long run of short paragraphs (the
+benchmark's gold texts cut into table cells of three words): jusText's context revision walks the run
+for every paragraph (quadratic), ours (dataprep.extract.justext_revise) sweeps it twice.
 
     python bench/extraction_quality.py [--data ../shared/data/html]
 
@@ -41,7 +43,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _aeb_metric import page_counts, scores  # noqa: E402
 
 from dataprep.extract.charset import decode_html  # noqa: E402
-from dataprep.extract.html_text import JUSTEXT_DEFAULTS, html_to_text  # noqa: E402
+from dataprep.extract.html_clean import remove_boilerplate  # noqa: E402
+from dataprep.extract.html_text import (  # noqa: E402
+    DEFAULT_PARAMS,
+    JUSTEXT_DEFAULTS,
+    _ParagraphMaker,
+    _parse,
+    _stoplist,
+    html_to_text,
+)
+from dataprep.extract.justext_revise import revise_paragraph_classification  # noqa: E402
 from dataprep.extract.language import identify_language  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "html"
@@ -124,6 +135,24 @@ def snippets_right(pages: list[dict], outputs: list[str]) -> dict[str, float]:
             "must_not_contain_avoided": avoided / unwanted}
 
 
+def short_run_revision_ms(pages: list[dict], cells: int = 4000) -> tuple[float, float]:
+    """Median ms of (ours, jusText's) context revision on a page of `cells` three-word table cells."""
+    words = " ".join(page["truth"] for page in pages).split()
+    rows = "".join(f"<tr><td>{' '.join(words[i:i + 3])}</td></tr>" for i in range(0, 3 * cells, 3))
+    paragraphs = _ParagraphMaker.make_paragraphs(remove_boilerplate(_parse(f"<html><body><table>{rows}</table>")))
+    params = DEFAULT_PARAMS
+    justext.core.classify_paragraphs(paragraphs, _stoplist("English"), params.length_low, params.length_high,
+                                     params.stopwords_low, params.stopwords_high, params.max_link_density)
+    timings: dict[str, list[float]] = {"ours": [], "justext": []}
+    for _ in range(3):
+        for name, revise in (("ours", revise_paragraph_classification),
+                             ("justext", justext.core.revise_paragraph_classification)):
+            start = time.perf_counter()
+            revise(paragraphs, params.max_heading_distance)
+            timings[name].append(1000 * (time.perf_counter() - start))
+    return statistics.median(timings["ours"]), statistics.median(timings["justext"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DATA)
@@ -156,6 +185,10 @@ def main() -> None:
     print("tune/hold: F1 on the even-/odd-numbered halves (parameters tuned on the even half); snip: share of "
           "trafilatura-eval snippets right (with: must-contain found, w/o: must-not-contain absent)")
 
+    revise_ours_ms, revise_justext_ms = short_run_revision_ms(aeb)
+    print(f"worst case, 4,000 short table cells: context revision {revise_ours_ms:.1f} ms (ours) vs "
+          f"{revise_justext_ms:.1f} ms (jusText's)")
+
     ours = results["ours"]
 
     def other(name: str, key: str) -> float | str:
@@ -178,6 +211,8 @@ def main() -> None:
         "ms_per_page": round(ours["ms_per_page"], 2),
         "justext_default_ms_per_page": round(results["justext_default"]["ms_per_page"], 2),
         "ratio": round(results["justext_default"]["ms_per_page"] / ours["ms_per_page"], 3),
+        "short_run_revise_ms": round(revise_ours_ms, 2),
+        "justext_short_run_revise_ms": round(revise_justext_ms, 2),
     }))
 
 

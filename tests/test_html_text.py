@@ -1,11 +1,14 @@
 """html_to_text on real pages of the article-extraction benchmark (with their gold article bodies),
 scored with the benchmark's own shingle metric (bench/_aeb_metric.py)."""
 
+import copy
 import dataclasses
 import gzip
 import json
+import random
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import justext
 import pytest
@@ -21,6 +24,7 @@ from dataprep.extract.html_text import (
     html_to_text,
     stoplist_name,
 )
+from dataprep.extract.justext_revise import revise_paragraph_classification
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -127,6 +131,39 @@ def test_article_carried_twice_is_kept_once(pages):
     assert len(long_ones) >= 5
     assert [p for p in twice if len(p) >= MIN_REPEATED_PARAGRAPH_CHARS] == long_ones
     assert len(twice) > len(single)  # short repeats are left alone
+
+
+def test_linear_revision_gives_justexts_classes_on_random_pages():
+    rng = random.Random(7)
+    for _ in range(3000):
+        n = rng.randrange(0, 30)
+        cf_classes = rng.choices(["good", "bad", "neargood", "short"], weights=[2, 3, 2, 3], k=n)
+        spec = [(cls, rng.random() < 0.25, "x" * rng.randrange(1, 120)) for cls in cf_classes]
+        theirs = [SimpleNamespace(cf_class=c, heading=h, text=t, class_type="") for c, h, t in spec]
+        ours = [SimpleNamespace(cf_class=c, heading=h, text=t, class_type="") for c, h, t in spec]
+        distance = rng.choice([0, 50, 200])
+        justext.core.revise_paragraph_classification(theirs, distance)
+        revise_paragraph_classification(ours, distance)
+        assert [p.class_type for p in ours] == [p.class_type for p in theirs], spec
+
+
+def test_linear_revision_gives_justexts_classes_on_real_pages(pages):
+    languages = {GERMAN_PAGE: "de", JAPANESE_PAGE: "ja"}
+    revised = set()
+    for page_id, html in pages.items():
+        name = stoplist_name(languages.get(page_id, "en"))
+        stoplist = justext.get_stoplist(name) if name else frozenset()
+        for params in (DEFAULT_PARAMS, JUSTEXT_DEFAULTS):
+            ours = _ParagraphMaker.make_paragraphs(remove_boilerplate(_parse(html)))
+            justext.core.classify_paragraphs(ours, stoplist, params.length_low, params.length_high,
+                                             params.stopwords_low, params.stopwords_high, params.max_link_density)
+            theirs = copy.deepcopy(ours)
+            justext.core.revise_paragraph_classification(theirs, params.max_heading_distance)
+            revise_paragraph_classification(ours, params.max_heading_distance)
+            assert [p.class_type for p in ours] == [p.class_type for p in theirs]
+            revised |= {(p.cf_class, p.class_type) for p in ours}
+    # every context rule had work to do
+    assert {("short", "good"), ("short", "bad"), ("neargood", "good"), ("neargood", "bad")} <= revised
 
 
 def test_paragraphs_match_justext_sax_splitter(pages):

@@ -8,8 +8,9 @@ renders it.
 
 Steps: parse with lxml; remove boilerplate the markup names (`html_clean.remove_boilerplate`: scripts,
 navigation, footers, sidebars, share bars, comment sections, ...); split into paragraphs and classify
-them with jusText's own algorithm (`justext.core`), with the parameters of `JustextParams`; keep the
-good ones, a long paragraph that repeats an earlier one verbatim only once.
+them with jusText's algorithm (`justext.core`'s splitter and context-free classifier; its context
+revision as `justext_revise`, the same classes in linear time), with the parameters of `JustextParams`;
+keep the good ones, a long paragraph that repeats an earlier one verbatim only once.
 
 Language handling: jusText scores a paragraph by the share of its words that are stopwords of the
 page's language, so the stoplist must match the page: the English stoplist empties a German page.
@@ -37,10 +38,11 @@ from functools import cache
 import justext
 import lxml.etree
 import lxml.html
-from justext.core import ParagraphMaker, classify_paragraphs, revise_paragraph_classification
+from justext.core import ParagraphMaker, classify_paragraphs
 from justext.paragraph import Paragraph
 
 from dataprep.extract.html_clean import remove_boilerplate
+from dataprep.extract.justext_revise import revise_paragraph_classification
 
 PARAGRAPH_SEPARATOR = "\n\n"
 MIN_REPEATED_PARAGRAPH_CHARS = 50  # a good paragraph this long that repeats an earlier one is dropped
