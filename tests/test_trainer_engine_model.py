@@ -19,17 +19,25 @@ VOCAB = 300
 
 @pytest.fixture(scope="module")
 def one_rank():
-    """A one-process gloo group with megatron-core's groups (tensor parallelism of one)."""
-    from trainer.parallel.groups import destroy_megatron_groups, init_megatron_groups
+    """A one-process gloo job, as DeepSpeed and megatron-core see it (tensor parallelism of one)."""
+    import deepspeed
+    from deepspeed.comm import comm as ds_comm
+
+    from trainer.parallel.groups import destroy_megatron_groups, init_distributed, init_megatron_groups
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
-    init_megatron_groups(Layout())
-    yield
-    destroy_megatron_groups()
-    dist.destroy_process_group()
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in dict(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1",
+                                MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)).items():
+            env.setenv(name, value)
+        init_distributed("gloo")
+        init_megatron_groups(Layout())
+        yield deepspeed
+        destroy_megatron_groups()
+        dist.destroy_process_group()
+        ds_comm.cdb = None  # DeepSpeed's handle on the destroyed group; a later job must start afresh
 
 
 def small_model(**overrides) -> ModelConfig:
@@ -154,3 +162,33 @@ def test_token_stream_is_deterministic_and_replicas_split_the_batch():
     inputs, labels = next(stream.micro_batches(0, 1, 2))
     assert inputs.shape == labels.shape == (2, 16) and inputs.dtype == torch.int64
     assert torch.equal(inputs[:, 1:], labels[:, :-1])
+
+
+def test_dropout_masks_are_reproduced_when_activations_are_recomputed(one_rank):
+    import deepspeed
+    from deepspeed.runtime.activation_checkpointing.checkpointing import get_cuda_rng_tracker
+    from megatron.core import parallel_state
+
+    from trainer.model.gpt import TransformerBlock, model_shape
+
+    deepspeed.checkpointing.configure(parallel_state)
+    deepspeed.checkpointing.model_parallel_cuda_manual_seed(11)
+    block = TransformerBlock(model_shape(small_model(dropout=0.3), 1, seed=2), layer_number=0).train()
+    x = torch.randn(2, 8, 48)
+    cpu_state, tracker_states = torch.get_rng_state(), get_cuda_rng_tracker().get_states()
+
+    def forward_backward(recompute: bool):
+        torch.set_rng_state(cpu_state)
+        get_cuda_rng_tracker().set_states(dict(tracker_states))  # the tracker keeps and updates the dict
+        block.zero_grad()
+        inputs = x.clone().requires_grad_(True)
+        out = deepspeed.checkpointing.checkpoint(block, inputs) if recompute else block(inputs)
+        out.square().sum().backward()
+        return out.detach(), inputs.grad, block.fc1.weight.grad.clone()
+
+    stored, recomputed = forward_backward(False), forward_backward(True)
+    for a, b in zip(stored, recomputed):
+        assert torch.equal(a, b)
+    block.eval()
+    with torch.no_grad():
+        assert not torch.allclose(block(x), stored[0])  # dropout was active in training

@@ -34,6 +34,7 @@ import deepspeed
 import torch
 import torch.distributed as dist
 from deepspeed.pipe import PipelineModule
+from megatron.core import parallel_state
 
 from trainer.config import TrainConfig, merge_deepspeed_json
 from trainer.model.gpt import GPTLoss, ModelShape, gpt_layer_specs, model_shape, weight_decay_groups
@@ -242,7 +243,8 @@ def build_engine(cfg: TrainConfig, *, global_batch_size: int | None = None,
     if mismatches:
         raise RuntimeError(f"rank {dist.get_rank()}: megatron-core and DeepSpeed groups differ: {mismatches}")
     if cfg.model.dropout > 0.0:
-        deepspeed.checkpointing.configure(module._grid)
+        # DeepSpeed's RNG tracker (CPU and CUDA) keyed by megatron-core's tensor-parallel rank
+        deepspeed.checkpointing.configure(parallel_state)
         deepspeed.checkpointing.model_parallel_cuda_manual_seed(cfg.seed)
 
     config = merge_deepspeed_json(deepspeed_config(cfg, layout, global_batch_size or cfg.batch.global_batch_size),

@@ -63,6 +63,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-samples", type=int, default=8)
     p.add_argument("--resume-at", type=int, default=None, help="after the run, resume from step K's checkpoint")
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # deepspeed's
     p.add_argument("--time-comm", action="store_true",
                    help="record each rank's time blocked in communication per step (trainer.parallel.commtime)")
@@ -74,13 +76,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 def train_config(args: argparse.Namespace, layout: Layout, activation_checkpoint: int) -> TrainConfig:
     return TrainConfig(
         model=ModelConfig(num_layers=args.layers, hidden_size=args.hidden, num_attention_heads=args.heads,
-                          seq_length=args.seq, vocab_size=args.vocab),
+                          seq_length=args.seq, vocab_size=args.vocab, dropout=args.dropout),
         parallel=ParallelConfig(tensor=layout.tensor, pipeline=layout.pipeline,
                                 activation_checkpoint_interval=activation_checkpoint),
         optimizer=OptimizerConfig(lr=args.lr, clip_grad=args.clip),
         batch=BatchConfig(micro_batch_size=args.micro_batch, global_batch_size=args.global_batch),
         seed=args.seed,
-        precision="fp32",
+        precision=args.precision,
     )
 
 

@@ -32,14 +32,14 @@ def init_distributed(backend: str | None = None, timeout_minutes: int = 30) -> s
     import deepspeed
 
     backend = backend or default_backend()
+    if backend == "nccl":  # one GPU per process, chosen before NCCL creates its communicators
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
         if "RANK" not in os.environ:  # one process without a launcher
             os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1")
             os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
             os.environ.setdefault("MASTER_PORT", str(_free_port()))
         deepspeed.init_distributed(dist_backend=backend, timeout=timedelta(minutes=timeout_minutes))
-    if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return backend
 
 
