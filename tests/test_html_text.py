@@ -133,6 +133,12 @@ def test_article_carried_twice_is_kept_once(pages):
     assert len(twice) > len(single)  # short repeats are left alone
 
 
+def test_article_nested_deeper_than_libxml2s_default_limit_is_kept(pages):
+    html = pages[GERMAN_PAGE]
+    unclosed = html.replace("<body", "<body><font>" + "<font size=2>" * 400 + "<span", 1)  # an old forum's markup
+    assert html_to_text(unclosed, "de") == html_to_text(html, "de")
+
+
 def test_linear_revision_gives_justexts_classes_on_random_pages():
     rng = random.Random(7)
     for _ in range(3000):

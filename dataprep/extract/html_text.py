@@ -160,8 +160,9 @@ class _ParagraphMaker(ParagraphMaker):
 
 def _parse(html: str) -> lxml.html.HtmlElement | None:
     # Parsing UTF-8 bytes with the encoding forced keeps a stale <meta charset> or an XML encoding
-    # declaration in the already decoded text from changing how it is read.
-    parser = lxml.html.HTMLParser(encoding="utf-8")
+    # declaration in the already decoded text from changing how it is read. huge_tree: without it libxml2
+    # silently drops everything nested deeper than 256 elements (pages with hundreds of unclosed <font>).
+    parser = lxml.html.HTMLParser(encoding="utf-8", huge_tree=True)
     try:
         return lxml.html.document_fromstring(html.encode("utf-8", "replace"), parser=parser)
     except lxml.etree.ParserError:  # "Document is empty": nothing to extract
