@@ -96,6 +96,7 @@ def test_sigterm_checkpoints_and_resume_is_bit_exact(runs):
     stopped = runs["stopped_at"][0]
     assert 1 <= stopped < 5, f"stopped after step {stopped}"
     assert f"resuming at step {stopped}" in runs["resume_log"]
+    assert "schedules changed" not in runs["resume_log"]
 
     straight = read_csv(runs["straight"] / "metrics.csv")
     resumed = read_csv(runs["resumed"] / "metrics.csv")
@@ -132,6 +133,8 @@ def test_records_and_checkpoints_of_a_run(runs):
     assert (resumed / "latest").read_text() == "step_00000008"
     final = read_state(resumed / "step_00000008")
     assert (final.step, final.consumed_samples, final.consumed_tokens) == (STEPS, 512, 16384)
+    last_row = read_csv(runs["resumed"] / "metrics.csv")[-1]
+    assert final.scheduler == {"lr": float(last_row["lr"]), "global_batch": 96}
     assert len(list((resumed / "step_00000008" / "rng").glob("rank_*.pt"))) == 4
     assert final.config["model"]["hidden_size"] == 32 and len(final.manifest_sha256) == 64
 

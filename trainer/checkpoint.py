@@ -46,6 +46,9 @@ class TrainerState:
     config: dict
     manifest_sha256: str
     data_parallel: int | None = None  # the DP size the ZeRO-1 optimizer partitions were cut for
+    # The schedules are functions of the token count; their values at this step, for reading and for
+    # noticing a changed schedule on resume: {"lr": ..., "global_batch": ...}.
+    scheduler: dict | None = None
     saved_at: float = 0.0
 
 

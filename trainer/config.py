@@ -15,7 +15,6 @@ The engine derives the recipe's DeepSpeed keys from the typed config and merges 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import types
@@ -123,10 +122,6 @@ def from_dict(data: dict, cls=TrainConfig):
         else:
             kwargs[name] = value
     return cls(**kwargs)
-
-
-def config_hash(cfg: TrainConfig) -> str:
-    return hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _parse_scalar(text: str, annotation):

@@ -67,7 +67,7 @@ def plan_step(index: int, consumed_samples: int, cfg: TrainConfig, data_parallel
         index=index,
         consumed_samples=consumed_samples,
         global_batch=gbs,
-        micro_batches=gbs // (cfg.batch.micro_batch_size * data_parallel_size),
+        micro_batches=micro_batches_per_step(tokens, cfg.batch, data_parallel_size),
         lr=learning_rate(tokens_after, cfg.optimizer),
         tokens_after=tokens_after,
     )

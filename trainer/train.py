@@ -293,6 +293,13 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
     if resume_from is not None:
         saved = checkpoint.load(resume_from, engine)
         progress = Progress(step=saved.step, consumed_samples=saved.consumed_samples)
+        last = schedules.plan_step(saved.step - 1, saved.consumed_samples - (saved.scheduler or {}).get("global_batch", 0),
+                                   cfg, dp_size)
+        if is_logger and saved.scheduler and (last.lr, last.global_batch) != (saved.scheduler["lr"],
+                                                                             saved.scheduler["global_batch"]):
+            print(f"note: the schedules changed since the checkpoint (its last step: lr {saved.scheduler['lr']:.4g}, "
+                  f"batch {saved.scheduler['global_batch']}; with this config: lr {last.lr:.4g}, batch "
+                  f"{last.global_batch})", flush=True)
     if is_logger:
         (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=1))
     target = None
@@ -373,7 +380,8 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
         if not args.no_save and (finished or periodic):
             state = checkpoint.TrainerState(step=progress.step, consumed_samples=progress.consumed_samples,
                                             consumed_tokens=progress.tokens(seq), config=to_dict(cfg),
-                                            manifest_sha256=manifest_sha256, data_parallel=dp_size)
+                                            manifest_sha256=manifest_sha256, data_parallel=dp_size,
+                                            scheduler={"lr": plan.lr, "global_batch": plan.global_batch})
             saved_to = checkpoint.save(ckpt_root, engine, state, keep=cfg.run.keep_checkpoints)
             if is_logger:
                 print(f"step {progress.step:>7} | checkpoint {saved_to}", flush=True)
