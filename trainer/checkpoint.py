@@ -99,9 +99,7 @@ def restore_rng(state: dict) -> None:
 
 
 def _model_parallel_rng_tracker():
-    """DeepSpeed's per-tensor-rank dropout RNG streams (used on GPUs when dropout > 0), if seeded."""
-    if not torch.cuda.is_available():
-        return None
+    """DeepSpeed's per-tensor-rank dropout RNG streams (the engine seeds them when dropout > 0), if seeded."""
     from deepspeed.runtime.activation_checkpointing import checkpointing
 
     tracker = checkpointing.get_cuda_rng_tracker()
