@@ -92,13 +92,15 @@ SUMMARY_COLUMNS = (DROP_REASON, "lang", "_charset_via")
 
 def summarize(counts: list[tuple], df: DataFrame) -> dict:
     """stats.json `extra`: languages of the kept documents, how charsets were found, faults by record."""
-    faults = (
-        df.filter(F.col(DROP_REASON).isin(FAULT_REASONS))
-        .select("origin", DROP_REASON, "_detail")
-        .orderBy("origin")
-        .limit(MAX_LISTED_FAULTS)
-        .collect()
-    )
+    faults = []
+    if any(reason in FAULT_REASONS for reason, _lang, _via, _n in counts):  # else no job to look for them
+        faults = (
+            df.filter(F.col(DROP_REASON).isin(FAULT_REASONS))
+            .select("origin", DROP_REASON, "_detail")
+            .orderBy("origin")
+            .limit(MAX_LISTED_FAULTS)
+            .collect()
+        )
     return {
         "languages": histogram([(lang, n) for reason, lang, _via, n in counts if reason is None]),
         "charset_found_by": histogram([(via, n) for _r, _l, via, n in counts if via is not None]),

@@ -71,10 +71,12 @@ class SourceFileReader:
 
 
 def summarize(counts: list[tuple], df: DataFrame) -> dict:
-    faults = (
-        df.filter(F.col("_detail").isNotNull()).select("origin", DROP_REASON, "_detail")
-        .orderBy("origin").limit(MAX_LISTED_FAULTS).collect()
-    )
+    faults = []
+    if any(reason == "bad_record" for reason, _lang, _n in counts):  # the only reason with a detail
+        faults = (
+            df.filter(F.col("_detail").isNotNull()).select("origin", DROP_REASON, "_detail")
+            .orderBy("origin").limit(MAX_LISTED_FAULTS).collect()
+        )
     return {
         "languages": histogram([(lang, n) for reason, lang, n in counts if reason is None]),
         "faults": [{"origin": r[0], "reason": r[1], "detail": r[2]} for r in faults],
