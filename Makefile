@@ -37,17 +37,32 @@ lint-docker: setup
 	$(VENV)/bin/hadolint docker/*.Dockerfile
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker/compose.yaml
 
-demo: setup
-	$(PY) -m dataprep.samplecrawl --out $(DEMO)/crawl --records $(DEMO_RECORDS) --files $(DEMO_FILES) --seed 1
+# The demo's stages reuse their outputs when inputs and config are unchanged, so a rerun is quick.
+demo: setup $(DEMO)/crawl/truth.json
 	$(PY) -m dataprep extract --input '$(DEMO)/crawl/*.warc.gz' --source cc-sample --output $(DEMO)/extract
 	$(PY) -m dataprep cleanup --input $(DEMO)/extract --output $(DEMO)/cleanup
+	$(PY) -m dataprep.funnel $(DEMO)/extract $(DEMO)/cleanup --png $(DEMO)/funnel.png
 	$(MAKE) --no-print-directory shards BLEND_CONFIG=infra/blend_demo.yaml SHARDS=$(DEMO)/shards
+
+$(DEMO)/crawl/truth.json: | setup
+	$(PY) -m dataprep.samplecrawl --out $(DEMO)/crawl --records $(DEMO_RECORDS) --files $(DEMO_FILES) --seed 1 --overwrite
 
 BLEND_CONFIG ?= infra/blend.yaml
 SHARDS ?= out/shards
 shards: setup
 	$(PY) -m blending build --config $(BLEND_CONFIG) --out $(SHARDS)
 	$(PY) -m blending preview $(SHARDS)/manifest.json --samples 10000 --seq-len 2048
+
+# `make train`: tiny-cpu, TP2 x PP2 x DP2 (8 gloo processes), on the demo's shards until the validation
+# loss beats the unigram model of the same data; prints both. Running it again resumes the run.
+TRAIN_MANIFEST ?= $(DEMO)/shards/manifest.json
+TRAIN_OUT ?= out/train/tiny-cpu
+TRAIN_ARGS ?=
+train: setup
+	@test -f $(TRAIN_MANIFEST) || { echo "no $(TRAIN_MANIFEST): run 'make demo' first, or set TRAIN_MANIFEST=..."; exit 1; }
+	$(PY) -m torch.distributed.run --standalone --nproc-per-node 8 -m trainer.train --preset tiny-cpu \
+		--manifest $(TRAIN_MANIFEST) --out $(TRAIN_OUT) --resume --target-val-loss unigram $(TRAIN_ARGS)
+	@echo "metrics: $(TRAIN_OUT)/metrics.csv, $(TRAIN_OUT)/valid.csv, $(TRAIN_OUT)/loss.png, tensorboard --logdir $(TRAIN_OUT)/tensorboard"
 
 bench: setup
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
