@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 
@@ -302,3 +303,23 @@ def test_preview_reports_the_mixture_and_epochs(built, capsys):
     assert main(["preview", str(built["manifest"]), "--samples", "2000", "--seq-len", "64"]) == 0
     out = capsys.readouterr().out
     assert "Realised mixture" in out and "Table-1 summary" in out and all(name in out for name in WEIGHTS)
+
+
+def test_the_passes_without_spark_write_the_same_shards(built, corpus, tmp_path):
+    """The per-document functions alone, in one process and one run file, give the Spark build's bytes."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from blending.passes import plan, tokenize_to_run, write_shard
+    from blending.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(corpus["root"] / "tokenizer.json")
+    table = pq.read_table(sorted((corpus["root"] / "wiki").glob("part-*.parquet")), columns=["doc_id", "source", "text"])
+    (tmp_path / "runs").mkdir()
+    meta = pa.Table.from_batches(list(tokenize_to_run(table.to_batches(max_chunksize=500), tmp_path / "runs", tokenizer,
+                                                      0, np.dtype(np.uint16), {"wikipedia": 0}, VALID_FRACTION, "text")))
+    for shard in plan(meta.filter(pc.is_null(meta["drop"])), ["wikipedia"], SHARD_TOKENS):
+        (tmp_path / "wikipedia").mkdir(exist_ok=True)
+        write_shard(shard, tmp_path, tmp_path / "runs", np.dtype(np.uint16))
+        for ext in (".bin", ".idx"):
+            assert (tmp_path / (shard.prefix + ext)).read_bytes() == (built["one"] / (shard.prefix + ext)).read_bytes()

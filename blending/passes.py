@@ -1,0 +1,152 @@
+"""The shard builder's three passes as plain functions (Spark only wires them, in blending/build.py).
+
+1. tokenize: a batch of documents -> one metadata row per document, tokens appended to the task's run
+   file (a flat token array); tokens never travel through the JVM or the driver.
+2. plan: per (source, split), the kept documents ordered by doc_id, cut into shards of at most
+   `shard_size_tokens` tokens (a longer document gets a shard of its own).
+3. write: a shard's documents copied from the runs, in doc_id order, into its `.bin` and `.idx`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from tokenizers import Tokenizer
+
+from blending.documents import InputError, drop_reason, is_validation, plan_shards
+from blending.indexed import IndexedDatasetWriter, WrittenShard
+from blending.manifest import SPLITS
+from blending.tokenizer import encode_documents
+
+ENCODE_CHUNK = 1024  # documents per encode_batch call
+COPY_BUFFER_TOKENS = 1 << 22  # a shard writer holds at most about this many tokens before writing them
+META_DDL = ("source_index int, split int, doc_id string, n_tokens long, text_bytes long, drop string, "
+            "run string, offset long")
+META_SCHEMA = pa.schema([("source_index", pa.int32()), ("split", pa.int32()), ("doc_id", pa.string()),
+                         ("n_tokens", pa.int64()), ("text_bytes", pa.int64()), ("drop", pa.string()),
+                         ("run", pa.string()), ("offset", pa.int64())])
+
+
+# -- pass 1 ----------------------------------------------------------------------------------------------
+
+
+def tokenize_batch(batch: pa.RecordBatch, tokenizer: Tokenizer, eod: int, dtype: np.dtype,
+                   source_index: dict[str, int], valid_fraction: float,
+                   text_column: str) -> tuple[dict[str, pa.Array], np.ndarray]:
+    """Rows (doc_id, source, text) -> their metadata columns (no run/offset yet) and the kept documents'
+    tokens, concatenated in row order, each ending with `eod`. A dropped document has 0 tokens."""
+    doc_ids = batch.column("doc_id").to_pylist()
+    texts = batch.column(text_column).to_pylist()
+    drops = [drop_reason(t) for t in texts]
+    flat, kept_lengths = encode_documents(tokenizer, [t for t, d in zip(texts, drops, strict=True) if d is None],
+                                          eod, dtype)
+    lengths = np.zeros(len(texts), dtype=np.int64)
+    lengths[[i for i, d in enumerate(drops) if d is None]] = kept_lengths
+    columns = {
+        "source_index": pa.array([source_index[s] for s in batch.column("source").to_pylist()], pa.int32()),
+        "split": pa.array([int(is_validation(d, valid_fraction)) for d in doc_ids], pa.int32()),
+        "doc_id": pa.array(doc_ids, pa.string()),
+        "n_tokens": pa.array(lengths, pa.int64()),
+        "text_bytes": pc.fill_null(pc.binary_length(batch.column(text_column)), 0).cast(pa.int64()),
+        "drop": pa.array(drops, pa.string()),
+    }
+    return columns, flat
+
+
+def tokenize_to_run(batches, run_dir: str | Path, tokenizer: Tokenizer, eod: int, dtype: np.dtype,
+                    source_index: dict[str, int], valid_fraction: float, text_column: str):
+    """Tokenize a task's batches into one new run file; yield META_SCHEMA batches pointing into it."""
+    run = f"run-{uuid.uuid4().hex}"  # unique per task attempt: a retried task never mixes two attempts
+    offset = 0
+    with open(Path(run_dir) / run, "wb") as out:
+        for batch in batches:
+            for start in range(0, batch.num_rows, ENCODE_CHUNK):
+                columns, flat = tokenize_batch(batch.slice(start, ENCODE_CHUNK), tokenizer, eod, dtype,
+                                               source_index, valid_fraction, text_column)
+                out.write(flat.tobytes())
+                lengths = columns["n_tokens"].to_numpy()
+                starts = offset + np.cumsum(lengths) - lengths
+                offset += int(lengths.sum())
+                columns["run"] = pa.array([run] * len(lengths), pa.string())
+                columns["offset"] = pa.array(starts, pa.int64())
+                yield pa.RecordBatch.from_arrays(list(columns.values()), schema=META_SCHEMA)
+
+
+# -- pass 2 ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlannedShard:
+    source_index: int
+    source: str
+    split: str
+    index: int
+    runs: list[str]  # run files the documents come from
+    run_of_doc: np.ndarray  # per document, in doc_id order: index into `runs`
+    offsets: np.ndarray  # per document: first token in its run
+    lengths: np.ndarray  # per document: tokens, EOD included
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.source}/{self.split}_{self.index:05d}"
+
+    @property
+    def documents(self) -> int:
+        return int(self.lengths.size)
+
+    @property
+    def tokens(self) -> int:
+        return int(self.lengths.sum())
+
+
+def plan(meta: pa.Table, source_names: list[str], shard_size_tokens: int) -> list[PlannedShard]:
+    """Shards of every (source, split), from the kept documents' metadata; sources in the given order,
+    train before valid, shards in doc_id order."""
+    shards: list[PlannedShard] = []
+    for s, name in enumerate(source_names):
+        for split_index, split in enumerate(SPLITS):
+            rows = meta.filter(pc.and_(pc.equal(meta["source_index"], s), pc.equal(meta["split"], split_index)))
+            rows = rows.take(pc.sort_indices(rows, [("doc_id", "ascending")]))
+            doc_ids = rows["doc_id"].to_numpy(zero_copy_only=False)
+            if doc_ids.size > 1:
+                same = np.flatnonzero(doc_ids[1:] == doc_ids[:-1])
+                if same.size:
+                    raise InputError(f"source {name!r}: doc_id {doc_ids[same[0]]} occurs twice "
+                                     "(an input folder listed twice, or two stages' outputs mixed?)")
+            lengths = rows["n_tokens"].to_numpy()
+            offsets = rows["offset"].to_numpy()
+            run_codes = pc.dictionary_encode(rows["run"]).combine_chunks()
+            codes, run_names = run_codes.indices.to_numpy(zero_copy_only=False), run_codes.dictionary.to_pylist()
+            starts = plan_shards(lengths.tolist(), shard_size_tokens)
+            for index, (a, b) in enumerate(zip(starts, starts[1:] + [doc_ids.size], strict=True)):
+                used, run_of_doc = np.unique(codes[a:b], return_inverse=True)
+                runs = [run_names[int(c)] for c in used]
+                shards.append(PlannedShard(s, name, split, index, runs, run_of_doc.astype(np.int32),
+                                           offsets[a:b].copy(), lengths[a:b].copy()))
+    return shards
+
+
+# -- pass 3 ----------------------------------------------------------------------------------------------
+
+
+def write_shard(shard: PlannedShard, out_dir: str | Path, run_dir: str | Path, dtype: np.dtype) -> WrittenShard:
+    """Copy the shard's documents from the runs into OUT_DIR/PREFIX.bin/.idx, in doc_id order."""
+    runs = [np.memmap(Path(run_dir) / run, dtype=dtype, mode="r") for run in shard.runs]
+    writer = IndexedDatasetWriter(Path(out_dir) / shard.prefix, dtype)
+    pieces, piece_lengths, held = [], [], 0
+    for run, offset, length in zip(shard.run_of_doc.tolist(), shard.offsets.tolist(), shard.lengths.tolist(),
+                                   strict=True):
+        pieces.append(runs[run][offset: offset + length])
+        piece_lengths.append(length)
+        held += length
+        if held >= COPY_BUFFER_TOKENS:
+            writer.add_documents(np.concatenate(pieces), np.asarray(piece_lengths))
+            pieces, piece_lengths, held = [], [], 0
+    if pieces:
+        writer.add_documents(np.concatenate(pieces), np.asarray(piece_lengths))
+    return writer.close()
