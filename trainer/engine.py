@@ -26,6 +26,7 @@ rank -> (node, pp, dp, tp) is printed by rank 0 at start and kept in `engine.pla
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -34,6 +35,7 @@ import deepspeed
 import torch
 import torch.distributed as dist
 from deepspeed.pipe import PipelineModule
+from deepspeed.runtime.utils import clip_grad_norm_
 from megatron.core import parallel_state
 
 from trainer.config import TrainConfig, merge_deepspeed_json
@@ -59,6 +61,20 @@ from trainer.parallel.topology import (
 PRECISIONS = ("fp32", "bf16")
 
 
+def effective_zero_stage(cfg: TrainConfig, layout: Layout) -> int:
+    """ZeRO-1 shards the optimizer state across data-parallel replicas; a single process has nothing to shard
+    and ZeRO's flat buffers would only copy gradients and weights every step, so it runs unsharded. Not so
+    for one replica of a TP/PP model: DeepSpeed's unsharded fp32 path leaves the replicated parameters of
+    pipeline stages after the first out of the clipping norm, its ZeRO-1 path counts them right."""
+    return cfg.parallel.zero_stage if layout.world_size > 1 else 0
+
+
+def _clip_and_keep_norm(ds_engine) -> None:
+    """DeepSpeed's unsharded fp32 clipping, keeping the norm it computes (DeepSpeed drops it)."""
+    ds_engine._global_grad_norm = float(clip_grad_norm_(parameters=ds_engine.module.parameters(),
+                                                        max_norm=ds_engine.gradient_clipping(), mpu=ds_engine.mpu))
+
+
 def deepspeed_config(cfg: TrainConfig, layout: Layout, global_batch_size: int) -> dict:
     micro = cfg.batch.micro_batch_size
     per_step = micro * layout.data
@@ -72,7 +88,7 @@ def deepspeed_config(cfg: TrainConfig, layout: Layout, global_batch_size: int) -
         "train_micro_batch_size_per_gpu": micro,
         "gradient_accumulation_steps": global_batch_size // per_step,
         "gradient_clipping": cfg.optimizer.clip_grad,
-        "zero_optimization": {"stage": cfg.parallel.zero_stage},
+        "zero_optimization": {"stage": effective_zero_stage(cfg, layout)},
         "zero_allow_untested_optimizer": True,  # torch's AdamW, the client optimizer
         "bf16": {"enabled": cfg.precision == "bf16"},
         "steps_per_print": sys.maxsize,  # the run logs; DeepSpeed stays quiet
@@ -154,6 +170,10 @@ class TrainerEngine:
         return self.ds.optimizer.param_groups[0]["lr"]
 
     @property
+    def zero_stage(self) -> int:
+        return self.ds.zero_optimization_stage()
+
+    @property
     def grad_norm(self) -> float | None:
         """Global gradient norm of the last step, before clipping."""
         norm = self.ds.get_global_grad_norm()
@@ -231,7 +251,7 @@ def build_engine(cfg: TrainConfig, *, global_batch_size: int | None = None,
         raise ValueError(f"{cfg.model.num_layers} layers cannot fill {layout.pipeline} pipeline stages")
     placement = gather_placement(layout)
     if dist.get_rank() == 0:
-        log(f"layout {layout}\n{format_rank_table(placement)}")
+        log(f"layout {layout}, ZeRO stage {effective_zero_stage(cfg, layout)}\n{format_rank_table(placement)}")
         for problem in placement_problems(placement):
             log(f"WARNING: {problem}; place a node's ranks consecutively (hostfile slots, --nproc-per-node)")
 
@@ -251,4 +271,6 @@ def build_engine(cfg: TrainConfig, *, global_batch_size: int | None = None,
                                   cfg.run.deepspeed_json)  # the preset's infra/deepspeed/*.json
     ds_engine, _, _, _ = deepspeed.initialize(model=module, optimizer=build_optimizer(module, cfg), config=config,
                                               lr_scheduler=lr_scheduler)
+    if ds_engine.zero_optimization_stage() == 0:
+        ds_engine.clip_fp32_gradients = functools.partial(_clip_and_keep_norm, ds_engine)
     return TrainerEngine(ds_engine, cfg, layout, shape, placement, groups)
