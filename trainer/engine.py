@@ -12,8 +12,9 @@ Usage (every rank of a `deepspeed --module ...` or `torchrun -m ...` job runs th
     client_state = engine.load_checkpoint(dir, tag=None)    # None: the tag in dir/latest
 
 Data: `data_iter` yields one micro-batch per `next()`: an `(inputs, labels)` pair where
-inputs = tokens[:, :-1] and labels = tokens[:, 1:], int64 [micro_batch_size, seq_length] (seq_length may
-be shorter than the model's); labels may be `(labels, loss_mask)` with a float mask (0 = ignore token).
+inputs = tokens[:, :-1] and labels = tokens[:, 1:], int64 [micro_batch_size, seq], seq <= the model's
+seq_length and the same on every step (pipeline stages exchange activations of a shape fixed at the first
+step); labels may be `(labels, loss_mask)` with a float mask (0 = ignore the token).
 A step pulls `gradient_accumulation_steps` micro-batches. Only the first and the last pipeline stage read
 data (`engine.needs_data`); other ranks may pass None. Every tensor-parallel rank of a replica reads the
 same micro-batches; data-parallel replica `engine.data_parallel_rank` of `engine.data_parallel_size`
@@ -21,7 +22,17 @@ reads its own share (e.g. global samples [step * global_batch + dp_rank * per_re
 
 The model's weights are defined by `cfg.seed` independently of the layout (trainer.model.init), so any
 TP x PP x DP layout computes the same losses as one process. The rank placement table
-rank -> (node, pp, dp, tp) is printed by rank 0 at start and kept in `engine.placement`.
+rank -> (node, pp, dp, tp) is printed by rank 0 at start and kept in `engine.placement`; launchers must
+number ranks node by node (`deepspeed` with a hostfile, `torchrun --nnodes N --node-rank i` do), so that
+tensor-parallel ranks share a node, data-parallel replicas come next and pipeline stages span nodes.
+
+Layout: tensor = cfg.parallel.tensor, pipeline = cfg.parallel.pipeline, data = world size / (tensor x
+pipeline). Optimizer: torch's AdamW (cfg.optimizer), weight decay on matrices only, global-norm clipping;
+ZeRO stage cfg.parallel.zero_stage across data-parallel replicas (a one-process job runs unsharded).
+Transformer blocks are recomputed in backward every cfg.parallel.activation_checkpoint_interval blocks
+(0: never). Dropout (cfg.model.dropout, default 0) draws from DeepSpeed's RNG tracker: masks are shared by
+tensor-parallel ranks on replicated activations, distinct on sliced heads, reproduced on recomputation.
+Precision: cfg.precision "fp32" or "bf16" (DeepSpeed's bf16 optimizer keeps fp32 master weights).
 """
 
 from __future__ import annotations

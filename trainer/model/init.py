@@ -55,11 +55,6 @@ def init_constant_(param: nn.Parameter, value: float) -> None:
         param.fill_(value)
 
 
-def default_std(hidden_size: int) -> float:
-    """The paper's init std, sqrt(1 / (3H))."""
-    return math.sqrt(1.0 / (3.0 * hidden_size))
-
-
 def output_layer_std(std: float, num_layers: int) -> float:
     """Projections that write into the residual stream are scaled by depth (GPT-2 / Megatron)."""
     return std / math.sqrt(2.0 * num_layers)

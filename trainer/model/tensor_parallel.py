@@ -23,13 +23,13 @@ from megatron.core.model_parallel_config import ModelParallelConfig
 from megatron.core.tensor_parallel import layers as mcore_layers
 from megatron.core.tensor_parallel.cross_entropy import vocab_parallel_cross_entropy as _mcore_cross_entropy
 from megatron.core.tensor_parallel.utils import VocabUtility
-from torch import nn
 
 __all__ = [
     "ColumnParallelLinear",
     "RowParallelLinear",
     "VocabParallelEmbedding",
     "dropout",
+    "model_parallel_rng_context",
     "padded_vocab_size",
     "tensor_parallel_rank",
     "tensor_parallel_world_size",
@@ -156,7 +156,3 @@ def model_parallel_rng_context(enabled: bool):
     if not enabled:
         return contextlib.nullcontext()
     return ds_checkpointing.get_cuda_rng_tracker().fork()
-
-
-def is_sliced(param: nn.Parameter) -> bool:
-    return bool(getattr(param, "tensor_model_parallel", False))
