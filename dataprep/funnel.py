@@ -37,7 +37,8 @@ def plot_funnel(stages: list[StageStats], png: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = funnel_steps(stages)
+    # Reasons that removed nothing stay in the table but would only crowd the picture.
+    steps = [s for i, s in enumerate(funnel_steps(stages)) if i == 0 or s[2] or "output" in s[0]]
     labels = [s[0] for s in steps]
     remaining = [s[1] for s in steps]
     removed = [s[2] for s in steps]
