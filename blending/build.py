@@ -34,12 +34,13 @@ from pyspark.sql import functions as F
 from tokenizers import Tokenizer
 
 from blending import __version__
-from blending.config import BlendConfig, TokenizerConfig
+from blending.config import BlendConfig, SourceConfig, TokenizerConfig
 from blending.documents import DROP_REASONS, SUCCESS, InputError, folder_exists, iter_texts, stage_parts
 from blending.manifest import MANIFEST_FILE, SPLITS, manifest_dict, write_manifest
 from blending.passes import META_DDL, PlannedShard, plan, tokenize_to_run, write_shard
 from blending.tokenizer import (
     TOKENIZER_FILE,
+    TokenizerError,
     eod_id,
     from_gpt2_files,
     load_tokenizer,
@@ -73,17 +74,25 @@ class ResolvedTokenizer:
         return token_dtype(self.vocab_size)
 
 
-def resolve_tokenizer(config: BlendConfig, log=print) -> ResolvedTokenizer:
-    """The configured tokenizer; a missing `file` with `train_vocab_size` is trained first on the
-    blend's training documents (never the validation ones) and saved there."""
+def resolve_tokenizer(config: BlendConfig, log=print, sources: list[SourceConfig] | None = None) -> ResolvedTokenizer:
+    """The configured tokenizer; a missing `file` with `train_vocab_size` is trained first on the training
+    documents (never the validation ones) of `sources` (default: all configured) and saved there."""
     tc: TokenizerConfig = config.tokenizer
     if tc.file is not None:
         path = Path(tc.file)
         if not path.is_file() and tc.train_vocab_size:
             log(f"training a {tc.train_vocab_size}-token byte-level BPE on the blend's training documents -> {path}")
-            texts = (text for source in config.sources if all(folder_exists(f) for f in source.inputs)
-                     for text in iter_texts(source.inputs, source.source_value, config.text_column, config.valid_fraction))
-            tokenizer = train_bpe(texts, tc.train_vocab_size, tc.eod_token)
+            seen = [0]
+
+            def texts():
+                for source in config.sources if sources is None else sources:
+                    for text in iter_texts(source.inputs, source.source_value, config.text_column, config.valid_fraction):
+                        seen[0] += 1
+                        yield text
+
+            tokenizer = train_bpe(texts(), tc.train_vocab_size, tc.eod_token)
+            if not seen[0]:
+                raise TokenizerError(f"no training documents to train {path} on")
             path.parent.mkdir(parents=True, exist_ok=True)
             tokenizer.save(str(path))
         tokenizer = load_tokenizer(path)
@@ -97,9 +106,8 @@ def resolve_tokenizer(config: BlendConfig, log=print) -> ResolvedTokenizer:
 # -- the job ---------------------------------------------------------------------------------------------
 
 
-def _read_sources(spark: SparkSession, config: BlendConfig, log) -> tuple[DataFrame, list[dict], list[str], list[str], dict]:
-    """The claimed rows of every input folder; described input files; present and skipped source names;
-    and a lazily counted DataFrame of rows nobody claims."""
+def present_sources(config: BlendConfig, log=print) -> tuple[list[SourceConfig], list[str]]:
+    """Sources whose input folders all exist, and the names of those left out (skip_missing_sources)."""
     present, skipped = [], []
     for source in config.sources:
         missing = [f for f in source.inputs if not folder_exists(f)]
@@ -113,6 +121,15 @@ def _read_sources(spark: SparkSession, config: BlendConfig, log) -> tuple[DataFr
             present.append(source)
     if not present:
         raise InputError("none of the configured sources has its input folders")
+    for source in present:
+        for folder in source.inputs:
+            stage_parts(folder)  # a clear error for an unfinished folder, before anything starts
+    return present, skipped
+
+
+def _read_sources(spark: SparkSession, config: BlendConfig, present: list[SourceConfig]) -> tuple[DataFrame, list[dict], DataFrame]:
+    """The claimed rows of every input folder, the input files described, and a lazily counted
+    DataFrame of the rows no source claims."""
     folders = sorted({f for s in present for f in s.inputs})
     frames, described, unclaimed = [], [], []
     for folder in folders:
@@ -139,7 +156,7 @@ def _read_sources(spark: SparkSession, config: BlendConfig, log) -> tuple[DataFr
     unclaimed_df = unclaimed[0]
     for frame in unclaimed[1:]:
         unclaimed_df = unclaimed_df.unionByName(frame)
-    return docs, sorted(described, key=lambda d: d["path"]), [s.name for s in present], skipped, unclaimed_df
+    return docs, sorted(described, key=lambda d: d["path"]), unclaimed_df
 
 
 def success_record(inputs: list[dict], config_hash: str) -> dict:
@@ -165,9 +182,11 @@ def build(config: BlendConfig, out: str | Path, overwrite: bool = False, master:
     """Build the shards and manifest into `out`; returns the manifest's path."""
     out = Path(out).absolute()
     started = time.perf_counter()
-    tokenizer = resolve_tokenizer(config, log)
+    present, skipped = present_sources(config, log)
+    names = [s.name for s in present]
+    tokenizer = resolve_tokenizer(config, log, present)
     spark = get_spark(master, app_name="blending")
-    docs, inputs, names, skipped, unclaimed_df = _read_sources(spark, config, log)
+    docs, inputs, unclaimed_df = _read_sources(spark, config, present)
     record = success_record(inputs, config.digest(tokenizer.sha256))
     if _existing_output(out, record, overwrite):
         log(f"{out} is up to date (same inputs, config and tokenizer)")

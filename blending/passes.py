@@ -118,6 +118,8 @@ def plan(meta: pa.Table, source_names: list[str], shard_size_tokens: int) -> lis
                 if same.size:
                     raise InputError(f"source {name!r}: doc_id {doc_ids[same[0]]} occurs twice "
                                      "(an input folder listed twice, or two stages' outputs mixed?)")
+            if doc_ids.size == 0:
+                continue
             lengths = rows["n_tokens"].to_numpy()
             offsets = rows["offset"].to_numpy()
             run_codes = pc.dictionary_encode(rows["run"]).combine_chunks()

@@ -171,9 +171,11 @@ def test_a_rebuild_is_reused_a_changed_config_refused_or_overwritten(built, corp
     manifest = built["manifest"]
     before = manifest.stat().st_mtime_ns
     assert build(built["config"], built["one"]) == manifest and manifest.stat().st_mtime_ns == before
-    heavier = blend_config(corpus, sources=[
-        {"name": "gutenberg", "inputs": [str(corpus["root"] / "books")], "weight": 0.6},
-        {"name": "wikipedia", "inputs": [str(corpus["root"] / "wiki")], "weight": 0.4}])
+    heavier = blend_config(corpus, skip_missing_sources=True, sources=[
+        {"name": "gutenberg", "inputs": [str(corpus["root"] / "books")], "weight": 0.3},
+        {"name": "arxiv", "inputs": [str(corpus["root"] / "no_such_folder")], "weight": 0.3},  # left out
+        {"name": "epics", "inputs": [str(corpus["root"] / "books")], "weight": 0.2},  # no such rows: left out
+        {"name": "wikipedia", "inputs": [str(corpus["root"] / "wiki")], "weight": 0.2}])
     with pytest.raises(OutputExistsError, match="config_hash"):
         build(heavier, built["one"])
     copy = corpus["root"] / "out_copy"
@@ -181,6 +183,10 @@ def test_a_rebuild_is_reused_a_changed_config_refused_or_overwritten(built, corp
     build(heavier, copy, overwrite=True)
     rebuilt = load_manifest(copy / "manifest.json", verify_hashes=True)
     assert {n: s.weight for n, s in rebuilt.sources.items()} == pytest.approx({"gutenberg": 0.6, "wikipedia": 0.4})
+    stats = json.loads((copy / "stats.json").read_text())
+    assert stats["extra"]["skipped_sources"] == ["arxiv"] and stats["extra"]["sources"]["epics"]["in_rows"] == 0
+    assert stats["extra"]["unclaimed_rows"] == {str(corpus["root"] / "books"): {"poetry": 7, "shakespeare": 1072}}
+    assert not (copy / "epics").exists() and not (copy / "_runs").exists()
     assert files_of(copy)["gutenberg/train_00000.bin"] == files_of(built["one"])["gutenberg/train_00000.bin"]
     assert not [p for p in corpus["root"].iterdir() if ".old-" in p.name or ".tmp-" in p.name]
 

@@ -22,6 +22,7 @@ from blending.indexed import IndexedDatasetWriter, read_index_summary
 from blending.presets import MTNLG_TABLE1, MTNLG_TRAINING_TOKENS_BILLION
 from blending.tokenizer import (
     EOD_TOKEN,
+    TokenizerError,
     encode_documents,
     eod_id,
     from_gpt2_files,
@@ -202,6 +203,12 @@ def test_resolve_tokenizer_reads_gpt2_files_or_trains_on_the_training_documents(
     assert len(train_texts) == sum(not is_validation(r["doc_id"], config.valid_fraction) for r in rows) < len(rows)
     assert Tokenizer.from_str(trained.json_bytes.decode()).to_str() == train_bpe(train_texts, 600).to_str()
     assert resolve_tokenizer(config).sha256 == trained.sha256  # an existing file is used as it is
+
+    nothing = BlendConfig.from_dict({"tokenizer": {"file": str(tmp_path / "none.json"), "train_vocab_size": 600},
+                                     "sources": [{**sources[0], "select_source": "books"}]})
+    with pytest.raises(TokenizerError, match="no training documents"):
+        resolve_tokenizer(nothing)
+    assert not (tmp_path / "none.json").exists()
 
 
 # -- documents -------------------------------------------------------------------------------------------
