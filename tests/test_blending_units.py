@@ -262,3 +262,14 @@ def test_config_errors_are_clear(change, message):
     raw = {"tokenizer": {"file": "t.json"}, "sources": [{"name": "a", "inputs": ["x"], "weight": 1}], **change}
     with pytest.raises(ConfigError, match=message):
         BlendConfig.from_dict(raw)
+
+
+def test_the_reader_imports_neither_pyspark_nor_dataprep():
+    import subprocess
+    import sys
+
+    code = ("import sys, blending.reader; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('pyspark', 'dataprep')]; "
+            "sys.exit(f'imported {bad}' if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
