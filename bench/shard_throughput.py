@@ -8,7 +8,9 @@ builder also draws the validation split, sorts by doc_id, plans shards and write
 Spark session is started once before timing, with a small warm-up build (reported on their own).
 Figures are medians of --repeats runs; `ratio` is the median over runs of builder tokens/s divided by
 the tokens/s of the bare loop run right after it (same machine load), `ratio_of_medians` the other
-reading. Also: the time to train the byte-level BPE on one copy of the corpus.
+reading. On a shared machine wall time depends on the load; `cpu_ratio` compares the CPU seconds
+instead (the builder's: driver, JVM and Python workers together). Also: the time to train the
+byte-level BPE on one copy of the corpus.
 
     .venv/bin/python bench/shard_throughput.py [--copies 4] [--repeats 3] [--vocab-size 8192]
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -84,6 +87,24 @@ def write_stage_folder(folder: Path, rows: list[dict], buckets: int = 8) -> None
     (folder / "_SUCCESS").write_text(json.dumps({"stage": "bench"}))
 
 
+def tree_cpu_seconds() -> float:
+    """CPU time of this process and all its descendants (the Spark JVM, its Python workers), reaped ones included."""
+    parents, times = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        times[pid] = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    tree, frontier = set(), {os.getpid()}
+    while frontier:
+        tree |= frontier
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - tree
+    return sum(times.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+
+
 def baseline(folder: Path, tokenizer_path: Path, out: Path) -> int:
     """A bare loop: read the documents, encode_batch in chunks, write one Megatron dataset. Returns tokens."""
     tokenizer = load_tokenizer(tokenizer_path)
@@ -129,23 +150,26 @@ def main() -> None:
         write_stage_folder(work / "warmup", rows[:2000], buckets=1)
         build(config(work / "warmup"), work / "warmup_shards", master="local[1]", log=lambda *_: None)
         session_s = time.perf_counter() - started
-        ours, theirs, tokens = [], [], 0
+        ours, theirs, ours_cpu, theirs_cpu, tokens = [], [], [], [], 0
         for r in range(args.repeats):
             out = work / f"shards{r}"
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), tree_cpu_seconds()
             manifest = build(config(work / "docs"), out, master="local[1]", log=lambda *_: None)
             ours.append(time.perf_counter() - started)
+            ours_cpu.append(tree_cpu_seconds() - cpu)
             tokens = sum(s["tokens"] for src in json.loads(manifest.read_text())["sources"].values()
                          for split in ("train", "valid") for s in src[split])
             shutil.rmtree(out)
 
             (work / "bare").mkdir()
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             bare_tokens = baseline(work / "docs", work / "tokenizer.json", work / "bare")
             theirs.append(time.perf_counter() - started)
+            theirs_cpu.append(time.process_time() - cpu)
             shutil.rmtree(work / "bare")
             assert bare_tokens == tokens, (bare_tokens, tokens)
-            print(f"run {r + 1}: builder {ours[-1]:.1f} s, bare loop {theirs[-1]:.1f} s, {tokens:,} tokens")
+            print(f"run {r + 1}: builder {ours[-1]:.1f} s ({ours_cpu[-1]:.1f} CPU s), "
+                  f"bare loop {theirs[-1]:.1f} s ({theirs_cpu[-1]:.1f} CPU s), {tokens:,} tokens")
 
         train_s = []
         for _ in range(args.repeats):
@@ -164,6 +188,9 @@ def main() -> None:
     print(json.dumps({
         "ratio": round(paired, 3),
         "ratio_of_medians": round(ours_tps / theirs_tps, 3),
+        "cpu_ratio": round(statistics.median(theirs_cpu) / statistics.median(ours_cpu), 3),
+        "builder_cpu_s": round(statistics.median(ours_cpu), 1),
+        "baseline_cpu_s": round(statistics.median(theirs_cpu), 1),
         "builder_tokens_per_s": round(ours_tps),
         "baseline_tokens_per_s": round(theirs_tps),
         "tokens": tokens,

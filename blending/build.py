@@ -127,14 +127,18 @@ def present_sources(config: BlendConfig, log=print) -> tuple[list[SourceConfig],
     return present, skipped
 
 
-def _read_sources(spark: SparkSession, config: BlendConfig, present: list[SourceConfig]) -> tuple[DataFrame, list[dict], DataFrame]:
-    """The claimed rows of every input folder, the input files described, and a lazily counted
-    DataFrame of the rows no source claims."""
+def describe_inputs(present: list[SourceConfig]) -> list[dict]:
+    """The input part files with their sizes, sorted: what _SUCCESS records and a rerun compares."""
     folders = sorted({f for s in present for f in s.inputs})
-    frames, described, unclaimed = [], [], []
+    return [{"path": str(p), "size": p.stat().st_size} for folder in folders for p in stage_parts(folder)]
+
+
+def _read_sources(spark: SparkSession, config: BlendConfig, present: list[SourceConfig]) -> tuple[DataFrame, DataFrame]:
+    """The claimed rows of every input folder, and a lazily counted DataFrame of the rows no source claims."""
+    folders = sorted({f for s in present for f in s.inputs})
+    frames, unclaimed = [], []
     for folder in folders:
         parts = stage_parts(folder)
-        described += [{"path": str(p), "size": p.stat().st_size} for p in parts]
         if not parts:
             continue
         columns = set(pq.read_schema(parts[0]).names)
@@ -156,7 +160,7 @@ def _read_sources(spark: SparkSession, config: BlendConfig, present: list[Source
     unclaimed_df = unclaimed[0]
     for frame in unclaimed[1:]:
         unclaimed_df = unclaimed_df.unionByName(frame)
-    return docs, sorted(described, key=lambda d: d["path"]), unclaimed_df
+    return docs, unclaimed_df
 
 
 def success_record(inputs: list[dict], config_hash: str) -> dict:
@@ -185,12 +189,12 @@ def build(config: BlendConfig, out: str | Path, overwrite: bool = False, master:
     present, skipped = present_sources(config, log)
     names = [s.name for s in present]
     tokenizer = resolve_tokenizer(config, log, present)
-    spark = get_spark(master, app_name="blending")
-    docs, inputs, unclaimed_df = _read_sources(spark, config, present)
-    record = success_record(inputs, config.digest(tokenizer.sha256))
+    record = success_record(describe_inputs(present), config.digest(tokenizer.sha256))
     if _existing_output(out, record, overwrite):
         log(f"{out} is up to date (same inputs, config and tokenizer)")
         return out / MANIFEST_FILE
+    spark = get_spark(master, app_name="blending")
+    docs, unclaimed_df = _read_sources(spark, config, present)
 
     tmp = out.parent / f"{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     for name in names:
