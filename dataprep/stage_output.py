@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -138,17 +139,23 @@ class StageOutput:
         reasons: list[str],
         keep_dropped: bool = False,
         sort_columns: tuple[str, ...] = ("doc_id",),
-        expected_in_rows: int | None = None,
-        extra: dict | None = None,
+        expected_in_rows: int | Callable[[], int] | None = None,
+        extra: dict | Callable[[], dict] | None = None,
     ) -> StageStats:
-        """Write the stage's rows, stats.json and _SUCCESS atomically; return the stats."""
+        """Write the stage's rows, stats.json and _SUCCESS atomically; return the stats.
+
+        `expected_in_rows` and `extra` may be callables, called once the rows are written: figures a
+        stage gathers while its rows are computed (Spark accumulators) are known only then."""
         if IN_ROWS not in df.columns:
             df = df.withColumn(IN_ROWS, F.lit(1).cast("long"))
         bucket = F.pmod(F.conv(F.substring("doc_id", 1, 8), 16, 10).cast("long"), F.lit(config.num_buckets))
+        # No more write tasks than cores: a task writes whole buckets (all of a bucket's rows hash to
+        # one partition), and a Python task costs ~0.1 s to start, which dominates small local runs.
+        tasks = min(config.num_buckets, df.sparkSession.sparkContext.defaultParallelism)
         df = (
             df.withColumn(_BUCKET, bucket.cast("int"))
             .withColumn(_IS_DROPPED, F.col(DROP_REASON).isNotNull())
-            .repartition(config.num_buckets, _BUCKET)
+            .repartition(tasks, _BUCKET)
             .sortWithinPartitions(_BUCKET, _IS_DROPPED, *sort_columns)
         )
         schema = to_arrow_schema(df.schema, timezone="UTC")
@@ -162,9 +169,13 @@ class StageOutput:
         fs.create_dir(f"{tmp_root}/{DROPPED_DIR}" if keep_dropped else tmp_root, recursive=True)
 
         writer = _PartitionWriter(tmp_uri, kept_schema, dropped_schema, config, keep_dropped)
-        counts = pa.Table.from_batches(
-            df.mapInArrow(writer, _COUNT_DDL).toArrow().to_batches(), schema=_COUNT_SCHEMA
-        ).to_pylist()
+        try:
+            counts = pa.Table.from_batches(
+                df.mapInArrow(writer, _COUNT_DDL).toArrow().to_batches(), schema=_COUNT_SCHEMA
+            ).to_pylist()
+        except Exception:
+            fs.delete_dir(tmp_root)  # a failed job leaves nothing behind
+            raise
 
         written = {(c["bucket"], c["dropped"]) for c in counts}
         for b in range(config.num_buckets):
@@ -173,7 +184,9 @@ class StageOutput:
             if keep_dropped and (b, True) not in written:
                 _write_empty(fs, f"{tmp_root}/{DROPPED_DIR}/{part_name(b)}", dropped_schema, config)
 
-        stats = _stats_from_counts(self.stage, counts, reasons, extra)
+        stats = _stats_from_counts(self.stage, counts, reasons, extra() if callable(extra) else extra)
+        if callable(expected_in_rows):
+            expected_in_rows = expected_in_rows()
         if expected_in_rows is not None and stats.in_rows != expected_in_rows:
             raise AccountingError(f"{self.stage}: read {expected_in_rows} rows but accounted for {stats.in_rows}")
         stats.check()
