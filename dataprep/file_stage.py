@@ -1,82 +1,161 @@
-"""Spark wiring shared by the stages that read files (extract, ingest) and the ones that read a stage
-folder (cleanup): rows from files with one task per file, then the accounted, atomic write.
+"""Spark wiring shared by the stages: rows from input files (one task per file) or from a stage
+folder, summed up on the way, then the accounted, atomic write; all in one Spark job.
 
-Per-row logic lives in plain functions elsewhere; this module only moves rows. The stage frame is
-persisted while stats are gathered from it (histograms for stats.json's `extra`), so every record is
-processed exactly once.
+Per-row logic lives in plain functions elsewhere; this module only moves rows. What stats.json's
+`extra` reports (histograms, the first faults, unreadable files) is summed up per unit of work (an
+input file, or a partition of a stage folder) by the task that computes the rows, and sent to the
+driver through a Spark accumulator keyed by unit: a task that runs twice (a retry, a recomputation)
+sends the same summary under the same key, so nothing is counted twice. The rows are computed once,
+inside the write job, and never cached.
+
+A file that cannot be read at all fails its task, and so the job, unless bad files are allowed; then
+it is named in stats.json.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import pyarrow as pa
-from pyspark import StorageLevel
+from pyspark import AccumulatorParam, TaskContext
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from dataprep.config import OutputConfig
 from dataprep.stage_output import StageOutput
 from dataprep.stats import StageStats
 
-BAD_FILE = "_bad_file"  # set on the one row that stands for a file that could not be read at all
+BAD_FILE = "_bad_file"  # the key of the one row a file reader yields for a file it cannot read
 ROWS_PER_BATCH = 256
+MAX_LISTED_FAULTS = 100  # faulty rows named in stats.json (all are counted)
 _SPARK_TYPES = {pa.string(): "string", pa.float64(): "double", pa.int64(): "long", pa.int32(): "int"}
 
 
 class BadInputFilesError(RuntimeError):
-    """Input files that could not be read at all; --allow-bad-files goes on without them."""
+    """An input file that could not be read at all; --allow-bad-files goes on without it."""
+
+
+@dataclass
+class Summary:
+    """What stats.json tells about a unit of work's rows, beyond the writer's counts."""
+
+    counts: dict[tuple, int] = field(default_factory=dict)  # rows by the stage's summary key
+    faults: list[tuple[str, str, str]] = field(default_factory=list)  # (origin, reason, detail), first ones
+    bad_files: list[str] = field(default_factory=list)
+
+    def add(self, key: tuple, fault: tuple[str, str, str] | None = None) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
+        if fault is not None and len(self.faults) < MAX_LISTED_FAULTS:
+            self.faults.append(fault)
+
+    @property
+    def rows(self) -> int:
+        return sum(self.counts.values())
+
+
+class _MergeByUnit(AccumulatorParam):
+    def zero(self, value: dict) -> dict:
+        return {}
+
+    def addInPlace(self, a: dict, b: dict) -> dict:  # noqa: N802 - Spark's name
+        a.update(b)
+        return a
+
+
+class Summaries:
+    """Per-unit summaries gathered by a Spark accumulator (see the module's docstring)."""
+
+    def __init__(self, spark: SparkSession):
+        self._accumulator = spark.sparkContext.accumulator({}, _MergeByUnit())
+
+    def record(self, unit, summary: Summary) -> None:
+        """In a task: this unit's summary (replacing one sent before for the same unit)."""
+        self._accumulator.add({unit: summary})
+
+    def merged(self) -> Summary:
+        """On the driver, after the job: all units together, faults in file order."""
+        total = Summary()
+        for _unit, summary in sorted(self._accumulator.value.items(), key=lambda kv: str(kv[0])):
+            for key, n in summary.counts.items():
+                total.counts[key] = total.counts.get(key, 0) + n
+            total.faults.extend(summary.faults)
+            total.bad_files.extend(summary.bad_files)
+        total.faults = sorted(total.faults, key=lambda f: _natural_key(f[0]))[:MAX_LISTED_FAULTS]
+        total.bad_files.sort()
+        return total
+
+
+def _natural_key(origin: str) -> list:
+    """"a.warc.gz@99" before "a.warc.gz@100": digit runs compare as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", origin)]
 
 
 def spark_ddl(schema: pa.Schema) -> str:
     return ", ".join(f"{f.name} {_SPARK_TYPES[f.type]}" for f in schema)
 
 
-class _PerFile:
-    """mapInArrow function: each input row carries a file index; yields that file's rows in batches."""
+Describe = Callable[[dict], tuple[tuple, tuple[str, str, str] | None]]  # row -> (summary key, fault or None)
 
-    def __init__(self, files: list[str], rows_of_file: Callable[[str], Iterator[dict]], schema: pa.Schema):
+
+class _PerFile:
+    """mapInArrow function: each input row carries a file index; yields that file's rows in batches
+    and records the file's summary."""
+
+    def __init__(self, files, rows_of_file, schema, describe: Describe, summaries: Summaries, allow_bad_files):
         self.files = files
         self.rows_of_file = rows_of_file
         self.schema = schema
+        self.describe = describe
+        self.summaries = summaries
+        self.allow_bad_files = allow_bad_files
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for index in batch.column("id").to_pylist():
+                summary = Summary()
                 rows = []
                 for row in self.rows_of_file(self.files[index]):
+                    if BAD_FILE in row:
+                        if not self.allow_bad_files:
+                            raise BadInputFilesError(row[BAD_FILE])
+                        summary.bad_files.append(row[BAD_FILE])
+                        continue
+                    summary.add(*self.describe(row))
                     rows.append(row)
                     if len(rows) == ROWS_PER_BATCH:
                         yield pa.RecordBatch.from_pylist(rows, schema=self.schema)
                         rows = []
                 if rows:
                     yield pa.RecordBatch.from_pylist(rows, schema=self.schema)
+                self.summaries.record(index, summary)
 
 
 def rows_from_files(
-    spark: SparkSession, files: list[str], rows_of_file: Callable[[str], Iterator[dict]], schema: pa.Schema
+    spark: SparkSession,
+    files: list[str],
+    rows_of_file: Callable[[str], Iterator[dict]],
+    schema: pa.Schema,
+    describe: Describe,
+    summaries: Summaries,
+    allow_bad_files: bool = False,
 ) -> DataFrame:
     """A frame of every file's rows, one Spark task per file. `rows_of_file(path)` must be picklable
-    and yield dicts with the schema's fields; for a file it cannot open it yields one {BAD_FILE: why}."""
+    and yield dicts with the schema's fields (other keys are for `describe` only); for a file it cannot
+    read it yields {BAD_FILE: why}."""
     tasks = spark.range(0, len(files), 1, numPartitions=max(len(files), 1))
-    return tasks.mapInArrow(_PerFile(files, rows_of_file, schema), spark_ddl(schema))
+    return tasks.mapInArrow(
+        _PerFile(files, rows_of_file, schema, describe, summaries, allow_bad_files), spark_ddl(schema)
+    )
 
 
 def bad_file_row(path: str, error: BaseException | str) -> dict:
     return {BAD_FILE: f"{path}: {error}"}
 
 
-def count_by(df: DataFrame, *columns: str) -> list[tuple]:
-    """(values..., rows) for each combination of the columns' values, sorted: small, for stats.json.
-    One shuffle partition: the result has a handful of rows, not one per input row."""
-    spark = df.sparkSession
-    before = spark.conf.get("spark.sql.shuffle.partitions")
-    spark.conf.set("spark.sql.shuffle.partitions", "1")
-    try:
-        rows = df.groupBy(*columns).count().collect()
-    finally:
-        spark.conf.set("spark.sql.shuffle.partitions", before)
-    return sorted((tuple(r[c] for c in columns) + (r["count"],) for r in rows), key=lambda t: tuple(map(str, t)))
+def partition_unit() -> int:
+    """The unit of work of a task over a stage folder's rows: its partition (the same on a retry)."""
+    return TaskContext.get().partitionId()
 
 
 def histogram(pairs: list[tuple[str | None, int]]) -> dict[str, int]:
@@ -88,38 +167,31 @@ def histogram(pairs: list[tuple[str | None, int]]) -> dict[str, int]:
     return dict(sorted(merged.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def faults_listed(summary: Summary) -> list[dict]:
+    return [{"origin": o, "reason": r, "detail": d} for o, r, d in summary.faults]
+
+
 def write_stage(
-    df: DataFrame,
+    frame: DataFrame,
+    summaries: Summaries,
     out: StageOutput,
     config: OutputConfig,
     reasons: list[str],
     keep_dropped: bool,
-    group_by: tuple[str, ...] = (),
-    summarize: Callable[[list[tuple], DataFrame], dict] | None = None,
-    allow_bad_files: bool = False,
+    summarize: Callable[[Summary], dict],
 ) -> StageStats:
-    """Persist the stage frame, count it once by `group_by` columns (the first pass, which runs the
-    stage's work), refuse or name bad files, let `summarize(counts, frame)` fill stats.json's `extra`,
-    write the output. Columns starting with "_" are the stage's own bookkeeping and are not written."""
-    cached = df = df.persist(StorageLevel.MEMORY_AND_DISK)
+    """Write the stage's rows (computing them), with `summarize(merged summary)` as stats.json's
+    `extra`; the summaries' row count must match what the writer counted."""
     try:
-        has_bad = BAD_FILE in df.columns
-        counts = count_by(df, *((BAD_FILE,) if has_bad else ()), *group_by)
-        extra: dict = {}
-        if has_bad:
-            bad = sorted(c[0] for c in counts if c[0] is not None)
-            if bad and not allow_bad_files:
-                listed = "\n  ".join(bad)
-                raise BadInputFilesError(
-                    f"{len(bad)} input file(s) cannot be read:\n  {listed}\n--allow-bad-files goes on without them"
-                )
-            extra["bad_files"] = bad
-            counts = [c[1:] for c in counts if c[0] is None]
-            df = df.filter(F.col(BAD_FILE).isNull())
-        in_rows = sum(c[-1] for c in counts)
-        if summarize is not None:
-            extra.update(summarize(counts, df))
-        rows = df.drop(*[c for c in df.columns if c.startswith("_")])
-        return out.write(rows, config, reasons, keep_dropped=keep_dropped, expected_in_rows=in_rows, extra=extra)
-    finally:
-        cached.unpersist()
+        return out.write(
+            frame, config, reasons, keep_dropped=keep_dropped,
+            expected_in_rows=lambda: summaries.merged().rows, extra=lambda: summarize(summaries.merged()),
+        )
+    except Exception as e:
+        # A task's error reaches the driver as the text of its Python traceback.
+        unreadable = re.search(rf"{BadInputFilesError.__name__}: (.*)", str(e))
+        if unreadable is None:
+            raise
+        raise BadInputFilesError(
+            f"input file cannot be read: {unreadable.group(1)}\n--allow-bad-files goes on without it"
+        ) from None

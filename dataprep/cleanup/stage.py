@@ -11,14 +11,14 @@ import json
 from collections.abc import Iterator
 
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
 from dataprep import cli
 from dataprep.cleanup.heuristics import REASONS, cleanup_reason, fix_text, seed_langdetect
 from dataprep.config import CleanupConfig, DataprepConfig, config_hash
-from dataprep.file_stage import histogram, write_stage
+from dataprep.file_stage import Summaries, Summary, histogram, partition_unit, write_stage
 from dataprep.schema import DROP_REASON, IN_BYTES
 from dataprep.stage_output import SUCCESS, StageOutput, read_stage_output, resolve
 from dataprep.stats import StageStats
@@ -26,8 +26,6 @@ from dataprep.stats import StageStats
 STAGE = "cleanup"
 HELP = "ftfy and the paper's heuristics (non_english, javascript_notice, too_short) on any source"
 STAGES_WITH_FTFY = frozenset({"extract"})
-DETECTED = "_langdetect"
-SUMMARY_COLUMNS = (DROP_REASON, DETECTED)
 
 
 def input_stage(folder: str) -> str:
@@ -39,16 +37,18 @@ def input_stage(folder: str) -> str:
 class Cleaner:
     """mapInArrow function: every document with its drop reason, the text ftfy'd when asked."""
 
-    def __init__(self, config: CleanupConfig, run_ftfy: bool, schema: pa.Schema):
+    def __init__(self, config: CleanupConfig, run_ftfy: bool, schema: pa.Schema, summaries: Summaries):
         self.config = config
         self.run_ftfy = run_ftfy
         self.schema = schema
+        self.summaries = summaries
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         seed_langdetect(self.config.langdetect_seed)  # in every worker, before its first detection
+        summary = Summary()  # by (drop reason, langdetect's language)
         for batch in batches:
             texts = batch.column("text").to_pylist()
-            fixed, reasons, detected, sizes = [], [], [], []
+            fixed, reasons, sizes = [], [], []
             for text in texts:
                 text = text or ""
                 sizes.append(len(text.encode()))
@@ -56,19 +56,21 @@ class Cleaner:
                 reason, language = cleanup_reason(text, self.config)
                 fixed.append(text)
                 reasons.append(reason)
-                detected.append(language)
+                summary.add((reason, language))
             columns = {name: batch.column(name) for name in batch.schema.names}
             columns["text"] = pa.array(fixed, pa.string())
             columns[DROP_REASON] = pa.array(reasons, pa.string())
             columns[IN_BYTES] = pa.array(sizes, pa.int64())
-            columns[DETECTED] = pa.array(detected, pa.string())
             yield pa.RecordBatch.from_arrays([columns[f.name] for f in self.schema], schema=self.schema)
+        self.summaries.record(partition_unit(), summary)
 
 
-def summarize(counts: list[tuple], df: DataFrame) -> dict:
+def summarize(summary: Summary) -> dict:
+    """stats.json `extra`: langdetect's languages of the kept and of the non_english documents."""
+    counts = summary.counts.items()
     return {
-        "langdetect_kept": histogram([(lang, n) for reason, lang, n in counts if reason is None]),
-        "langdetect_dropped": histogram([(lang, n) for reason, lang, n in counts if reason == "non_english"]),
+        "langdetect_kept": histogram([(lang, n) for (reason, lang), n in counts if reason is None]),
+        "langdetect_dropped": histogram([(lang, n) for (reason, lang), n in counts if reason == "non_english"]),
     }
 
 
@@ -87,13 +89,12 @@ def run_cleanup(
         print(f"{output}: complete for the same inputs and config; reused")
         return out.load_stats()
     spark_schema = T.StructType(
-        documents.schema.fields
-        + [T.StructField(DROP_REASON, T.StringType()), T.StructField(IN_BYTES, T.LongType()),
-           T.StructField(DETECTED, T.StringType())]
+        documents.schema.fields + [T.StructField(DROP_REASON, T.StringType()), T.StructField(IN_BYTES, T.LongType())]
     )
     arrow_schema = to_arrow_schema(spark_schema, timezone="UTC")
-    frame = documents.mapInArrow(Cleaner(config.cleanup, run_ftfy, arrow_schema), spark_schema)
-    return write_stage(frame, out, config.output, REASONS, keep_dropped, SUMMARY_COLUMNS, summarize)
+    summaries = Summaries(spark)
+    frame = documents.mapInArrow(Cleaner(config.cleanup, run_ftfy, arrow_schema, summaries), spark_schema)
+    return write_stage(frame, summaries, out, config.output, REASONS, keep_dropped, summarize)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,14 +11,21 @@ import argparse
 from collections.abc import Iterator
 
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 
 from dataprep import cli
 from dataprep.config import DataprepConfig, ExtractConfig, config_hash
 from dataprep.extract.record import REASONS, extract_record_safely
 from dataprep.extract.warc_reader import CORRUPT, TRUNCATED, read_warc
-from dataprep.file_stage import BAD_FILE, bad_file_row, histogram, rows_from_files, write_stage
+from dataprep.file_stage import (
+    Summaries,
+    Summary,
+    bad_file_row,
+    faults_listed,
+    histogram,
+    rows_from_files,
+    write_stage,
+)
 from dataprep.inputs import COMMON_CRAWL_BASE, basename, describe_files, expand_inputs, open_input
 from dataprep.schema import DOCUMENT_FIELDS, DROP_REASON, IN_BYTES
 from dataprep.stage_output import StageOutput
@@ -27,19 +34,9 @@ from dataprep.stats import StageStats
 STAGE = "extract"
 HELP = "WARC files -> documents (jusText, pycld2, ftfy), every record accounted for"
 DEFAULT_SOURCE = "common-crawl"
-MAX_LISTED_FAULTS = 100  # faulty records named in stats.json (all are counted)
-FAULT_REASONS = [CORRUPT, TRUNCATED, "bad_http_headers", "decode_error", "extraction_error"]
+FAULT_REASONS = frozenset({CORRUPT, TRUNCATED, "bad_http_headers", "decode_error", "extraction_error"})
 
-ROW_SCHEMA = pa.schema(
-    list(DOCUMENT_FIELDS)
-    + [
-        pa.field(DROP_REASON, pa.string()),
-        pa.field(IN_BYTES, pa.int64()),
-        pa.field("_detail", pa.string()),
-        pa.field("_charset_via", pa.string()),
-        pa.field(BAD_FILE, pa.string()),
-    ]
-)
+ROW_SCHEMA = pa.schema(list(DOCUMENT_FIELDS) + [pa.field(DROP_REASON, pa.string()), pa.field(IN_BYTES, pa.int64())])
 
 
 class WarcFileExtractor:
@@ -87,24 +84,21 @@ class WarcFileExtractor:
         }
 
 
-SUMMARY_COLUMNS = (DROP_REASON, "lang", "_charset_via")
+def describe(row: dict) -> tuple[tuple, tuple[str, str, str] | None]:
+    """A row's summary key (drop reason, language, how the charset was found) and its fault, if any."""
+    reason = row[DROP_REASON]
+    fault = (row["origin"], reason, row["_detail"]) if reason in FAULT_REASONS else None
+    return (reason, row["lang"], row["_charset_via"]), fault
 
 
-def summarize(counts: list[tuple], df: DataFrame) -> dict:
-    """stats.json `extra`: languages of the kept documents, how charsets were found, faults by record."""
-    faults = []
-    if any(reason in FAULT_REASONS for reason, _lang, _via, _n in counts):  # else no job to look for them
-        faults = (
-            df.filter(F.col(DROP_REASON).isin(FAULT_REASONS))
-            .select("origin", DROP_REASON, "_detail")
-            .orderBy("origin")
-            .limit(MAX_LISTED_FAULTS)
-            .collect()
-        )
+def summarize(summary: Summary) -> dict:
+    """stats.json `extra`: unreadable files, languages of the kept documents, how charsets were found,
+    the first faulty records."""
     return {
-        "languages": histogram([(lang, n) for reason, lang, _via, n in counts if reason is None]),
-        "charset_found_by": histogram([(via, n) for _r, _l, via, n in counts if via is not None]),
-        "faults": [{"origin": r[0], "reason": r[1], "detail": r[2]} for r in faults],
+        "bad_files": summary.bad_files,
+        "languages": histogram([(lang, n) for (reason, lang, _via), n in summary.counts.items() if reason is None]),
+        "charset_found_by": histogram([(via, n) for (_r, _l, via), n in summary.counts.items() if via is not None]),
+        "faults": faults_listed(summary),
     }
 
 
@@ -125,8 +119,10 @@ def run_extract(
     if out.reusable():
         print(f"{output}: complete for the same inputs and config; reused")
         return out.load_stats()
-    frame = rows_from_files(spark, files, WarcFileExtractor(source, config.extract), ROW_SCHEMA)
-    return write_stage(frame, out, config.output, REASONS, keep_dropped, SUMMARY_COLUMNS, summarize, allow_bad_files)
+    summaries = Summaries(spark)
+    extractor = WarcFileExtractor(source, config.extract)
+    frame = rows_from_files(spark, files, extractor, ROW_SCHEMA, describe, summaries, allow_bad_files)
+    return write_stage(frame, summaries, out, config.output, REASONS, keep_dropped, summarize)
 
 
 EPILOG = """\

@@ -11,13 +11,20 @@ import argparse
 from collections.abc import Iterator
 
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 
 from dataprep import cli
 from dataprep.config import DataprepConfig, config_hash
 from dataprep.extract.language import identify_language
-from dataprep.file_stage import BAD_FILE, bad_file_row, histogram, rows_from_files, write_stage
+from dataprep.file_stage import (
+    Summaries,
+    Summary,
+    bad_file_row,
+    faults_listed,
+    histogram,
+    rows_from_files,
+    write_stage,
+)
 from dataprep.ingest.readers import FORMATS, REASONS, TEXT_UNITS, UnreadableFileError, read_source
 from dataprep.inputs import describe_files, expand_inputs, open_input, open_random_access
 from dataprep.schema import DOCUMENT_FIELDS, DROP_REASON, IN_BYTES, doc_id, line_origin
@@ -26,18 +33,7 @@ from dataprep.stats import StageStats
 
 STAGE = "ingest"
 HELP = "already-extracted sources (JSONL, Parquet, text) -> documents, language-identified like extract's"
-MAX_LISTED_FAULTS = 100
-
-ROW_SCHEMA = pa.schema(
-    list(DOCUMENT_FIELDS)
-    + [
-        pa.field(DROP_REASON, pa.string()),
-        pa.field(IN_BYTES, pa.int64()),
-        pa.field("_detail", pa.string()),
-        pa.field(BAD_FILE, pa.string()),
-    ]
-)
-SUMMARY_COLUMNS = (DROP_REASON, "lang")
+ROW_SCHEMA = pa.schema(list(DOCUMENT_FIELDS) + [pa.field(DROP_REASON, pa.string()), pa.field(IN_BYTES, pa.int64())])
 
 
 class SourceFileReader:
@@ -70,16 +66,18 @@ class SourceFileReader:
         }
 
 
-def summarize(counts: list[tuple], df: DataFrame) -> dict:
-    faults = []
-    if any(reason == "bad_record" for reason, _lang, _n in counts):  # the only reason with a detail
-        faults = (
-            df.filter(F.col("_detail").isNotNull()).select("origin", DROP_REASON, "_detail")
-            .orderBy("origin").limit(MAX_LISTED_FAULTS).collect()
-        )
+def describe(row: dict) -> tuple[tuple, tuple[str, str, str] | None]:
+    """A row's summary key (drop reason, language) and its fault (a line that is not JSON), if any."""
+    reason = row[DROP_REASON]
+    fault = (row["origin"], reason, row["_detail"]) if row["_detail"] else None
+    return (reason, row["lang"]), fault
+
+
+def summarize(summary: Summary) -> dict:
     return {
-        "languages": histogram([(lang, n) for reason, lang, n in counts if reason is None]),
-        "faults": [{"origin": r[0], "reason": r[1], "detail": r[2]} for r in faults],
+        "bad_files": summary.bad_files,
+        "languages": histogram([(lang, n) for (reason, lang), n in summary.counts.items() if reason is None]),
+        "faults": faults_listed(summary),
     }
 
 
@@ -103,8 +101,10 @@ def run_ingest(
     if out.reusable():
         print(f"{output}: complete for the same inputs and config; reused")
         return out.load_stats()
-    frame = rows_from_files(spark, files, SourceFileReader(source, fmt, text_field, url_field, unit), ROW_SCHEMA)
-    return write_stage(frame, out, config.output, REASONS, keep_dropped, SUMMARY_COLUMNS, summarize, allow_bad_files)
+    summaries = Summaries(spark)
+    reader = SourceFileReader(source, fmt, text_field, url_field, unit)
+    frame = rows_from_files(spark, files, reader, ROW_SCHEMA, describe, summaries, allow_bad_files)
+    return write_stage(frame, summaries, out, config.output, REASONS, keep_dropped, summarize)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
