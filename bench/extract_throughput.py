@@ -9,7 +9,7 @@ machine's load hits both. ratio = local[1] records/s over the loop's (goal >= 0.
 local2_speedup = local[2] over local[1] (goal >= 1.7). Then a per-phase profile of the per-record path
 (the loop with each step timed). The last line printed is one JSON object of the figures.
 
-    python bench/extract_throughput.py [--records 2400] [--files 4] [--repeats 3]
+    python bench/extract_throughput.py [--records 4000] [--files 4] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def profile(files: list[str], config: DataprepConfig) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=2400)
+    parser.add_argument("--records", type=int, default=4000)
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=3)
