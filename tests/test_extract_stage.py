@@ -14,7 +14,7 @@ import pytest
 from dataprep.__main__ import main
 from dataprep.config import DataprepConfig
 from dataprep.extract.stage import run_extract
-from dataprep.file_stage import BadInputFilesError
+from dataprep.file_stage import BadInputFilesError, Summaries, Summary
 from dataprep.inputs import InputError, expand_inputs
 from dataprep.samplecrawl import build_sample_crawl
 from dataprep.spark import get_spark
@@ -160,3 +160,17 @@ def test_command_line(spark, tmp_path, capsys):
     assert stats["in"]["rows"] == 4 + 6 and sorted(p.name for p in out.glob("part-*")) == ["part-00000.parquet", "part-00001.parquet"]
     assert main(args[:-3] + ["--num-buckets", "3"]) == 1  # refused: same folder, other config
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_summaries_count_a_unit_once_however_often_it_is_sent(spark):
+    summaries = Summaries(spark)
+    first = Summary()
+    first.add((None, "en", "http"))
+    first.add(("truncated_record", None, None), ("b.warc.gz@100", "truncated_record", "clipped"))
+    second = Summary()
+    second.add(("not_html", None, None), ("a.warc.gz@99", "corrupt_record", "gzip"))
+    for unit, summary in [(0, first), (1, second), (0, first)]:  # unit 0 again: a retried task
+        summaries.record(unit, summary)
+    merged = summaries.merged()
+    assert merged.rows == 3
+    assert [f[0] for f in merged.faults] == ["a.warc.gz@99", "b.warc.gz@100"]
