@@ -64,7 +64,7 @@ class StageStats:
 
     def funnel_table(self) -> str:
         """A plain-text funnel: input, each drop reason in the stage's order, kept, output."""
-        width = max([len(r) for r in self.dropped] + [12])
+        width = max([len(r) + 2 for r in self.dropped] + [12])  # "- " before each reason
 
         def line(label: str, rows: int, nbytes: int | None = None) -> str:
             share = f"{100.0 * rows / self.in_rows:6.1f}%" if self.in_rows else "      -"
