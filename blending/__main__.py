@@ -1,4 +1,4 @@
-"""python -m blending {train-tokenizer,build,verify,preview}"""
+"""python -m blending {train-tokenizer,build,verify,preview,report}"""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ DESCRIPTION = """Documents -> tokenized Megatron shards + manifest.json (the tra
   verify           check every file of a manifest: presence, size, sha256, index headers, tokenizer
   preview          the mixture a training run would draw (Megatron's error-tracking blend) and a
                    Table-1-style summary of tokens, weights and epochs
+  report           index.html + report.md with PNG plots from what a run wrote: every stage's funnel,
+                   the blend's Table-1 summary, quality scores, duplicate clusters, training, evaluation
 """
 
 
@@ -85,6 +87,12 @@ def _preview(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from blending.report import main
+
+    return main(args.root, args.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m blending", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -133,6 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seq-len", type=int, required=True, metavar="L")
     p.add_argument("--split", choices=["train", "valid"], default="train")
     p.set_defaults(run=_preview)
+
+    p = commands.add_parser("report", help="HTML + Markdown report of a run's stages, blend and training",
+                            description="Write ROOT/report/index.html (opens from disk) and report.md with PNG plots "
+                                        "from what the runs under ROOT wrote: stage folders (stats.json), the "
+                                        "blend (manifest.json), training runs (metrics.csv, valid.csv, "
+                                        "summary.json) and eval.json files. Stages are ordered by their lineage.")
+    p.add_argument("root", help="folder holding the run's outputs, e.g. out/demo")
+    p.add_argument("--out", metavar="DIR", help="report folder (default ROOT/report)")
+    p.set_defaults(run=_report)
 
     args = parser.parse_args(argv)
     return args.run(args)

@@ -12,12 +12,12 @@ of the step in flight), and `--resume` continues from the newest complete checkp
 run had never stopped. Progress: a log line per `run.log_interval` steps, RUN/metrics.csv,
 RUN/valid.csv, RUN/tensorboard/ and RUN/loss.png.
 
-Stopping: `--max-steps`, `--exit-duration-mins` and `--target-val-loss` (a number, or `unigram` for
-the unigram model of the blend, measured on the same validation samples) stop with a checkpoint. A
-signal is acted on at the end of the step in flight; torchrun and the deepspeed launcher give their
-workers about 30 s after forwarding it, so for models whose checkpoint takes longer, signal the
-workers themselves (as SLURM does) or rely on the last periodic checkpoint, which a killed save
-never damages.
+Stopping: `--max-steps`, `--exit-duration-mins` and `--target-val-loss` (a number, `unigram` for
+the unigram model of the blend, measured on the same validation samples, or `unigram-15%` for 15%
+below it) stop with a checkpoint. A signal is acted on at the end of the step in flight; torchrun
+and the deepspeed launcher give their workers about 30 s after forwarding it, so for models whose
+checkpoint takes longer, signal the workers themselves (as SLURM does) or rely on the last periodic
+checkpoint, which a killed save never damages.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="stop (with a checkpoint) at the first step end after this many minutes")
     parser.add_argument("--no-save", action="store_true", help="write no checkpoint at all (benchmarks)")
     parser.add_argument("--target-val-loss", help="stop once the validation loss is below this number, "
-                        "or below the unigram model of the data with 'unigram'")
+                        "below the unigram model of the data with 'unigram', or P%% below it with 'unigram-P%%'")
     parser.add_argument("--peak-tflops", type=float, help="peak TFLOP/s of one device, for MFU on unknown GPUs")
     parser.add_argument("--local_rank", "--local-rank", type=int, help=argparse.SUPPRESS)  # deepspeed launcher
     return parser.parse_args(argv)
@@ -204,6 +204,27 @@ def broadcast_value(value, src: int = 0):
     return box[0]
 
 
+def target_loss(spec: str, unigram: float) -> float:
+    """The validation loss `--target-val-loss` asks for: a number, `unigram` (the unigram model's loss on
+    the same samples) or `unigram-P%` (P percent below it: a model that only learnt word frequencies
+    cannot get there)."""
+    text = spec.strip().replace(" ", "")
+    if text == "unigram":
+        return unigram
+    if text.startswith("unigram-") and text.endswith("%"):
+        try:
+            percent = float(text[len("unigram-"):-1])
+        except ValueError:
+            percent = -1.0
+        if 0 <= percent < 100:
+            return unigram * (1 - percent / 100)
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"--target-val-loss {spec!r}: give a number, 'unigram' or 'unigram-P%' "
+                          "(e.g. unigram-15%)") from None
+
+
 def unigram_baseline(manifest, valid_ds, cfg: TrainConfig) -> float:
     """Cross-entropy of the blend's unigram model on the validation samples the model is scored on."""
     from trainer.data import blend_unigram_probs, unigram_cross_entropy
@@ -230,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
+    if args.target_val_loss:
+        target_loss(args.target_val_loss, 1.0)  # a malformed target stops the run before it starts
     # Sizes on every rank (cheap); full hashes once per node.
     verify_here = args.verify and int(os.environ.get("LOCAL_RANK", "0")) == 0
     manifest = open_manifest(args, cfg, verify_hashes=verify_here)
@@ -302,9 +325,7 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
                   f"{last.global_batch})", flush=True)
     if is_logger:
         (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=1))
-    target = None
-    if args.target_val_loss:
-        target = reference if args.target_val_loss == "unigram" else float(args.target_val_loss)
+    target = target_loss(args.target_val_loss, reference) if args.target_val_loss else None
     records = RunRecords(run_dir, last_step=progress.step, reference_loss=reference) if is_logger else None
 
     peak = args.peak_tflops or (peak_tflops(torch.cuda.get_device_name(), precision) if on_gpu else None)
@@ -392,7 +413,7 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
         records.plot()
         records.close()
         summary = {"status": status, "steps": progress.step, "tokens": progress.tokens(seq),
-                   "val_loss": last_val, "unigram_val_loss": reference,
+                   "val_loss": last_val, "unigram_val_loss": reference, "target_val_loss": target,
                    "beats_unigram": last_val is not None and last_val < reference}
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         if status == "signal":
@@ -400,7 +421,7 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
         if target is not None and last_val is not None:
             verdict = "beats" if last_val < target else "does not beat"
             print(f"validation loss {last_val:.4f} {verdict} the target {target:.4f}"
-                  f"{' (unigram model of the data)' if args.target_val_loss == 'unigram' else ''} after "
+                  f"{f' ({args.target_val_loss}, unigram model of the data {reference:.4f})' if 'unigram' in args.target_val_loss else ''} after "
                   f"{progress.step} steps, {progress.tokens(seq):,} tokens", flush=True)
         print(json.dumps(summary), flush=True)
     dist.barrier()
