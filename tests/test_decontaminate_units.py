@@ -105,6 +105,8 @@ def test_index_counts_per_task_and_round_trip(index, items, tmp_path):
 
     size = index.save(tmp_path / "tasks.npz")
     assert size == (tmp_path / "tasks.npz").stat().st_size
+    build_index(items).save(tmp_path / "again.npz")  # the same tasks give the same bytes
+    assert (tmp_path / "again.npz").read_bytes() == (tmp_path / "tasks.npz").read_bytes()
     loaded = TaskIndex.load(tmp_path / "tasks.npz")
     assert loaded.counts == index.counts and loaded.vocabulary == index.vocabulary
     for n in index.keys:
