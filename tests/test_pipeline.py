@@ -93,3 +93,17 @@ def test_several_sources_run_apart_until_a_whole_dataset_stage(spark, tmp_path):
     assert folders[:4] == ["web/extract", "books/ingest", "web/cleanup", "books/cleanup"]
     books = _stats(tmp_path / "run" / "books" / "cleanup")
     assert books["kept"]["rows"] > 0 and books["dropped"]["too_short"] > 0
+
+
+def test_the_papers_run_config_names_the_blends_sources():
+    import yaml
+
+    from dataprep.pipeline import stage_class
+    from dataprep.stage import stage_options
+
+    root = Path(__file__).resolve().parents[1]
+    config, sources = load_run_config(root / "infra" / "pipeline.yaml")
+    for source in sources:
+        stage_options(stage_class(source.kind), source.options, config)  # every option is the stage's
+    blend = yaml.safe_load((root / "infra" / "blend.yaml").read_text())
+    assert {s.name for s in sources} <= {s["name"] for s in blend["sources"]}
