@@ -142,7 +142,7 @@ class TaskIndex:
                 member = io.BytesIO()
                 np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
                 info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                archive.writestr(info, member.getvalue(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=6)
+                archive.writestr(info, member.getvalue(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
         Path(path).write_bytes(buffer.getvalue())
         return len(buffer.getvalue())
 
