@@ -35,6 +35,7 @@ import sys
 from dataclasses import dataclass
 
 from trainer.config import ConfigError, ModelConfig, TrainConfig, apply_override
+from trainer.metrics import narayanan_flops_per_iteration
 from trainer.presets import PRESETS, get_preset
 
 # Bytes per parameter with mixed-precision Adam.
@@ -62,19 +63,13 @@ class Cluster:
 PAPER_CLUSTERS = {"mtnlg-530b": Cluster(nodes=280)}
 
 
-def padded_vocab_size(model: ModelConfig, tensor_parallel: int) -> int:
-    """Megatron pads the vocabulary to a multiple of make_vocab_size_divisible_by x TP."""
-    multiple = model.make_vocab_size_divisible_by * tensor_parallel
-    return math.ceil(model.vocab_size / multiple) * multiple
-
-
 def layer_parameters(hidden: int) -> int:
     return 12 * hidden * hidden + 13 * hidden
 
 
 def parameter_count(model: ModelConfig, tensor_parallel: int) -> int:
     h = model.hidden_size
-    embeddings = padded_vocab_size(model, tensor_parallel) * h + model.seq_length * h
+    embeddings = model.padded_vocab_size(tensor_parallel) * h + model.seq_length * h
     return model.num_layers * layer_parameters(h) + embeddings + 2 * h
 
 
@@ -104,13 +99,6 @@ def layer_activation_bytes(micro_batch: int, model: ModelConfig, tensor_parallel
 def pipeline_efficiency(micro_batches: int, pipeline: int) -> float:
     """Share of a 1F1B / GPipe iteration not spent in the pipeline bubble."""
     return micro_batches / (micro_batches + pipeline - 1)
-
-
-def flops_per_iteration(batch: int, model: ModelConfig, vocab: int, recompute: bool) -> float:
-    """Narayanan et al. 2021, eq. 3: forward + backward (+ the recomputed forward) of a GPT iteration."""
-    s, layers, h = model.seq_length, model.num_layers, model.hidden_size
-    factor = 96 if recompute else 72
-    return factor * batch * s * layers * h * h * (1 + s / (6 * h) + vocab / (16 * layers * h))
 
 
 @dataclass
@@ -168,7 +156,7 @@ def make_plan(cfg: TrainConfig, cluster: Cluster, preset: str = "", attention_sc
         raise ConfigError(f"{m.num_attention_heads} heads are not divisible by TP {p.tensor}")
 
     h, s = m.hidden_size, m.seq_length
-    vocab = padded_vocab_size(m, p.tensor)
+    vocab = m.padded_vocab_size(p.tensor)
     params = parameter_count(m, p.tensor)
     layers_per_stage = math.ceil(m.num_layers / p.pipeline)
     stage_params = layers_per_stage * layer_parameters(h) + vocab * h + s * h
@@ -189,7 +177,7 @@ def make_plan(cfg: TrainConfig, cluster: Cluster, preset: str = "", attention_sc
     else:
         activations = in_flight * layers_per_stage * layer_bytes
 
-    flops = flops_per_iteration(b.global_batch_size, m, vocab, recompute)
+    flops = narayanan_flops_per_iteration(b.global_batch_size, s, m.num_layers, h, vocab, recompute)
     seconds = flops / (cluster.gpus * cluster.achieved_tflops * 1e12)
     tokens_per_second = b.global_batch_size * s / seconds
     return Plan(
