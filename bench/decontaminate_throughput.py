@@ -49,6 +49,7 @@ from dataprep.decontaminate.rows import decontaminate_batch, distinct_keys, outp
 from dataprep.schema import DOCUMENT_SCHEMA, bucket_of, doc_id, line_origin
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+README_FIGURES = ("ratio", "stage_docs_per_cpu_s", "loop_docs_per_cpu_s", "index_bytes", "index_build_s")
 
 
 # -- the corpus ----------------------------------------------------------------------------------------------
