@@ -5,7 +5,7 @@
 It reads only what the runs wrote, so a stage added to the pipeline shows up without a change here:
 - stage folders (stats.json + _SUCCESS) anywhere under the root, put in pipeline order by their
   lineage (each _SUCCESS names the files it read, which live in the upstream stage's folder);
-- the blend: the shard builder's folder (manifest.json beside its stats.json);
+- the blend: the first manifest.json found (its sources, weights and token counts);
 - training runs (metrics.csv, valid.csv, summary.json, config.json, loss.png) and eval.json files.
 Plots: the funnel, quality scores and duplicate-cluster sizes when a stage wrote those columns, the
 loss curves. The folder is self-contained (index.html opens from disk, no server, no script).
@@ -111,8 +111,10 @@ def collect(root: str | Path, out: str | Path) -> Report:
             if stats and "stage" in stats and "in" in stats:
                 inputs = [i["path"] for i in (success or {}).get("inputs", []) if isinstance(i, dict)]
                 stages.append(Stage(folder, label, stats, inputs))
-                if MANIFEST in files and manifest is None:
-                    manifest, manifest_label = _read_json(folder / MANIFEST), label
+        if MANIFEST in files and manifest is None:
+            content = _read_json(folder / MANIFEST)
+            if content and "sources" in content and "tokenizer" in content:
+                manifest, manifest_label = content, label
         if "metrics.csv" in files and "config.json" in files:
             runs.append(Run(folder, label, _read_json(folder / "config.json") or {},
                             _read_json(folder / "summary.json") or {}, _read_csv(folder / "metrics.csv"),
@@ -124,15 +126,15 @@ def collect(root: str | Path, out: str | Path) -> Report:
 
 def order_by_lineage(stages: list[Stage], root: Path) -> list[Stage]:
     """Stages in pipeline order: a stage comes after the stages whose files it read. An input file
-    belongs to a stage folder when the file's folder ends with the root's name and the stage's path
-    under it (so relative, absolute and container paths of the same run all match), or is that folder."""
-    root_name = root.resolve().name
+    belongs to a stage folder when the file's folder is that folder or ends with its path under the
+    root (the same run seen from another working folder, mount or copy: relative, absolute and
+    container paths all match)."""
     for stage in stages:
         upstream = set()
         for path in stage.inputs:
             parent = Path(path).parent
             for other in stages:
-                key = (root_name, *Path(other.label).parts)
+                key = Path(other.label).parts
                 if other is not stage and (parent.parts[-len(key):] == key or _is_folder(parent, other.folder)):
                     upstream.add(other.label)
         stage.upstream = sorted(upstream)

@@ -1,5 +1,6 @@
-"""The data jobs on a real Spark standalone cluster: a master and two workers on 127.0.0.1, started with
-infra/spark/{master,worker}.sh from the installed pyspark, jobs submitted with infra/spark/submit.sh.
+"""The pipeline on a real Spark standalone cluster: a master and two workers on 127.0.0.1, started with
+infra/spark/{master,worker}.sh from the installed pyspark, `dataprep/jobs/run.py` (every stage of
+`python -m dataprep run`) submitted with infra/spark/submit.sh.
 
 The cluster's output must be byte-identical to local mode's, also when one worker JVM is killed while
 the job runs (its executor goes with it; Spark reruns the lost tasks on the other worker). Everything
@@ -142,25 +143,21 @@ class StandaloneCluster:
 
 
 def submit(master: str, out: Path, crawl: Path, log: Path, ui_port: int, cwd: Path) -> subprocess.Popen:
-    """The pipeline (extract -> cleanup) as spark-submit jobs to `master`, started in the background."""
+    """The whole pipeline (dataprep/jobs/run.py) as one spark-submit to `master`, in the background."""
     properties = cwd / "spark.conf"
     properties.write_text(
         "spark.executor.memory 640m\n"
         "spark.driver.memory 1g\n"
         f"spark.ui.port {ui_port}\n"
-        "spark.ui.showConsoleProgress false\n"
-    )
-    jobs = (
-        f"infra/spark/submit.sh dataprep/jobs/extract.py --input '{crawl}/*.warc.gz' --source cc-sample "
-        f"--output {out}/extract --num-buckets 4 && "
-        f"infra/spark/submit.sh dataprep/jobs/cleanup.py --input {out}/extract --output {out}/cleanup --num-buckets 4"
     )
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1",
            "SPARK_MASTER": master, "SPARK_PROPERTIES": str(properties)}
     with open(log, "wb") as handle:
-        return subprocess.Popen(["bash", "-c", jobs], cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [str(SPARK / "submit.sh"), "dataprep/jobs/run.py", "--input", f"{crawl}/*.warc.gz", "--source", "cc-sample",
+             "--out", str(out), "--num-buckets", "4", "--keep-dropped"],
+            cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def finish(job: subprocess.Popen, log: Path) -> None:
@@ -173,6 +170,7 @@ def finish(job: subprocess.Popen, log: Path) -> None:
 
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file the run wrote (each stage's folder, the funnel plot), by its path in the run folder."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
@@ -196,7 +194,7 @@ def local_output(work) -> dict[str, bytes]:
     out = work / "out"
     log = work / "local.log"
     finish(submit("local[2]", out, work / "crawl", log, _free_port(), work), log)
-    reference = {f"{stage}/{k}": v for stage in ("extract", "cleanup") for k, v in folder_bytes(out / stage).items()}
+    reference = folder_bytes(out)
     shutil.rmtree(out)
     return reference
 
@@ -229,7 +227,7 @@ def _run_on_cluster(cluster: StandaloneCluster, work: Path, name: str, kill_work
             os.killpg(job.pid, signal.SIGKILL)
             job.wait()
     seconds = time.monotonic() - started
-    output = {f"{stage}/{k}": v for stage in ("extract", "cleanup") for k, v in folder_bytes(out / stage).items()}
+    output = folder_bytes(out)
     shutil.rmtree(out)
     print(f"{name}: {seconds:.1f} s", file=sys.stderr)
     return output
@@ -239,10 +237,11 @@ def test_cluster_output_is_byte_identical_to_local_mode(local_output, cluster, w
     output = _run_on_cluster(cluster, work, "cluster")
     assert sorted(output) == sorted(local_output)
     assert [k for k in output if output[k] != local_output[k]] == []
+    stages = [k.split("/")[0] for k in output if k.endswith("/stats.json")]
+    assert {"extract", "cleanup"} <= set(stages)
     stats = json.loads(output["extract/stats.json"])
     assert stats["in"]["rows"] == RECORDS and stats["kept"]["rows"] > 0
-    apps = cluster.status()["completedapps"]
-    assert {a["name"] for a in apps} == {"dataprep-extract", "dataprep-cleanup"}
+    assert len(cluster.status()["completedapps"]) == 1
 
 
 def test_job_survives_a_killed_worker_and_gives_the_same_bytes(local_output, cluster, work):

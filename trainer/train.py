@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import math
 import os
 import signal
@@ -266,14 +267,40 @@ def run(args: argparse.Namespace) -> int:
             if os.environ.get("RANK", "0") == "0":
                 print(f"no complete checkpoint under {ckpt_root}: starting from step 0", flush=True)
         else:
-            check_resume_compatible(checkpoint.read_state(resume_from), cfg, manifest_sha256, resume_from,
+            saved = checkpoint.read_state(resume_from)
+            check_resume_compatible(saved, cfg, manifest_sha256, resume_from,
                                     data_parallel_size(cfg, int(os.environ.get("WORLD_SIZE", "1"))))
+            finished = finished_run(run_dir, saved, cfg, args.target_val_loss)
+            if finished:
+                if os.environ.get("RANK", "0") == "0":
+                    print(f"{run_dir}: complete ({finished}); nothing to do", flush=True)
+                return 0
     elif checkpoint.latest_checkpoint(ckpt_root) is not None:
         raise RunError(f"{ckpt_root} already holds checkpoints: pass --resume to continue that run, "
                        "or choose another --out")
 
     stop = StopRequest()
     return train(args, cfg, manifest, manifest_sha256, run_dir, ckpt_root, resume_from, stop)
+
+
+def finished_run(run_dir: Path, saved: checkpoint.TrainerState, cfg: TrainConfig, target_spec: str | None) -> str | None:
+    """Why the run whose newest checkpoint is `saved` has nothing left to do, or None: it stopped at
+    that step having used up its tokens or having reached the same or a stricter target (its
+    summary.json says so). A resumed finished run is then reused, as a finished pipeline stage is."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if summary.get("steps") != saved.step:
+        return None
+    if summary.get("status") == "done" and saved.consumed_tokens >= cfg.train_tokens:
+        return f"all {cfg.train_tokens:,} tokens trained"
+    val_loss, unigram = summary.get("val_loss"), summary.get("unigram_val_loss")
+    if summary.get("status") == "target" and target_spec and val_loss is not None and unigram is not None:
+        target = target_loss(target_spec, unigram)
+        if val_loss < target:
+            return f"validation loss {val_loss:.4f} below the target {target:.4f} at step {saved.step}"
+    return None
 
 
 def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path, ckpt_root: Path,

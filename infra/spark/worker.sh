@@ -3,7 +3,7 @@
 #
 #   infra/spark/worker.sh spark://MASTER_HOST:7077
 #
-#   SPARK_WORKER_HOST         address to bind and advertise (default: this machine's name)
+#   SPARK_WORKER_HOST         address to bind and advertise (default: Spark's choice, this machine's address)
 #   SPARK_WORKER_CORES        cores offered to executors (default: all)
 #   SPARK_WORKER_MEMORY       memory offered to executors (default: all but 1 GB)
 #   SPARK_WORKER_DIR          executors' working folders and logs (/tmp/spark-worker); a local disk
@@ -16,8 +16,8 @@ if [ $# -ne 1 ] || [[ $1 != spark://* ]]; then
     echo "usage: $0 spark://MASTER_HOST:PORT" >&2
     exit 2
 fi
-options=(--host "${SPARK_WORKER_HOST:-$(hostname -f)}" --work-dir "${SPARK_WORKER_DIR:-/tmp/spark-worker}"
-         --webui-port "${SPARK_WORKER_WEBUI_PORT:-8081}")
+options=(--work-dir "${SPARK_WORKER_DIR:-/tmp/spark-worker}" --webui-port "${SPARK_WORKER_WEBUI_PORT:-8081}")
+[ -n "${SPARK_WORKER_HOST:-}" ] && options+=(--host "$SPARK_WORKER_HOST")
 [ -n "${SPARK_WORKER_CORES:-}" ] && options+=(--cores "$SPARK_WORKER_CORES")
 [ -n "${SPARK_WORKER_MEMORY:-}" ] && options+=(--memory "$SPARK_WORKER_MEMORY")
 exec spark-class org.apache.spark.deploy.worker.Worker "${options[@]}" "$1"
