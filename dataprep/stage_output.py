@@ -203,12 +203,14 @@ class StageOutput:
         expected_in_rows: int | Callable[[], int] | None = None,
         extra: dict | Callable[[StageStats], dict] | None = None,
         write_files: Callable[[str], None] | None = None,
+        work_dir: str | None = None,
     ) -> StageStats:
         """Write the stage's rows, stats.json and _SUCCESS atomically; return the stats.
 
         `expected_in_rows` and `extra` may be callables, called once the rows are written: figures a
         stage gathers while its rows are computed (Spark accumulators) are known only then; `extra`
-        gets the counted stats. `write_files(folder)` adds files to the temporary folder."""
+        gets the counted stats. `write_files(folder)` adds files to the temporary folder, which is
+        `work_dir` when given (emptied first), else a new OUT.tmp-*."""
         if IN_ROWS not in df.columns:
             df = df.withColumn(IN_ROWS, F.lit(1).cast("long"))
         bucket = F.pmod(F.conv(F.substring("doc_id", 1, 8), 16, 10).cast("long"), F.lit(config.num_buckets))
@@ -227,7 +229,9 @@ class StageOutput:
         dropped_schema = pa.schema([f for f in schema if f.name not in bookkeeping])
 
         fs, root = resolve(self.out)
-        tmp_root = f"{root}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp_root = resolve(work_dir)[1] if work_dir else f"{root}.tmp-{uuid.uuid4().hex[:8]}"
+        if work_dir and fs.get_file_info(tmp_root).type != pafs.FileType.NotFound:
+            fs.delete_dir(tmp_root)  # what a killed run had begun to write
         tmp_uri = tmp_root if "://" not in self.out else self.out.split("://")[0] + "://" + tmp_root
         fs.create_dir(f"{tmp_root}/{DROPPED_DIR}" if keep_dropped else tmp_root, recursive=True)
 

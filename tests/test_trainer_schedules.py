@@ -82,8 +82,8 @@ def test_plan_step_uses_batch_before_and_lr_after():
     assert step.lr == pytest.approx(cfg.optimizer.lr * start * seq / cfg.optimizer.warmup_tokens)
     # Walk the run: the ramp reaches the full batch exactly when its token budget is consumed.
     consumed, sizes = 0, []
-    for index in range(40):
-        step = schedules.plan_step(index, consumed, cfg, 2)
+    while not sizes or sizes[-1] < full:
+        step = schedules.plan_step(len(sizes), consumed, cfg, 2)
         assert step.global_batch == schedules.global_batch_size(consumed * seq, cfg.batch)
         sizes.append(step.global_batch)
         consumed += step.global_batch
