@@ -204,10 +204,13 @@ def format_text(answer: dict, lines: int = 3) -> str:
 
 
 def _format_history(history: list[dict], indent: str) -> list[str]:
-    lines = []
+    lines, before = [], {}
     for h in history:
+        # a keeping stage's own decisions: the columns it added or changed (later stages carry earlier
+        # ones along); a dropping stage's row in full, the scores its reason rests on
         shown = "  ".join(f"{k}={round(v, 4) if isinstance(v, float) else v}" for k, v in h["decisions"].items()
-                          if v is not None)
+                          if v is not None and (not h["kept"] or before.get(k) != v))
+        before = h["decisions"]
         verdict = "kept" if h["kept"] else f"DROPPED {h['reason']}"
         lines.append(f"{indent}{h['stage']:<14} {verdict:<24} {shown}".rstrip())
         if "representative" in h:
