@@ -15,6 +15,7 @@ import heapq
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pyarrow as pa
@@ -42,7 +43,7 @@ class StageFolder:
     def parts(self) -> list[Path]:
         return sorted(self.path.glob("part-*.parquet"))
 
-    @property
+    @cached_property
     def dropped_files(self) -> list[Path]:
         """Parquet files of the dropped rows: the full rows (--keep-dropped) when the stage kept them,
         else its slim index (doc_id, origin, reason)."""
