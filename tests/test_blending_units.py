@@ -30,6 +30,7 @@ from blending.tokenizer import (
     prepare,
     train_bpe,
 )
+from dataprep.pipeline import last_stage
 from dataprep.schema import DOCUMENT_SCHEMA, bucket_of, doc_id
 
 with warnings.catch_warnings():
@@ -56,13 +57,14 @@ def document_rows(source: str, fixture: str, texts: list) -> list[dict]:
 
 
 def write_stage_folder(folder: Path, rows: list[dict], buckets: int = 3) -> None:
-    """A stage output folder as DESIGN.md describes it: bucketed part files sorted by doc_id, stats, _SUCCESS."""
+    """A folder of curated documents as the pipeline's last stage writes it (docs/contracts.md): bucketed
+    part files sorted by doc_id, stats, _SUCCESS."""
     folder.mkdir(parents=True)
     for b in range(buckets):
         part = sorted((r for r in rows if bucket_of(r["doc_id"], buckets) == b), key=lambda r: r["doc_id"])
         pq.write_table(pa.Table.from_pylist(part, schema=DOCUMENT_SCHEMA), folder / f"part-{b:05d}.parquet")
-    (folder / "stats.json").write_text(json.dumps({"stage": "ingest", "in": {"rows": len(rows)}}))
-    (folder / "_SUCCESS").write_text(json.dumps({"stage": "ingest"}))
+    (folder / "stats.json").write_text(json.dumps({"stage": last_stage(), "in": {"rows": len(rows)}}))
+    (folder / "_SUCCESS").write_text(json.dumps({"stage": last_stage()}))
 
 
 @pytest.fixture(scope="module")
