@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from dataprep import pipeline
+from dataprep import pipeline  # STAGES read on each call: a list changed after import counts
 
 
 def _usage() -> str:
