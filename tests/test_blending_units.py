@@ -31,7 +31,7 @@ from blending.tokenizer import (
     train_bpe,
 )
 from dataprep.pipeline import last_stage
-from dataprep.schema import DOCUMENT_SCHEMA, bucket_of, doc_id
+from dataprep.schema import DEFAULT_SOURCE, DOCUMENT_SCHEMA, bucket_of, doc_id
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -247,9 +247,14 @@ def test_paper_table1_is_consistent():
 
 def test_default_config_is_the_paper_blend():
     config = BlendConfig.load(ROOT / "infra" / "blend.yaml")
-    assert [s.name for s in config.sources] == [p.name for p in MTNLG_TABLE1]
-    assert [s.weight for s in config.sources] == [p.weight_percent / 100 for p in MTNLG_TABLE1]
+    *paper, default = config.sources
+    assert [s.name for s in paper] == [p.name for p in MTNLG_TABLE1]
+    assert [s.weight for s in paper] == [p.weight_percent / 100 for p in MTNLG_TABLE1]
     assert config.skip_missing_sources and config.valid_fraction == 0.02
+    # and the pipeline's default source (`dataprep run --input WARCS`, `make demo`), weighted as the
+    # paper's two Common Crawl snapshots together; absent from a run of the paper's sources
+    cc = {p.name: p.weight_percent / 100 for p in MTNLG_TABLE1 if p.name.startswith("cc_20")}
+    assert (default.name, default.weight) == (DEFAULT_SOURCE, pytest.approx(sum(cc.values())))
 
 
 @pytest.mark.parametrize("change, message", [
