@@ -170,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, metavar="T",
                    help="samples the stream was built for, a run's total (megatron's shuffle depends on it; "
                         "default N + 1)")
+    p.add_argument("--stages", metavar="OUT_DIR",
+                   help="the pipeline run's folder: add each stage's decision on every document; an origin "
+                        "not in the shards is traced to the stage that dropped it")
     p.add_argument("--lines", type=int, default=3, help="first lines of each text to print (default 3)")
     p.add_argument("--json", action="store_true", help='print one JSON object: {"sample": N, "documents": [...]}')
     p.set_defaults(run=_locate)

@@ -4,6 +4,10 @@ A sample of the blended stream is looked up the way megatron-core reads it (blen
 a document by shard and number, by doc_id or by origin through the shards' document indexes
 (blending/docindex.py). Each document is reported with its source, shard, document number, token range,
 doc_id, URL, origin (WARC file@offset, or input file:row) and text, decoded from the shard's tokens.
+With the pipeline run's folder (`--stages OUT_DIR`), also every stage's decision on it, read from the
+stage folders (blending/stages.py): language and score, quality score and Pareto draw, dedup cluster and
+representative, decontamination cuts, whatever columns the stages wrote. An origin that never reached
+the shards is traced the same way to the stage that dropped it and its reason.
 """
 
 from __future__ import annotations
@@ -111,8 +115,42 @@ def stream_for(args, manifest: Manifest, needed: int):
                       samples if args.split == "valid" else 1), None
 
 
+def stage_history(folders, doc_id: str | None = None, origin: str | None = None) -> list[dict]:
+    """Each stage's verdict on a document (kept, or the drop reason) with the columns it wrote; a dedup
+    drop also names its representative's doc_id, origin and url."""
+    from blending.stages import document_history, representative
+
+    history = []
+    for verdict in document_history(folders, doc_id=doc_id, origin=origin):
+        entry = verdict.as_dict()
+        duplicate_of = verdict.row.get("duplicate_of")
+        if duplicate_of:
+            folder = next(f for f in folders if str(f.path) == verdict.folder)
+            entry["representative"] = representative(folder, duplicate_of) or {"doc_id": duplicate_of}
+        history.append(entry)
+    return history
+
+
 def run(args) -> dict:
     """The answer to the command line's question as one JSON-ready object."""
+    answer = _documents(args)
+    if getattr(args, "stages", None):
+        from blending.stages import find_stage_folders
+
+        folders = find_stage_folders(args.stages)
+        for document in answer["documents"]:
+            if document["doc_id"] is not None:
+                document["stages"] = stage_history(folders, doc_id=document["doc_id"])
+        if answer.get("query") and not answer["documents"]:
+            (column, value), = answer["query"].items()
+            history = stage_history(folders, **{column: value})
+            dropped = next((h for h in history if not h["kept"]), None)
+            answer["stages"] = history
+            answer["dropped_at"] = {"stage": dropped["stage"], "reason": dropped["reason"]} if dropped else None
+    return answer
+
+
+def _documents(args) -> dict:
     manifest = load_manifest(args.manifest)
     describe = Describer(manifest)
     if args.sample is not None:
@@ -145,13 +183,40 @@ def format_text(answer: dict, lines: int = 3) -> str:
         (column, value), = answer["query"].items()
         found = len(answer["documents"])
         out.append(f"{column} {value}: " + (f"{found} document(s) in the shards" if found else "not in the shards"))
+        if "stages" in answer:
+            out += _format_history(answer["stages"], "    ")
+            if answer["dropped_at"]:
+                out.append(f"  dropped by {answer['dropped_at']['stage']}: {answer['dropped_at']['reason']}")
+            elif answer["stages"]:
+                out.append("  kept by every stage found; blending left it out (see the shards' stats.json) "
+                           "or the shards were built from other folders")
+            else:
+                out.append("  no stage folder holds it (not a record any stage read?)")
     for d in answer["documents"]:
         start, end = d["token_range"]
         out.append(f"  {d['source']}  {d['shard']} doc {d['doc']}  tokens {start}-{end} of {d['tokens']}")
         out.append(f"    doc_id {d['doc_id']}  origin {d['origin']}  url {d['url']}")
+        if "stages" in d:
+            out += _format_history(d["stages"], "    ")
         shown = [line.strip() for line in d["text"].splitlines() if line.strip()][:lines]
         out += [f"    | {line[:160]}" for line in shown]
     return "\n".join(out)
+
+
+def _format_history(history: list[dict], indent: str) -> list[str]:
+    lines, before = [], {}
+    for h in history:
+        # a keeping stage's own decisions: the columns it added or changed (later stages carry earlier
+        # ones along); a dropping stage's row in full, the scores its reason rests on
+        shown = "  ".join(f"{k}={round(v, 4) if isinstance(v, float) else v}" for k, v in h["decisions"].items()
+                          if v is not None and (not h["kept"] or before.get(k) != v))
+        before = h["decisions"]
+        verdict = "kept" if h["kept"] else f"DROPPED {h['reason']}"
+        lines.append(f"{indent}{h['stage']:<14} {verdict:<24} {shown}".rstrip())
+        if "representative" in h:
+            r = h["representative"]
+            lines.append(f"{indent}{'':<14} representative {r.get('doc_id')}  origin {r.get('origin')}  url {r.get('url')}")
+    return lines
 
 
 def main(args) -> int:

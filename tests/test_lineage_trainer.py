@@ -1,4 +1,5 @@
-"""trainer.locate against what a real one-process training run fed its engine, step by step."""
+"""trainer.locate against what a real one-process training run on the shared pipeline run's shards fed
+its engine, step by step."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pytest
 from blending.__main__ import main as blending_main
 from blending.indexed import read_document
 from blending.locate import DEFAULT_SEED, DEFAULT_SEQ_LENGTH
+from dataprep.schema import doc_id
 from tests.test_trainer_run import ROOT, launch_env
-from tests.test_trainer_run_data import build_prose_shards
 from trainer.config import TrainConfig
 from trainer.locate import locate_step, main
 
@@ -51,9 +52,9 @@ sys.exit(code)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(pipeline_shards, tmp_path_factory):
     base = tmp_path_factory.mktemp("lineage-run")
-    manifest = build_prose_shards(base / "shards")
+    manifest = pipeline_shards
     out, fed = base / "run", base / "fed.npz"
     sets = [arg for key, value in OVERRIDES.items() for arg in ("--set", f"{key}={value}")]
     done = subprocess.run([sys.executable, "-c", RECORDING_RUN, str(fed), "--preset", "tiny-cpu", "--manifest",
@@ -78,7 +79,7 @@ def test_trainer_locate_gives_the_documents_each_step_fed(run):
         assert [item["sample"] for item in answer["batch"]] == list(range(consumed, consumed + len(fed)))
         for row, item in zip(fed, answer["batch"], strict=True):
             assert pieces_tokens(run["manifest"].parent, item["documents"]) == row.tolist()
-            assert all(len(d["doc_id"]) == 16 and d["origin"].endswith(f":{d['origin'].split(':')[-1]}")
+            assert all(d["doc_id"] == doc_id(d["source"], d["origin"]) and "warc.gz@" in d["origin"]
                        for d in item["documents"])
         consumed += len(fed)
     # a step the run never reached: its samples follow from the batch schedule in config.json
