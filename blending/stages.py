@@ -1,6 +1,6 @@
 """A pipeline run's stage folders read back, without Spark, for lineage and inspection.
 
-A stage folder (DESIGN.md, "Stage output folder") holds its kept rows in `part-*.parquet`, its stats
+A stage folder (docs/contracts.md, "The stage folder") holds its kept rows in `part-*.parquet`, its stats
 and a `_SUCCESS` record naming the stage; its dropped rows, each with its `drop_reason`, are in Parquet
 files below it (`dropped/` with --keep-dropped, with every column; a slim index of doc_id, origin and
 reason otherwise). Whatever columns a stage wrote are read back as they are, so the decisions of a
