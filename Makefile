@@ -11,6 +11,7 @@ export DS_ACCELERATOR ?= cpu
 export OMP_NUM_THREADS ?= 1
 
 DEMO := out/demo
+DOCUMENTS := out/documents
 DEMO_RECORDS ?= 3000
 DEMO_FILES ?= 6
 
@@ -42,14 +43,14 @@ lint-docker: setup
 demo: setup
 	@echo "== 1/5 sample crawl: $(DEMO_RECORDS) WARC records in $(DEMO_FILES) files -> $(DEMO)/crawl (built once)"
 	@$(MAKE) --no-print-directory $(DEMO)/crawl/truth.json
-	@echo "== 2/5 curation: python -m dataprep run, every stage of dataprep/pipeline.py -> $(DEMO)/<stage>/"
-	$(PY) -m dataprep run --input '$(DEMO)/crawl/*.warc.gz' --out $(DEMO) --keep-dropped
+	@echo "== 2/5 curation: python -m dataprep run, every stage of dataprep/pipeline.py -> $(DOCUMENTS)/<stage>/"
+	$(PY) -m dataprep run --input '$(DEMO)/crawl/*.warc.gz' --out $(DOCUMENTS) --keep-dropped
 	@echo "== 3/5 shards: BPE tokenizer, Megatron .bin/.idx per split, manifest.json -> $(DEMO)/shards"
 	@$(MAKE) --no-print-directory shards BLEND_CONFIG=infra/blend_demo.yaml SHARDS=$(DEMO)/shards
 	@echo "== 4/5 training: tiny-cpu, TP2 x PP2 x DP2, until the validation loss is 15% below the unigram model's"
 	@$(MAKE) --no-print-directory train
 	@echo "== 5/5 report: funnel, blend, training -> $(DEMO)/report/index.html"
-	$(PY) -m blending report $(DEMO)
+	$(PY) -m blending report $(DEMO) $(DOCUMENTS) --out $(DEMO)/report
 
 $(DEMO)/crawl/truth.json: | setup
 	$(PY) -m dataprep.samplecrawl --out $(DEMO)/crawl --records $(DEMO_RECORDS) --files $(DEMO_FILES) --seed 1 --overwrite

@@ -46,10 +46,9 @@ from dataprep.config import DataprepConfig
 from dataprep.decontaminate.index import build_from_sources, describe, parse_task_args
 from dataprep.decontaminate.matcher import Matcher
 from dataprep.decontaminate.rows import decontaminate_batch, distinct_keys, output_schema
-from dataprep.schema import DOCUMENT_SCHEMA, bucket_of, doc_id, line_origin
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-README_FIGURES = ("ratio", "stage_docs_per_cpu_s", "loop_docs_per_cpu_s", "index_bytes", "index_build_s")
+README_FIGURES = ("ratio", "stage_docs_per_cpu_s", "loop_docs_per_cpu_s", "index_bytes", "index_build_cpu_s")
 
 
 # -- the corpus ----------------------------------------------------------------------------------------------
@@ -129,24 +128,17 @@ def inject(documents: list[str], texts: list[str], seed: int = 0) -> tuple[list[
     return out, injected
 
 
-def write_stage_folder(documents: list[str], folder: Path, buckets: int = 8) -> None:
-    """The documents as an `ingest` stage folder (bucketed, sorted parts, stats.json, _SUCCESS)."""
-    rows = []
-    for n, text in enumerate(documents):
-        origin = line_origin("bench.jsonl", n)
-        rows.append({"doc_id": doc_id("bench", origin), "source": "bench", "url": None, "origin": origin,
-                     "lang": "en", "lang_score": 1.0, "text": text})
+def write_stage_folder(spark, documents: list[str], folder: Path) -> None:
+    """The documents as an `ingest` stage folder (one JSONL line each)."""
+    from dataprep.stage import run
+
     folder.mkdir(parents=True)
-    for b in range(buckets):
-        part = sorted((r for r in rows if bucket_of(r["doc_id"], buckets) == b), key=lambda r: r["doc_id"])
-        pq.write_table(pa.Table.from_pylist(part, schema=DOCUMENT_SCHEMA), folder / f"part-{b:05d}.parquet",
-                       compression="zstd")
-    size = sum(len(t.encode()) for t in documents)
-    stats = {"stage": "ingest", "version": 1, "in": {"rows": len(rows), "bytes": size},
-             "kept": {"rows": len(rows), "bytes": size}, "dropped": {},
-             "out": {"rows": len(rows), "bytes": size, "tokens": None}, "extra": {}}
-    (folder / "stats.json").write_text(json.dumps(stats))
-    (folder / "_SUCCESS").write_text(json.dumps({"stage": "ingest", "version": "bench", "config_hash": "bench"}))
+    with open(folder / "bench.jsonl", "w") as f:
+        f.writelines(json.dumps({"text": text}) + "\n" for text in documents)
+    config = DataprepConfig()
+    config.output.num_buckets = 8
+    run("ingest", spark, [str(folder / "bench.jsonl")], str(folder / "in"), config, source="bench", format="jsonl",
+        log=lambda *_: None)
 
 
 # -- the two ways -------------------------------------------------------------------------------------------
@@ -242,8 +234,6 @@ def main() -> int:
     found = natural_matches(natural)
     print(f"before insertion: {found}", file=sys.stderr)
     documents, injected = inject(natural, task_texts())
-    folder = work / "input"
-    write_stage_folder(documents, folder)
     megabytes = sum(len(t.encode()) for t in documents) / 1e6
     print(f"{len(documents):,} documents, {megabytes:.1f} MB, {injected} task texts inserted", file=sys.stderr)
 
@@ -251,6 +241,8 @@ def main() -> int:
 
     spark = get_spark("local[1]", app_name="bench-decontaminate", conf={"spark.ui.showConsoleProgress": "false"})
     try:
+        write_stage_folder(spark, documents, work / "ingest")
+        folder = work / "ingest" / "in"
         spark_stage(spark, folder, work / "warmup")  # JVM, Python worker and imports warm, as on a cluster
         stage_cpu, loop_cpu, stage_wall, loop_wall = [], [], [], []
         for r in range(args.repeats):

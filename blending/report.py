@@ -1,10 +1,10 @@
 """The run's report: what every stage did, what the blend holds, how training went.
 
-    python -m blending report out/demo          # -> out/demo/report/index.html, report.md and PNGs
+    python -m blending report out/demo out/documents --out out/demo/report   # index.html, report.md, PNGs
 
 It reads only what the runs wrote, so a stage added to the pipeline shows up without a change here:
-- stage folders (stats.json + _SUCCESS) anywhere under the root, put in pipeline order by their
-  lineage (each _SUCCESS names the files it read, which live in the upstream stage's folder);
+- stage folders (stats.json + _SUCCESS) under the roots, in pipeline order by their lineage (each
+  _SUCCESS names what it read: blending.stages);
 - the blend: the first manifest.json found (its sources, weights and token counts);
 - training runs (metrics.csv, valid.csv, summary.json, config.json, loss.png) and eval.json files.
 Plots: the funnel, quality scores and duplicate-cluster sizes when a stage wrote those columns, the
@@ -20,20 +20,20 @@ import json
 import os
 import shutil
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-STATS, SUCCESS, MANIFEST = "stats.json", "_SUCCESS", "manifest.json"
+from blending.stages import find_stage_folders
+
+MANIFEST = "manifest.json"
 MAX_SCORED_ROWS = 2_000_000  # rows read for a histogram; more are sampled by part file
 
 
 @dataclass
 class Stage:
     folder: Path
-    label: str  # the folder relative to the report's root
+    label: str  # the folder's path under the roots
     stats: dict
-    inputs: list[str]
-    upstream: list[str] = field(default_factory=list)  # labels of the stages it read
 
     @property
     def name(self) -> str:
@@ -56,7 +56,7 @@ class Run:
 
 @dataclass
 class Report:
-    root: Path
+    roots: list[Path]
     stages: list[Stage]
     manifest: dict | None
     manifest_label: str | None
@@ -95,64 +95,38 @@ def _folders(root: Path, out: Path):
         here = Path(folder)
         # temporary and replaced outputs, the report itself, checkpoints, caches: nothing to report
         dirs[:] = sorted(d for d in dirs if ".tmp-" not in d and ".old-" not in d and d not in
-                         ("checkpoints", "index-cache", "tensorboard", "dropped")
+                         ("checkpoints", "index-cache", "tensorboard")
                          and (here / d).resolve() != out.resolve())
         yield here, set(files)
 
 
-def collect(root: str | Path, out: str | Path) -> Report:
-    root, out = Path(root), Path(out)
-    stages, runs, evals = [], [], {}
+def collect(roots: str | Path | list, out: str | Path) -> Report:
+    """What the runs under `roots` wrote; labels are paths under the roots' common folder (under the
+    root itself when there is one)."""
+    roots = [Path(r) for r in ([roots] if isinstance(roots, str | Path) else roots)]
+    out = Path(out)
+    base = (roots[0] if len(roots) == 1 else Path(os.path.commonpath([r.resolve() for r in roots]))).resolve()
+
+    def label(folder: Path) -> str:
+        return folder.resolve().relative_to(base).as_posix()
+
+    # Stage folders in pipeline order, by the inputs each _SUCCESS records (blending.stages).
+    stages = [Stage(f.path, label(f.path), f.stats) for f in find_stage_folders(roots)
+              if f.stats and "in" in f.stats and f.path.resolve() != out.resolve()]
+    runs, evals = [], {}
     manifest, manifest_label = None, None
-    for folder, files in _folders(root, out):
-        label = folder.relative_to(root).as_posix()
-        if STATS in files and SUCCESS in files:
-            stats, success = _read_json(folder / STATS), _read_json(folder / SUCCESS)
-            if stats and "stage" in stats and "in" in stats:
-                inputs = [i["path"] for i in (success or {}).get("inputs", []) if isinstance(i, dict)]
-                stages.append(Stage(folder, label, stats, inputs))
+    for folder, files in (item for root in roots for item in _folders(root, out)):
         if MANIFEST in files and manifest is None:
             content = _read_json(folder / MANIFEST)
             if content and "sources" in content and "tokenizer" in content:
-                manifest, manifest_label = content, label
+                manifest, manifest_label = content, label(folder)
         if "metrics.csv" in files and "config.json" in files:
-            runs.append(Run(folder, label, _read_json(folder / "config.json") or {},
+            runs.append(Run(folder, label(folder), _read_json(folder / "config.json") or {},
                             _read_json(folder / "summary.json") or {}, _read_csv(folder / "metrics.csv"),
                             _read_csv(folder / "valid.csv")))
         if "eval.json" in files:
-            evals[(folder / "eval.json").relative_to(root).as_posix()] = _read_json(folder / "eval.json") or {}
-    return Report(root, order_by_lineage(stages, root), manifest, manifest_label, runs, evals)
-
-
-def order_by_lineage(stages: list[Stage], root: Path) -> list[Stage]:
-    """Stages in pipeline order: a stage comes after the stages whose files it read. An input file
-    belongs to a stage folder when the file's folder is that folder or ends with its path under the
-    root (the same run seen from another working folder, mount or copy: relative, absolute and
-    container paths all match)."""
-    for stage in stages:
-        upstream = set()
-        for path in stage.inputs:
-            parent = Path(path).parent
-            for other in stages:
-                key = Path(other.label).parts
-                if other is not stage and (parent.parts[-len(key):] == key or _is_folder(parent, other.folder)):
-                    upstream.add(other.label)
-        stage.upstream = sorted(upstream)
-    ordered, placed = [], set()
-    remaining = sorted(stages, key=lambda s: s.label)
-    while remaining:
-        ready = [s for s in remaining if set(s.upstream) <= placed] or remaining[:1]  # a cycle: go on anyway
-        ordered += ready
-        placed |= {s.label for s in ready}
-        remaining = [s for s in remaining if s.label not in placed]
-    return ordered
-
-
-def _is_folder(path: Path, folder: Path) -> bool:
-    try:
-        return path.resolve() == folder.resolve()  # relative paths: from the working folder
-    except OSError:
-        return False
+            evals[f"{label(folder)}/eval.json"] = _read_json(folder / "eval.json") or {}
+    return Report(roots, stages, manifest, manifest_label, runs, evals)
 
 
 # --- figures ---------------------------------------------------------------------------------------
@@ -517,12 +491,12 @@ def write_report(report: Report, out: str | Path) -> Path:
         page.heading(f"Evaluation: {label}")
         page.table(["task / metric", "value"], [list(row) for row in _eval_rows(content)])
 
-    title = f"Run report: {report.root.resolve().name}"
+    title = f"Run report: {report.roots[0].resolve().name}"
     nav = " ".join(f"<a href=\"#{_anchor(h)}\">{html.escape(h)}</a>" for h in _headings(page))
     document = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
                 f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
                 f"<p class=\"note\">Built by <code>python -m blending report</code> from the files under "
-                f"<code>{html.escape(str(report.root))}</code>.</p>\n<nav>{nav}</nav>\n"
+                f"{', '.join(f'<code>{html.escape(str(r))}</code>' for r in report.roots)}.</p>\n<nav>{nav}</nav>\n"
                 + "\n".join(page.html) + "\n</body></html>\n")
     (out / "index.html").write_text(document)
     (out / "report.md").write_text(f"# {title}\n\n" + "\n".join(page.md))
@@ -546,11 +520,13 @@ def _eval_rows(content: dict, prefix: str = "") -> list[tuple[str, str]]:
     return rows
 
 
-def main(root: str, out: str | None = None) -> int:
-    out = out or str(Path(root) / "report")
-    report = collect(root, out)
+def main(roots: str | list[str], out: str | None = None) -> int:
+    roots = [roots] if isinstance(roots, str) else list(roots)
+    out = out or str(Path(roots[0]) / "report")
+    report = collect(roots, out)
     if not report.stages and not report.runs:
-        print(f"nothing to report under {root}: no stage folder (stats.json + _SUCCESS) and no training run")
+        print(f"nothing to report under {', '.join(roots)}: no stage folder (stats.json + _SUCCESS) and no "
+              "training run")
         return 1
     index = write_report(report, out)
     print(f"report: {index} ({len(report.stages)} stages, {len(report.runs)} training run(s), "

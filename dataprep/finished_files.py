@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.ipc as ipc
 
-from dataprep.stage_output import resolve
+from dataprep.stage_folder import resolve
 
 LOCK = "_lock"
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dataprep.stage import run
 
 from blending.evaltasks import load_task
 from dataprep.config import DataprepConfig
 from dataprep.decontaminate.tokens import words
 from dataprep.spark import get_spark
+from dataprep.stage import run
 from dataprep.stage_output import read_stage_outputs
 
 TASKS = ["lambada", "piqa"]  # a small index: the stage's work is the same with every shipped task
@@ -204,3 +204,15 @@ def test_a_jsonl_task_works_like_a_shipped_one(spark, corpus, decontaminated):
     found = [json.loads(line) for line in (root / "out-jsonl" / "task_items_found.jsonl").read_text().splitlines()]
     positions = sorted(i for i in range(len(injected["lambada"])) if injected["lambada"][i] != 500)
     assert [(f["task"], f["index"]) for f in found if f["task"] == "mine"] == [("mine", p) for p in positions]
+
+
+def test_the_pipeline_decontaminates_with_every_shipped_task(pipeline_run):
+    from blending.evaltasks import shipped_tasks
+
+    folder = pipeline_run / "decontaminate"
+    stats = json.loads((folder / "stats.json").read_text())
+    extra = stats["extra"]
+    assert list(extra["index"]["tasks"]) == shipped_tasks() and extra["index"]["ngrams"] > 1_000_000
+    assert sum(extra["documents"].values()) == stats["in"]["rows"] > 0
+    found = (folder / "task_items_found.jsonl").read_text().splitlines()
+    assert len(found) == sum(extra["items_found_per_task"].values())
