@@ -199,31 +199,29 @@ def plot_funnel(report: Report, path: Path) -> None:
     """Per stage a bar of its input rows: kept, then each drop reason; beside it, the text left."""
     plt = _plt()
     stages = report.stages
-    fig, (rows_ax, bytes_ax) = plt.subplots(1, 2, figsize=(11, 0.55 * len(stages) + 1.6),
+    reasons = list(dict.fromkeys(r for s in stages for r, n in s.stats["dropped"].items() if n))
+    legend_rows = (len(reasons) + 1 + 3) // 4
+    fig, (rows_ax, bytes_ax) = plt.subplots(1, 2, figsize=(11, 0.55 * len(stages) + 1.8 + 0.25 * legend_rows),
                                             gridspec_kw={"width_ratios": [3, 1.3]})
     y = list(range(len(stages)))[::-1]
     palette = plt.get_cmap("tab20").colors
-    reasons = sorted({r for s in stages for r, n in s.stats["dropped"].items() if n})
     colors = {r: palette[(2 * i + 2) % len(palette)] for i, r in enumerate(reasons)}
     widest = max([s.stats["in"]["rows"] for s in stages] + [1])
     for yi, stage in zip(y, stages):
-        kept, left = stage.stats["kept"]["rows"], 0
+        kept = stage.stats["kept"]["rows"]
         rows_ax.barh(yi, kept, color="#3b7dd8")
         left = kept
         for reason, n in stage.stats["dropped"].items():
             if n:
                 rows_ax.barh(yi, n, left=left, color=colors[reason])
-                if n > 0.06 * widest:
-                    rows_ax.text(left + n / 2, yi, reason, ha="center", va="center", fontsize=7)
                 left += n
         rows_ax.text(left, yi, f"  {kept:,} of {stage.stats['in']['rows']:,} kept", va="center", fontsize=8)
     rows_ax.set_yticks(y, [f"{s.label} ({s.name})" for s in stages], fontsize=8)
     rows_ax.set_xlim(0, widest * 1.35)
-    rows_ax.set_xlabel("rows in (blue: kept)")
-    rows_ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color="#3b7dd8")] +
-                   [plt.Rectangle((0, 0), 1, 1, color=colors[r]) for r in reasons],
-                   labels=["kept"] + reasons, fontsize=7, loc="lower right")
-    rows_ax.set_title("Rows per stage: kept and dropped by reason", fontsize=10)
+    rows_ax.set_xlabel("rows in")
+    rows_ax.set_title("Rows per stage: kept, and dropped by reason", fontsize=10)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ["#3b7dd8", *colors.values()]]
+    fig.legend(handles, ["kept", *reasons], fontsize=8, loc="lower center", ncol=4, frameon=False)
     out_mb = [s.stats["out"]["bytes"] / 1e6 for s in stages]
     bytes_ax.barh(y, out_mb, color="#7aa974")
     per_token = report.bytes_per_token
@@ -232,9 +230,11 @@ def plot_funnel(report: Report, path: Path) -> None:
         bytes_ax.text(mb, yi, f"  {mb:.2f} MB" + (f", {_human(tokens)} tok" if tokens else ""), va="center", fontsize=7)
     bytes_ax.set_yticks(y, [""] * len(stages))
     bytes_ax.set_xlim(0, max(out_mb + [0.001]) * 1.9)
-    bytes_ax.set_xlabel("output text (MB)")
-    bytes_ax.set_title("Text out", fontsize=10)
-    _save(fig, path)
+    bytes_ax.set_xlabel("MB out")
+    bytes_ax.set_title("Text out (tokens for the blend)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06 + 0.04 * legend_rows, 1, 1))
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
 
 
 def plot_scores(kept: list[float], dropped: list[float], stage: Stage, path: Path) -> None:
@@ -328,7 +328,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1100px;
 h1{margin-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;margin:.6em 0 1em;font-size:14px}
 th,td{border:1px solid #ddd;padding:3px 9px;text-align:left}th{background:#f3f5f8}
-td.n{text-align:right;font-variant-numeric:tabular-nums}
+td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.reason td{color:#555;font-size:13px}tr.reason td:first-child{padding-left:2em}
 tr.total td{font-weight:600}
 img{max-width:100%;border:1px solid #eee}

@@ -25,6 +25,7 @@ def _stage_folders(root: Path) -> list[Path]:
 
 def _write_training_run(run: Path, unigram: float) -> None:
     cfg = get_preset("tiny-cpu")
+    run.mkdir(parents=True)
     reporter = RunReporter(run, cfg, active=True, last_step=0, reference_loss=unigram, peak_tflops=None,
                            world_size=8, padded_vocab=512)
     seq = cfg.model.seq_length
