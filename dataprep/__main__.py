@@ -14,6 +14,7 @@ STAGES = {
     "extract": "dataprep.extract.stage",
     "ingest": "dataprep.ingest.stage",
     "cleanup": "dataprep.cleanup.stage",
+    "train-classifier": "dataprep.quality.train",
 }
 
 
