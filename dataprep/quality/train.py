@@ -17,6 +17,7 @@ import argparse
 import ctypes
 import json
 import os
+import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -128,7 +129,10 @@ def summary(metrics: dict) -> str:
     ])
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dataprep train-classifier", description=HELP,
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path, help=f"folder for {MODEL_FILE} and {METRICS_FILE}")
     parser.add_argument("--positives", nargs="+", type=Path, action="extend", metavar="PATH",
                         help="curated text: JSONL(.gz) of {text, source, group} or plain text files "
@@ -136,17 +140,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--negatives", nargs="+", type=Path, action="extend", metavar="PATH",
                         help="extracted crawl text, same forms (default: the shipped negatives)")
     parser.add_argument("--config", help="YAML whose `classifier:` section overrides ClassifierConfig")
+    return parser
 
 
-def main(args: argparse.Namespace) -> int:
-    config = DataprepConfig.load(args.config).classifier
+def train_command(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
     default_positives, default_negatives = default_paths()
     positives = args.positives or default_positives
     negatives = args.negatives or default_negatives
-    for path in [*positives, *negatives]:
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such training file")
-    metrics = train_classifier(args.out, positives, negatives, config)
+    try:
+        config = DataprepConfig.load(args.config).classifier
+        for path in [*positives, *negatives]:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such training file")
+        metrics = train_classifier(args.out, positives, negatives, config)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        print(f"dataprep train-classifier: {e}", file=sys.stderr)
+        return 1
     print(summary(metrics))
     print(f"-> {args.out / MODEL_FILE}, {args.out / METRICS_FILE}")
     return 0
