@@ -21,7 +21,7 @@ Negatives, text of real crawled pages as the pipeline sees it:
   the article count as negatives (`*-boilerplate`), so no sentence is labelled both ways.
 
 Every positive source is cut to at most MAX_SOURCE_CHARS characters and every book to MAX_BOOK_CHARS
-(whole documents, in file order), so the shipped files stay a few MB and no source or book dominates.
+(whole paragraphs, in file order), so the shipped files stay a few MB and no source or book dominates.
 """
 
 from __future__ import annotations
@@ -84,14 +84,26 @@ def _capped(documents: Iterator[dict], max_chars: int) -> Iterator[dict]:
         yield document
 
 
+def book_paragraphs(data: bytes, max_chars: int) -> Iterator[tuple[str, str]]:
+    """A Gutenberg book's (chapter, paragraph) pairs up to `max_chars`, without the lines around the
+    licence markers that still name the project ("Produced by ...", "End of the Project Gutenberg ...")."""
+    total = 0
+    for chapter, paragraph in ts.gutenberg_paragraphs(data):
+        if "project gutenberg" in paragraph.lower() or paragraph.startswith("Produced by"):
+            continue
+        if total >= max_chars:
+            return
+        total += len(paragraph)
+        yield chapter, paragraph
+
+
 def positives(data: Path) -> Iterator[dict]:
     wiki = (ts.wikitext_paragraphs((data / "prose/wikitext-2" / name).read_bytes()) for name in ("valid.txt", "test.txt"))
     yield from _capped(_documents("wikipedia", (p for part in wiki for p in part), "wikipedia"), MAX_SOURCE_CHARS)
 
     def books() -> Iterator[dict]:
         for path in sorted((data / "prose/gutenberg").glob("*.txt")):
-            chapters = _documents("books", ts.gutenberg_paragraphs(path.read_bytes()), "chapter")
-            for document in _capped(chapters, MAX_BOOK_CHARS):
+            for document in _documents("books", book_paragraphs(path.read_bytes(), MAX_BOOK_CHARS), "chapter"):
                 book = document["group"].split(":", 1)[1].split(",")[0]
                 yield {**document, "group": f"book:{book}"}
 

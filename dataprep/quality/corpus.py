@@ -62,8 +62,9 @@ def make_examples(
 ) -> list[Example]:
     """(label, document) pairs -> windows, at most `max_windows_per_group` per (label, group) chosen
     evenly through the group's windows, then the larger class cut (by a seeded hash) to the smaller's
-    size. The order is fixed by content, not by input order."""
+    size. Selection and order follow the documents' content, not the order they come in."""
     by_group: dict[tuple[str, str], list[Example]] = defaultdict(list)
+    documents = sorted(documents, key=lambda ld: (ld[0], ld[1]["group"], ld[1]["source"], stable_hash(ld[1]["text"])))
     for label, document in documents:
         for window in windows(document["text"], window_chars):
             by_group[(label, document["group"])].append(Example(label, document["source"], document["group"], window))
@@ -76,9 +77,9 @@ def make_examples(
     size = min(len(v) for v in per_label.values())
     balanced = []
     for _label, examples in sorted(per_label.items()):
-        examples.sort(key=lambda e: stable_hash(str(seed), e.group, e.text))
+        examples.sort(key=lambda e: stable_hash(str(seed), e.group, e.source, e.text))
         balanced.extend(examples[:size])
-    balanced.sort(key=lambda e: stable_hash(str(seed), "order", e.label, e.group, e.text))
+    balanced.sort(key=lambda e: stable_hash(str(seed), "order", e.label, e.group, e.source, e.text))
     return balanced
 
 

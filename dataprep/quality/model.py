@@ -8,6 +8,7 @@ so a missing, corrupt or foreign model stops the stage with a message, not a fai
 from __future__ import annotations
 
 import hashlib
+import struct
 from pathlib import Path
 
 import fasttext
@@ -40,11 +41,33 @@ def check_model(path: str | Path) -> fasttext.FastText._FastText:
         model = fasttext.load_model(str(path))
     except (ValueError, RuntimeError, MemoryError) as e:
         raise ModelError(f"{path}: corrupt fastText model ({e})") from e
+    if not model.is_quantized() and not _complete(path, model):
+        raise ModelError(f"{path}: corrupt fastText model (its matrices do not end where the file does: "
+                         "truncated or changed)")
     labels = tuple(sorted(model.get_labels()))
     if labels != LABELS:
         raise ModelError(f"{path}: trained with labels {', '.join(labels) or 'none'}; a quality model has "
                          f"exactly {' and '.join(LABELS)}")
     return model
+
+
+def _complete(path: Path, model) -> bool:
+    """fastText reads a truncated file without complaint; a full model file ends with its input matrix,
+    one byte, and its output matrix, each written as rows and columns (int64) then float32 values."""
+    dim = model.get_dimension()
+    rows_in = len(model.get_words()) + model.f.getArgs().bucket
+    rows_out = len(model.get_labels())
+    size = path.stat().st_size
+    out_at = size - rows_out * dim * 4 - 16
+    in_at = out_at - 1 - rows_in * dim * 4 - 16
+    if in_at < 0:
+        return False
+    with open(path, "rb") as f:
+        f.seek(in_at)
+        in_shape = struct.unpack("<qq", f.read(16))
+        f.seek(out_at)
+        out_shape = struct.unpack("<qq", f.read(16))
+    return in_shape == (rows_in, dim) and out_shape == (rows_out, dim)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -22,8 +22,13 @@ def uniform(doc_id: str, seed: int) -> float:
     return (k + 0.5) / 2**53
 
 
+def lomax(u: float, alpha: float) -> float:
+    """(1 - u) ** (-1 / alpha) - 1, without rounding 1 - u to 1: > 0 for every u in (0, 1)."""
+    return math.expm1(-math.log1p(-u) / alpha)
+
+
 def pareto_draw(doc_id: str, seed: int, alpha: float) -> float:
-    return math.expm1(-math.log1p(-uniform(doc_id, seed)) / alpha)
+    return lomax(uniform(doc_id, seed), alpha)
 
 
 def pareto_cdf(x: float, alpha: float) -> float:

@@ -36,6 +36,7 @@ HELP = "train the quality classifier (fastText word 2-grams) and write model.bin
 MODEL_FILE = "model.bin"
 METRICS_FILE = "metrics.json"
 _M_MMAP_THRESHOLD = -3
+MIN_MATRIX_BYTES = 128 * 1024  # allocations this large get fresh pages once the mmap threshold is fixed
 
 
 def zeroed_large_allocations() -> None:
@@ -44,12 +45,15 @@ def zeroed_large_allocations() -> None:
     a second training in one process starts from garbage: "Encountered NaN", or a different model.
     A fixed mmap threshold makes every large allocation fresh, zeroed pages."""
     try:
-        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, MIN_MATRIX_BYTES)
     except (OSError, AttributeError):  # not glibc: its allocator does not recycle into new matrices this way
         pass
 
 
 def fit(examples: list[Example], config: ClassifierConfig, workdir: str) -> fasttext.FastText._FastText:
+    if config.bucket * config.dim * 4 < MIN_MATRIX_BYTES:
+        raise ValueError(f"classifier.bucket x classifier.dim must be at least {MIN_MATRIX_BYTES // 4} (the input "
+                         "matrix must be a fresh allocation to start from zeros: see zeroed_large_allocations)")
     zeroed_large_allocations()
     path = os.path.join(workdir, "train.txt")
     with open(path, "w", encoding="utf-8") as f:
