@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import sys
 
-from dataprep.pipeline import STAGES, stage_class_at
+from dataprep import pipeline  # STAGES read on each call: a list changed after import counts
 
 
 def _usage() -> str:
     lines = ["usage: python -m dataprep run [options]       the whole pipeline (python -m dataprep run --help)",
+             "       python -m dataprep inspect OUT_DIR     funnel and dropped documents of a run (inspect --help)",
              "       python -m dataprep <stage> [options]   one stage (python -m dataprep <stage> --help)",
              "       python -m dataprep train-classifier [options]   the quality classifier (--help)",
              "", "stages, in pipeline order:"]
-    for entry in STAGES:
-        stage = stage_class_at(entry)
+    for entry in pipeline.STAGES:
+        stage = pipeline.stage_class_at(entry)
         lines.append(f"  {stage.name:<14} {stage.help}")
     return "\n".join(lines)
 
@@ -29,11 +30,15 @@ def main(argv: list[str] | None = None) -> int:
         from dataprep.cli import run_pipeline_command
 
         return run_pipeline_command(argv[1:])
+    if argv and argv[0] == "inspect":
+        from dataprep.inspection import main as inspect
+
+        return inspect(argv[1:])
     if argv and argv[0] == "train-classifier":
         from dataprep.quality.train import train_command
 
         return train_command(argv[1:])
-    stages = {stage_class_at(entry).name: stage_class_at(entry) for entry in STAGES}
+    stages = {stage.name: stage for stage in pipeline.all_stages()}
     if not argv or argv[0] not in stages:
         asked = bool(argv) and argv[0] in ("-h", "--help")
         print(_usage(), file=sys.stdout if asked else sys.stderr)
