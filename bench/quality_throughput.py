@@ -1,5 +1,6 @@
-"""Quality stage throughput: the stage at Spark local[1] against a bare pyarrow + model.predict loop;
-and the default classifier's accuracy, size and training time.
+"""Quality stage throughput (local[1] against a bare pyarrow + model.predict loop) and the default classifier's accuracy.
+
+Also the classifier's size and training time.
 
 Documents: real text from ../shared/data cut into documents of about 1,000 characters at paragraph or
 line boundaries: prose (Gutenberg books, WikiText-2, Shakespeare, the NLTK speeches) and the visible
@@ -52,6 +53,8 @@ from dataprep.spark import get_spark  # noqa: E402
 from dataprep.stage import run  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
+README_FIGURES = ("ratio", "stage_docs_per_cpu_s", "heldout_accuracy", "cv_accuracy", "length_baseline_accuracy",
+                  "model_mb")  # the figures bench/_results.py puts in the README table
 DOCUMENT_CHARS = 1000
 BATCH = 1024
 

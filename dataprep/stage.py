@@ -37,6 +37,8 @@ Writing a stage
                            that stands for the input row); rows that are extra pieces of one input row
                            carry IN_ROWS 0, the others 1 (the default when the column is absent)
      and, when it needs them:
+       prepare(config, options)     (classmethod) before any Spark work: check the settings, fill in
+                                    defaults (a model file); StageSettingsError for one that cannot work
        setup()                      in each task before its first row: load models lazily; `per_worker`
                                     keeps one copy per Python worker, `shipped_path` finds a file listed by
                                     shipped_files() (SparkFiles) on the executor
