@@ -42,7 +42,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dataprep.config import ClassifierConfig, DataprepConfig  # noqa: E402
-from dataprep.extract.charset import decode_html  # noqa: E402
 from dataprep.quality.corpus import default_paths  # noqa: E402
 from dataprep.quality.model import check_model, score_texts  # noqa: E402
 from dataprep.quality.pareto import DROP_REASON, keeps, pareto_draw  # noqa: E402
@@ -51,6 +50,7 @@ from dataprep.samplecrawl.text_sources import decode_text, visible_lines  # noqa
 from dataprep.schema import DOCUMENT_SCHEMA, bucket_of, doc_id  # noqa: E402
 from dataprep.spark import get_spark  # noqa: E402
 from dataprep.stage import run  # noqa: E402
+from dataprep.text.charset import decode_html  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 README_FIGURES = ("ratio", "stage_docs_per_cpu_s", "heldout_accuracy", "cv_accuracy", "length_baseline_accuracy",

@@ -18,9 +18,7 @@ def _usage() -> str:
              "       python -m dataprep <stage> [options]   one stage (python -m dataprep <stage> --help)",
              "       python -m dataprep train-classifier [options]   the quality classifier (--help)",
              "", "stages, in pipeline order:"]
-    for entry in pipeline.STAGES:
-        stage = pipeline.stage_class_at(entry)
-        lines.append(f"  {stage.name:<14} {stage.help}")
+    lines += [f"  {stage.name:<14} {stage.help}" for stage in pipeline.all_stages()]
     return "\n".join(lines)
 
 

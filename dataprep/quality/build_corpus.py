@@ -37,13 +37,13 @@ import ftfy
 from fastwarc.warc import WarcRecord
 
 from dataprep.config import ExtractConfig
-from dataprep.extract.charset import decode_html
 from dataprep.extract.html_text import html_to_text
-from dataprep.extract.language import identify_language
 from dataprep.extract.record import _payload, extract_record
 from dataprep.extract.warc_reader import read_warc
 from dataprep.quality.text import normalize
 from dataprep.samplecrawl import text_sources as ts
+from dataprep.text.charset import decode_html
+from dataprep.text.language import identify_language
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "data"
 MAX_SOURCE_CHARS = 900_000
