@@ -34,7 +34,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer import checkpoint, schedules
+from trainer import checkpoint, runlock, schedules
 from trainer.config import (
     STREAM_FIELDS,
     ConfigError,
@@ -133,16 +133,21 @@ def check_resume_compatible(saved: checkpoint.TrainerState, cfg: TrainConfig, ma
         raise RunError(f"refusing to resume from {where}: it was trained on another manifest "
                        f"(sha256 {saved.manifest_sha256[:12]}, this one {manifest_sha256[:12]})")
     saved_cfg = _as_namespace(saved.config)
-    for name in STREAM_FIELDS + ("model.num_layers", "model.hidden_size", "model.vocab_size",
-                                 "parallel.tensor", "parallel.pipeline"):
+    for name in STREAM_FIELDS + ("model.num_layers", "model.hidden_size", "model.vocab_size"):
         old, new = get_field(saved_cfg, name), get_field(cfg, name)
         if old != new:
             raise RunError(f"refusing to resume from {where}: {name} was {old}, now {new}")
+    tp, pp = cfg.parallel.tensor, cfg.parallel.pipeline
+    reshard = (f"convert it first: python -m trainer.reshard --checkpoint {where} --tp {tp} --pp {pp} "
+               f"--out NEW_RUN_DIR, then resume with --out NEW_RUN_DIR")
+    saved_layout = (get_field(saved_cfg, "parallel.tensor"), get_field(saved_cfg, "parallel.pipeline"))
+    if saved_layout != (tp, pp):
+        raise RunError(f"refusing to resume from {where}: it was written for TP{saved_layout[0]} x PP{saved_layout[1]}, "
+                       f"this launch is TP{tp} x PP{pp}; {reshard}")
     if saved.data_parallel is not None and saved.data_parallel != data_parallel:
         raise RunError(f"refusing to resume from {where}: written with data parallelism {saved.data_parallel}, "
-                       f"this launch has {data_parallel}: ZeRO-1 optimizer partitions are cut per DP rank and "
-                       f"DeepSpeed does not re-cut them; launch {saved.data_parallel * cfg.parallel.tensor * cfg.parallel.pipeline} "
-                       f"processes to resume")
+                       f"this launch has {data_parallel}: ZeRO-1 optimizer partitions are cut per DP rank; launch "
+                       f"{saved.data_parallel * tp * pp} processes, or {reshard} (any DP size resumes it)")
 
 
 class _as_namespace:
@@ -223,12 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     quiet_known_warnings()
     try:
         return run(args)
-    except (RunError, ConfigError, checkpoint.CheckpointError) as error:
+    except (RunError, ConfigError, checkpoint.CheckpointError, runlock.RunLocked) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2
 
 
 def run(args: argparse.Namespace) -> int:
+    from trainer.parallel.lifeline import exit_with_launcher
+
+    exit_with_launcher()  # a SIGKILLed launcher must not leave this rank training
     cfg = build_config(args)
     # Sizes on every rank (cheap); full hashes once per node.
     verify_here = args.verify and int(os.environ.get("LOCAL_RANK", "0")) == 0
@@ -236,22 +244,32 @@ def run(args: argparse.Namespace) -> int:
     validate(cfg, int(os.environ.get("WORLD_SIZE", "1")))
     manifest_sha256 = file_sha256(args.manifest)
     run_dir = Path(args.out)
-    ckpt_root = run_dir / "checkpoints"
-    resume_from = None
-    if args.resume:
-        resume_from = checkpoint.latest_checkpoint(ckpt_root)
-        if resume_from is None:
-            if os.environ.get("RANK", "0") == "0":
-                print(f"no complete checkpoint under {ckpt_root}: starting from step 0", flush=True)
-        else:
-            check_resume_compatible(checkpoint.read_state(resume_from), cfg, manifest_sha256, resume_from,
-                                    data_parallel_size(cfg, int(os.environ.get("WORLD_SIZE", "1"))))
-    elif checkpoint.latest_checkpoint(ckpt_root) is not None:
-        raise RunError(f"{ckpt_root} already holds checkpoints: pass --resume to continue that run, "
-                       "or choose another --out")
+    # Rank 0 owns the run folder while the run lives; a second run on it stops here.
+    lock = runlock.acquire(run_dir) if os.environ.get("RANK", "0") == "0" else None
+    try:
+        resume_from = checkpoint_to_resume(args, cfg, manifest_sha256, run_dir / "checkpoints")
+        stop = StopRequest()
+        return train(args, cfg, manifest, manifest_sha256, run_dir, run_dir / "checkpoints", resume_from, stop)
+    finally:
+        if lock is not None:
+            lock.release()
 
-    stop = StopRequest()
-    return train(args, cfg, manifest, manifest_sha256, run_dir, ckpt_root, resume_from, stop)
+
+def checkpoint_to_resume(args, cfg: TrainConfig, manifest_sha256: str, ckpt_root: Path) -> Path | None:
+    """The checkpoint `--resume` continues from (None: start from step 0), checked against this launch."""
+    if not args.resume:
+        if checkpoint.latest_checkpoint(ckpt_root) is not None:
+            raise RunError(f"{ckpt_root} already holds checkpoints: pass --resume to continue that run, "
+                           "or choose another --out")
+        return None
+    resume_from = checkpoint.latest_checkpoint(ckpt_root)
+    if resume_from is None:
+        if os.environ.get("RANK", "0") == "0":
+            print(f"no complete checkpoint under {ckpt_root}: starting from step 0", flush=True)
+        return None
+    check_resume_compatible(checkpoint.read_state(resume_from), cfg, manifest_sha256, resume_from,
+                            data_parallel_size(cfg, int(os.environ.get("WORLD_SIZE", "1"))))
+    return resume_from
 
 
 def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path, ckpt_root: Path,
@@ -381,8 +399,12 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
             state = checkpoint.TrainerState(step=progress.step, consumed_samples=progress.consumed_samples,
                                             consumed_tokens=progress.tokens(seq), config=to_dict(cfg),
                                             manifest_sha256=manifest_sha256, data_parallel=dp_size,
-                                            scheduler={"lr": plan.lr, "global_batch": plan.global_batch})
-            saved_to = checkpoint.save(ckpt_root, engine, state, keep=cfg.run.keep_checkpoints)
+                                            scheduler={"lr": plan.lr, "global_batch": plan.global_batch},
+                                            tokenizer={"file": checkpoint.TOKENIZER_FILE,
+                                                       "sha256": manifest.tokenizer_sha256,
+                                                       "vocab_size": manifest.vocab_size, "eod_id": manifest.eod_id})
+            saved_to = checkpoint.save(ckpt_root, engine, state, keep=cfg.run.keep_checkpoints,
+                                       tokenizer_file=manifest.tokenizer_path)
             if is_logger:
                 print(f"step {progress.step:>7} | checkpoint {saved_to}", flush=True)
         if finished:
