@@ -38,10 +38,9 @@ lint-docker: setup
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker/compose.yaml
 
 # The demo's stages reuse their outputs when inputs and config are unchanged, so a rerun is quick.
+# `dataprep run` writes each stage's folder under $(DEMO) and the funnel plot $(DEMO)/funnel.png.
 demo: setup $(DEMO)/crawl/truth.json
-	$(PY) -m dataprep extract --input '$(DEMO)/crawl/*.warc.gz' --source cc-sample --output $(DEMO)/extract
-	$(PY) -m dataprep cleanup --input $(DEMO)/extract --output $(DEMO)/cleanup
-	$(PY) -m dataprep.funnel $(DEMO)/extract $(DEMO)/cleanup --png $(DEMO)/funnel.png
+	$(PY) -m dataprep run --input '$(DEMO)/crawl/*.warc.gz' --out $(DEMO)
 	$(MAKE) --no-print-directory shards BLEND_CONFIG=infra/blend_demo.yaml SHARDS=$(DEMO)/shards
 
 $(DEMO)/crawl/truth.json: | setup

@@ -1,26 +1,50 @@
-"""What every stage's command line shares: input/output, Spark master, config file, output options."""
+"""The command line of every stage, built from its declaration (dataprep/stage.py): the options all
+stages share, then the stage's own; --help ends with its drop reasons and config section."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from collections.abc import Iterator
 
 from pyspark.sql import SparkSession
 
 from dataprep.config import DataprepConfig
+from dataprep.file_stage import BadInputFilesError
+from dataprep.inputs import InputError
+from dataprep.schema import DEFAULT_SOURCE
 from dataprep.spark import get_spark
+from dataprep.stage import Stage, add_stage_options, help_epilog, run
+from dataprep.stage_output import DuplicateDocumentsError, IncompleteInputError, OutputExistsError
 from dataprep.stats import StageStats
+
+# Errors that are the user's to fix: one line on stderr and exit code 1, no traceback.
+USER_ERRORS = (BadInputFilesError, OutputExistsError, IncompleteInputError, DuplicateDocumentsError,
+               FileNotFoundError, InputError)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, input_help: str) -> None:
     parser.add_argument("--input", required=True, nargs="+", action="extend", metavar="PATH", help=input_help)
     parser.add_argument("--output", required=True, metavar="DIR", help="the stage's output folder")
+    add_run_arguments(parser)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `dataprep <stage>` and `dataprep run` share."""
     parser.add_argument("--master", help="Spark master (default: spark-submit's, else $SPARK_MASTER, else local[*])")
     parser.add_argument("--config", help="YAML overriding the paper's defaults (sections of DataprepConfig)")
     parser.add_argument("--overwrite", action="store_true", help="replace an output made from other inputs/config")
     parser.add_argument("--keep-dropped", action="store_true", help="also write dropped rows to OUT/dropped/")
     parser.add_argument("--num-buckets", type=int, help="number of output files (output.num_buckets, 16)")
+
+
+def stage_parser(stage: type[Stage]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m dataprep {stage.name}", description=stage.help,
+                                     epilog=help_epilog(stage), formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser, stage.input_help)
+    add_stage_options(parser, stage)
+    return parser
 
 
 def load_config(args: argparse.Namespace) -> DataprepConfig:
@@ -31,10 +55,10 @@ def load_config(args: argparse.Namespace) -> DataprepConfig:
 
 
 @contextlib.contextmanager
-def spark_session(args: argparse.Namespace, stage: str) -> Iterator[SparkSession]:
+def spark_session(master: str | None, app_name: str) -> Iterator[SparkSession]:
     """The process's Spark session; stopped at the end if this command started it."""
     started_here = SparkSession.getActiveSession() is None
-    spark = get_spark(args.master, app_name=f"dataprep-{stage}")
+    spark = get_spark(master, app_name=app_name)
     try:
         yield spark
     finally:
@@ -45,3 +69,72 @@ def spark_session(args: argparse.Namespace, stage: str) -> Iterator[SparkSession
 def report(stats: StageStats, output: str) -> None:
     print(stats.funnel_table())
     print(f"-> {output}")
+
+
+def run_stage_command(stage: type[Stage], argv: list[str]) -> int:
+    """`python -m dataprep <stage> ARGS`: parse, run, print the funnel; user errors as one line."""
+    args = stage_parser(stage).parse_args(argv)
+    options = {o.dest: getattr(args, o.dest) for o in stage.options}
+    try:
+        config = load_config(args)
+        with spark_session(args.master, f"dataprep-{stage.name}") as spark:
+            stats = run(stage, spark, args.input, args.output, config, overwrite=args.overwrite,
+                        keep_dropped=args.keep_dropped, **options)
+    except USER_ERRORS as e:
+        print(f"dataprep {stage.name}: {e}", file=sys.stderr)
+        return 1
+    report(stats, args.output)
+    return 0
+
+
+def pipeline_parser() -> argparse.ArgumentParser:
+    from dataprep import pipeline
+
+    parser = argparse.ArgumentParser(
+        prog="python -m dataprep run", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f"Run the whole pipeline: {pipeline.pipeline_line()}. Sources come from the --config's "
+                    "`sources:`, or from the shorthand --input (one source).",
+        epilog=pipeline.__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--out", required=True, metavar="DIR", help="the run's folder: DIR/<stage>/ for each stage")
+    parser.add_argument("--input", nargs="+", action="extend", metavar="PATH",
+                        help="shorthand for one source: its files (WARC files, unless --format)")
+    parser.add_argument("--source", default=DEFAULT_SOURCE,
+                        help=f"the shorthand source's name ({DEFAULT_SOURCE})")
+    parser.add_argument("--format", help="the shorthand source's files are already-extracted text of this format "
+                                         "(jsonl, parquet, text: the ingest stage)")
+    add_run_arguments(parser)
+    pipeline.add_pipeline_options(parser)
+    return parser
+
+
+def run_pipeline_command(argv: list[str]) -> int:
+    """`python -m dataprep run ARGS`: every stage in order, then the funnel over all of them."""
+    from dataprep.funnel import plot_funnel
+    from dataprep.pipeline import RunConfigError, SourceSpec, funnel_levels, load_run_config, run_pipeline
+
+    parser = pipeline_parser()
+    args = parser.parse_args(argv)
+    skip = {"out", "input", "source", "format", "master", "config", "overwrite", "keep_dropped", "num_buckets"}
+    options = {k: v for k, v in vars(args).items() if k not in skip}
+    try:
+        config, sources = load_run_config(args.config)
+        if args.num_buckets:
+            config.output.num_buckets = args.num_buckets
+        if args.input:
+            kind, own = ("ingest", {"format": args.format}) if args.format else ("extract", {})
+            sources.append(SourceSpec(args.source, kind, args.input, own))
+        if not sources:
+            parser.error("no sources: give --input FILES or a --config with `sources:`")
+        with spark_session(args.master, "dataprep-run") as spark:
+            done = run_pipeline(spark, sources, args.out.rstrip("/"), config, options, overwrite=args.overwrite,
+                                keep_dropped=args.keep_dropped)
+    except (*USER_ERRORS, RunConfigError) as e:
+        print(f"dataprep run: {e}", file=sys.stderr)
+        return 1
+    levels = funnel_levels(done)
+    for stats in levels:
+        print(stats.funnel_table())
+    png = f"{args.out.rstrip('/')}/funnel.png"
+    plot_funnel(levels, png)
+    print(f"funnel plot: {png}")
+    return 0

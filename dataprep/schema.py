@@ -17,7 +17,8 @@ DOCUMENT_FIELDS = [
     pa.field("text", pa.string()),
 ]
 DOCUMENT_SCHEMA = pa.schema(DOCUMENT_FIELDS)
-DOCUMENT_COLUMNS = [f.name for f in DOCUMENT_FIELDS]
+
+DEFAULT_SOURCE = "common-crawl"  # the `source` of documents when none is named
 
 # Written next to the document columns while a stage runs; consumed by the stage output writer.
 DROP_REASON = "drop_reason"  # null: kept; else the first reason that applied
