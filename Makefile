@@ -64,6 +64,7 @@ train: setup
 	@echo "metrics: $(TRAIN_OUT)/metrics.csv, $(TRAIN_OUT)/valid.csv, $(TRAIN_OUT)/loss.png, tensorboard --logdir $(TRAIN_OUT)/tensorboard"
 
 bench: setup
+	$(PY) -m pip install -q -r requirements-bench.txt
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:

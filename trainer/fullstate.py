@@ -200,7 +200,8 @@ def read_model(path: str | Path, with_optimizer: bool = False) -> FullState:
             shards = []
             for d, f in zip(dicts, files):
                 if key not in d or d[key] is None:
-                    raise CheckpointError(f"{f}: {key} is missing")
+                    raise CheckpointError(f"{f}: {key} is missing (its other tensor-parallel shards have it): "
+                                          "a mismatched shard")
                 want = expected_shape(name, cfg, tensor)
                 if tuple(d[key].shape) != want:
                     raise CheckpointError(f"{f}: {key} has shape {tuple(d[key].shape)}, but a TP{tensor} shard of "

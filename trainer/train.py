@@ -71,6 +71,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--target-val-loss", help="stop once the validation loss is below this number, "
                         "or below the unigram model of the data with 'unigram'")
     parser.add_argument("--peak-tflops", type=float, help="peak TFLOP/s of one device, for MFU on unknown GPUs")
+    parser.add_argument("--eval-tasks", help="downstream tasks (trainer.evaluate) to score the final checkpoint on, "
+                        "e.g. lambada,piqa; results in RUN/eval/step_N.json")
+    parser.add_argument("--eval-every", type=int, help="also checkpoint and score the tasks every N steps")
+    parser.add_argument("--eval-shots", default="0", help="shot counts for --eval-tasks (default 0)")
+    parser.add_argument("--eval-limit", type=int, help="first N items of each task only")
     parser.add_argument("--local_rank", "--local-rank", type=int, help=argparse.SUPPRESS)  # deepspeed launcher
     return parser.parse_args(argv)
 
@@ -241,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
     verify_here = args.verify and int(os.environ.get("LOCAL_RANK", "0")) == 0
     manifest = open_manifest(args, cfg, verify_hashes=verify_here)
     validate(cfg, int(os.environ.get("WORLD_SIZE", "1")))
+    if args.eval_tasks and args.no_save:
+        raise RunError("--eval-tasks scores saved checkpoints: it cannot be combined with --no-save")
     manifest_sha256 = file_sha256(args.manifest)
     run_dir = Path(args.out)
     # Rank 0 owns the run folder while the run lives; a second run on it stops here.
@@ -342,6 +349,27 @@ def resume(engine, resume_from: Path, cfg: TrainConfig) -> tuple[Progress, str |
     return progress, None
 
 
+def evaluate_downstream(args, checkpoint_dir: Path, out: Path, active: bool) -> None:
+    """Rank 0 scores the checkpoint just saved with trainer.evaluate, in a process of its own (one-process
+    model, its own process group); the other ranks wait at the barrier."""
+    import subprocess
+
+    import torch.distributed as dist
+
+    if active:
+        launcher_keys = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR",
+                         "MASTER_PORT", "CROSS_RANK", "NODE_RANK")
+        env = {k: v for k, v in os.environ.items() if k not in launcher_keys and not k.startswith("TORCHELASTIC")}
+        command = [sys.executable, "-m", "trainer.evaluate", "--checkpoint", str(checkpoint_dir), "--tasks",
+                   args.eval_tasks, "--shots", args.eval_shots, "--out", str(out)]
+        if args.eval_limit:
+            command += ["--limit", str(args.eval_limit)]
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        print(done.stdout[done.stdout.find("\n" + str(checkpoint_dir)):] if done.returncode == 0 else
+              f"downstream evaluation failed (exit {done.returncode}): {done.stderr[-2000:]}", flush=True)
+    dist.barrier()
+
+
 def train_loop(args, cfg: TrainConfig, engine, train_ds, valid_ds, progress: Progress, target: float | None,
                stop: StopRequest, reporter, manifest, manifest_sha256: str, ckpt_root: Path,
                started_at: float) -> tuple[str, Progress, float | None]:
@@ -389,7 +417,8 @@ def train_loop(args, cfg: TrainConfig, engine, train_ds, valid_ds, progress: Pro
         if signalled:
             status, finished = "signal", True
         periodic = cfg.run.save_interval and progress.step % cfg.run.save_interval == 0
-        if not args.no_save and (finished or periodic):
+        downstream = args.eval_tasks and (finished or (args.eval_every and progress.step % args.eval_every == 0))
+        if not args.no_save and (finished or periodic or downstream):
             state = checkpoint.TrainerState(step=progress.step, consumed_samples=progress.consumed_samples,
                                             consumed_tokens=progress.tokens(seq), config=to_dict(cfg),
                                             manifest_sha256=manifest_sha256, data_parallel=dp_size,
@@ -397,8 +426,12 @@ def train_loop(args, cfg: TrainConfig, engine, train_ds, valid_ds, progress: Pro
                                             tokenizer={"file": checkpoint.TOKENIZER_FILE,
                                                        "sha256": manifest.tokenizer_sha256,
                                                        "vocab_size": manifest.vocab_size, "eod_id": manifest.eod_id})
-            reporter.checkpoint(progress.step, checkpoint.save(ckpt_root, engine, state, keep=cfg.run.keep_checkpoints,
-                                                               tokenizer_file=manifest.tokenizer_path))
+            saved_to = checkpoint.save(ckpt_root, engine, state, keep=cfg.run.keep_checkpoints,
+                                       tokenizer_file=manifest.tokenizer_path)
+            reporter.checkpoint(progress.step, saved_to)
+            if downstream:
+                evaluate_downstream(args, saved_to, ckpt_root.parent / "eval" / f"{saved_to.name}.json",
+                                    active=reporter.active)
         if finished:
             break
     return status, progress, last_val
