@@ -63,9 +63,11 @@ train: setup
 		--manifest $(TRAIN_MANIFEST) --out $(TRAIN_OUT) --resume --target-val-loss unigram $(TRAIN_ARGS)
 	@echo "metrics: $(TRAIN_OUT)/metrics.csv, $(TRAIN_OUT)/valid.csv, $(TRAIN_OUT)/loss.png, tensorboard --logdir $(TRAIN_OUT)/tensorboard"
 
+# Every bench/*.py and *.sh (or BENCH="bench/a.py ..."): figures into bench/results.json, README table from it.
+BENCH ?=
 bench: setup
-	$(PY) -m pip install -q -r requirements-bench.txt
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) -m pip install -q -r requirements-bench.txt  # reference extractors, for the comparisons only
+	$(PY) bench/_results.py run $(BENCH)
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

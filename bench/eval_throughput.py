@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "prose"
 sys.path.insert(0, str(REPO))
 TASKS = ("lambada", "piqa")
+README_FIGURES = ("ratio", "max_abs_loglikelihood_diff")
 
 
 def parse_args() -> argparse.Namespace:

@@ -43,6 +43,7 @@ STAGES = [
     "dataprep.extract.stage:ExtractStage",
     "dataprep.ingest.stage:IngestStage",
     "dataprep.cleanup.stage:CleanupStage",
+    "dataprep.decontaminate.stage:DecontaminateStage",
 ]
 
 
