@@ -158,6 +158,22 @@ def test_evaluator_log_likelihoods_match_a_plain_transformers_forward(trained, t
                 worst = max(worst, abs(ll - _reference_loglikelihood(hf, ours.tokenizer, item, choice, items)))
         print(f"{task}: max per-item log-likelihood difference {worst:.3g}")
         assert worst < 1e-4
+    # the clean subset: items the decontamination stage found are left out of clean_acc
+    found = {("piqa", r["split"], r["index"]) for r in records[:3]}
+    metrics, records = evaluate_task(ours, "piqa", load_task("piqa"), shots=0, limit=8, contaminated=found)
+    clean = [r for r in records if ("piqa", r["split"], r["index"]) not in found]
+    assert metrics["clean_items"] == len(clean) == len(records) - 3
+    assert metrics["clean_acc"] == pytest.approx(sum(r["correct"] for r in clean) / len(clean))
+
+
+def test_contaminated_items_are_read_from_jsonl_or_json(tmp_path):
+    from trainer.evaluate import read_contaminated
+
+    rows = [{"task": "piqa", "split": "validation", "index": 3}, {"task": "lambada", "split": "test", "index": 0}]
+    (tmp_path / "found.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (tmp_path / "found.json").write_text(json.dumps({"items": rows}))
+    expected = {("piqa", "validation", 3), ("lambada", "test", 0)}
+    assert read_contaminated(tmp_path / "found.jsonl") == read_contaminated(tmp_path / "found.json") == expected
 
 
 def _reference_loglikelihood(hf, tokenizer, item, choice: str, items) -> float:

@@ -66,8 +66,12 @@ def encode_pair(tokenizer, context: str, continuation: str) -> Request:
     return Request(context_ids, whole[len(context_ids):])
 
 
-def score(model: LoadedModel, requests: Sequence[Request], batch_size: int = 32) -> list[tuple[float, bool]]:
-    """(sum of log-probabilities of the continuation, whether greedy decoding gives it) per request."""
+def score(model: LoadedModel, requests: Sequence[Request], batch_size: int = 32,
+          desc: str | None = None) -> list[tuple[float, bool]]:
+    """(sum of log-probabilities of the continuation, whether greedy decoding gives it) per request; a
+    progress bar on a terminal."""
+    from tqdm import tqdm
+
     limit = model.seq_length
     windows = []
     for r in requests:
@@ -77,6 +81,7 @@ def score(model: LoadedModel, requests: Sequence[Request], batch_size: int = 32)
         windows.append((tokens[:-1], r.continuation))
     order = sorted(range(len(windows)), key=lambda i: -len(windows[i][0]))
     results: list[tuple[float, bool]] = [(0.0, False)] * len(windows)
+    progress = tqdm(total=len(windows), desc=desc, unit="req", disable=None, leave=False, mininterval=1.0)
     for start in range(0, len(order), batch_size):
         batch = order[start:start + batch_size]
         width = len(windows[batch[0]][0])
@@ -91,6 +96,8 @@ def score(model: LoadedModel, requests: Sequence[Request], batch_size: int = 32)
             target = torch.tensor(continuation)
             picked = span.gather(1, target[:, None]).squeeze(1)
             results[i] = (float(picked.sum()), bool((span.argmax(dim=-1) == target).all()))
+        progress.update(len(batch))
+    progress.close()
     return results
 
 
@@ -142,7 +149,7 @@ def evaluate_task(model: LoadedModel, name: str, items: list, shots: int, seed: 
         owners += [len(kept)] * len(pairs)
         kept.append(item)
     evaluated = kept
-    scored = score(model, requests, batch_size)
+    scored = score(model, requests, batch_size, desc=f"{name} {shots}-shot")
     records = [{"task": name, "split": split, "index": item.index, "loglikelihoods": [], "greedy": [],
                 "gold": item.gold} for item in evaluated]
     for owner, (logprob, greedy) in zip(owners, scored):

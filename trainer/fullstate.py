@@ -34,7 +34,6 @@ import torch
 
 from trainer.checkpoint import STATE_FILE, TOKENIZER_FILE, CheckpointError, TrainerState, latest_checkpoint, read_state
 from trainer.config import TrainConfig, from_dict
-from trainer.model.tensor_parallel import padded_vocab_size
 
 WORD_EMBEDDING = "embedding.word.weight"
 TIED_DS_NAME = "tied_modules.embed.embedding.weight"
@@ -143,7 +142,7 @@ def expected_shape(name: str, cfg: TrainConfig, tensor: int) -> tuple[int, ...]:
     last = name.rsplit(".", 2)[-2:]
     key = ".".join(last)
     if name == WORD_EMBEDDING:
-        full = (padded_vocab_size(m.vocab_size, m.make_vocab_size_divisible_by, tensor), h)
+        full = (m.padded_vocab_size(tensor), h)
     elif name == "embedding.position.weight":
         full = (m.seq_length, h)
     else:
@@ -176,7 +175,7 @@ def split(name: str, full: torch.Tensor, cfg: TrainConfig, tensor: int) -> list[
         return [full.clone() for _ in range(tensor)]
     if name == WORD_EMBEDDING:
         m = cfg.model
-        padded = padded_vocab_size(m.vocab_size, m.make_vocab_size_divisible_by, tensor)
+        padded = m.padded_vocab_size(tensor)
         full = torch.cat([full, full.new_zeros(padded - full.shape[0], *full.shape[1:])])
     return [piece.clone() for piece in torch.chunk(full, tensor, dim=dim)]
 

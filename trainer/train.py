@@ -12,6 +12,10 @@ of the step in flight), and `--resume` continues from the newest complete checkp
 run had never stopped. Progress: a log line per `run.log_interval` steps, RUN/metrics.csv,
 RUN/valid.csv, RUN/tensorboard/ and RUN/loss.png.
 
+Downstream tasks: `--eval-tasks lambada,piqa` scores the final checkpoint (and, with `--eval-every N`,
+every N-th step's) with trainer.evaluate into RUN/eval/step_N.json and prints the table. RUN/run.lock
+keeps a second run off a live run's folder; ranks exit when their launcher dies.
+
 Stopping: `--max-steps`, `--exit-duration-mins` and `--target-val-loss` (a number, or `unigram` for
 the unigram model of the blend, measured on the same validation samples) stop with a checkpoint. A
 signal is acted on at the end of the step in flight; torchrun and the deepspeed launcher give their
