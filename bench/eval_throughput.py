@@ -8,9 +8,11 @@
    exported folder, offline, task YAMLs with `dataset_path: json` pointing at JSONL files of the same
    contexts and choices, samples logged as with `--log_samples`). Both batch 32 requests.
 3. Both models are loaded before timing. Each evaluation (task loading, requests, scoring, metrics) is
-   timed --repeats times after an untimed warm-up (lm-eval's first run also builds its dataset cache),
-   alternating; items/s are medians over the repeats. `ratio` = our items/s over lm-eval's;
-   `max_abs_loglikelihood_diff` is the largest difference of any item's choice log-likelihood.
+   timed --repeats times in float32 after an untimed warm-up (lm-eval's first run also builds its dataset
+   cache), alternating; items/s are medians over the repeats. `ratio` = our items/s over lm-eval's.
+4. One more pass of each with the model in float64: `max_abs_loglikelihood_diff` is the largest
+   difference of any item's choice log-likelihood there (`..._fp32`: the same in the timed float32 runs,
+   where a sum over a long answer carries float32 rounding).
 
     .venv/bin/python bench/eval_throughput.py [--limit 400] [--steps 150] [--repeats 3]
 Needs lm-eval (requirements-bench.txt). Prints progress, a table, then one JSON line of the figures.
@@ -138,10 +140,10 @@ def write_lm_eval_tasks(items_by_task: dict, folder: Path) -> None:
             f"test_split: test\ndoc_to_text: \"{{{{context}}}}\"\ntarget_delimiter: \"\"\n{body}")
 
 
-def lm_eval_model(hf_dir: Path, batch_size: int):
+def lm_eval_model(hf_dir: Path, batch_size: int, dtype: str = "float32"):
     from lm_eval.models.huggingface import HFLM
 
-    return HFLM(pretrained=str(hf_dir), dtype="float32", batch_size=batch_size, device="cpu")
+    return HFLM(pretrained=str(hf_dir), dtype=dtype, batch_size=batch_size, device="cpu")
 
 
 def run_lm_eval(lm, task_dir: Path) -> tuple[float, dict]:
@@ -167,9 +169,15 @@ def lm_eval_loglikelihoods(results: dict, task: str) -> dict[int, list[float]]:
     return {s["doc_id"]: [float(r[0][0]) for r in s["resps"]] for s in results["samples"][f"ours_{task}"]}
 
 
+def max_differences(records: list[dict], reference: dict[int, list[float]]) -> float:
+    return max(abs(a - b) for n, r in enumerate(records) for a, b in zip(r["loglikelihoods"], reference[n], strict=True))
+
+
 def main() -> None:
     args = parse_args()
     os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    import torch
+
     from trainer.export_hf import export
     from trainer.inference import load_model
 
@@ -201,21 +209,29 @@ def main() -> None:
         theirs_s.append(seconds)
         print(f"repeat {repeat + 1}: ours {ours_s[-1]:.2f} s, lm-eval {theirs_s[-1]:.2f} s for {items} items", flush=True)
 
+    # The per-item comparison in double precision on both sides: a float32 log-likelihood summed over a
+    # 200-token PIQA answer carries rounding of ~1e-4 in either implementation.
+    print("one more pass of each in float64 for the per-item comparison", flush=True)
+    _, ours64 = run_ours(load_model(run, dtype=torch.float64), items_by_task, args.batch_size)
+    _, theirs64 = run_lm_eval(lm_eval_model(hf_dir, args.batch_size, "float64"), task_dir)
     per_task = {}
-    worst = 0.0
+    worst = worst32 = 0.0
     for task in TASKS:
-        metrics, records = ours[task]
-        reference = lm_eval_loglikelihoods(theirs, task)
-        diffs = [abs(a - b) for n, r in enumerate(records) for a, b in zip(r["loglikelihoods"], reference[n], strict=True)]
-        worst = max(worst, max(diffs))
-        per_task[task] = {"items": len(records), "max_abs_loglikelihood_diff": max(diffs), "acc": metrics["acc"],
+        diffs = max_differences(ours64[task][1], lm_eval_loglikelihoods(theirs64, task))
+        diffs32 = max_differences(ours[task][1], lm_eval_loglikelihoods(theirs, task))
+        worst, worst32 = max(worst, diffs), max(worst32, diffs32)
+        metrics = ours[task][0]
+        per_task[task] = {"items": metrics["items"], "max_abs_loglikelihood_diff": diffs,
+                          "max_abs_loglikelihood_diff_fp32": diffs32, "acc": metrics["acc"],
                           "lm_eval_acc": theirs["results"][f"ours_{task}"].get("acc,none")}
-        print(f"{task}: {len(records)} items, ours acc {metrics['acc']:.4f}, lm-eval acc "
-              f"{per_task[task]['lm_eval_acc']:.4f}, max |loglikelihood difference| {max(diffs):.2e}", flush=True)
+        print(f"{task}: {metrics['items']} items, ours acc {metrics['acc']:.4f}, lm-eval acc "
+              f"{per_task[task]['lm_eval_acc']:.4f}, max |loglikelihood difference| {diffs:.2e} (float64), "
+              f"{diffs32:.2e} (float32)", flush=True)
     ours_rate = items / statistics.median(ours_s)
     theirs_rate = items / statistics.median(theirs_s)
     print(json.dumps({"ratio": round(ours_rate / theirs_rate, 3), "items_per_s": round(ours_rate, 2),
                       "lm_eval_items_per_s": round(theirs_rate, 2), "max_abs_loglikelihood_diff": worst,
+                      "max_abs_loglikelihood_diff_fp32": worst32,
                       "items": items, "tasks": per_task, "model": f"{model.full.config.model.num_layers}L "
                       f"h{model.full.config.model.hidden_size} seq {model.seq_length} vocab {model.vocab_size}"}))
 

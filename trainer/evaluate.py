@@ -266,6 +266,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--contaminated", help="items the decontamination stage found: adds clean-subset accuracy")
     parser.add_argument("--seed", type=int, default=1234, help="draws the k-shot examples")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="float64 for exact comparisons with another implementation")
     parser.add_argument("--out", help="eval.json to write (default: eval.json in the checkpoint's run folder)")
     parser.add_argument("--log-items", help="also write every item's choice log-likelihoods to this JSONL file")
     return parser.parse_args(argv)
@@ -288,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     try:
-        model = load_model(args.checkpoint)
+        model = load_model(args.checkpoint, dtype=getattr(torch, args.dtype))
         contaminated = read_contaminated(args.contaminated) if args.contaminated else None
         result = evaluate(model, tasks, shots, limit=args.limit, seed=args.seed, contaminated=contaminated,
                           task_files=task_files, batch_size=args.batch_size,

@@ -1,7 +1,7 @@
 """A checkpoint of any TP x PP layout as one process's model, for evaluation and export.
 
     model = load_model("out/train/tiny-cpu")            # a run folder (its newest checkpoint) or a checkpoint
-    logprobs = model.log_probs(token_batch)              # [batch, seq, vocab] float32, padding excluded
+    logprobs = model.log_probs(token_batch)              # [batch, seq, vocab], padding excluded
     text = model.tokenizer.decode(...)
 
 The shards are joined in memory (trainer.fullstate) and loaded into the same layers the trainer runs
@@ -54,8 +54,10 @@ class LoadedModel:
 
     @torch.no_grad()
     def logits(self, tokens: torch.Tensor) -> torch.Tensor:
-        """[batch, seq] int64 -> [batch, seq, vocab] float32 logits over the unpadded vocabulary."""
-        return self.module(tokens)[..., : self.vocab_size].float()
+        """[batch, seq] int64 -> [batch, seq, vocab] logits over the unpadded vocabulary (float32, or the
+        model's dtype if wider)."""
+        logits = self.module(tokens)[..., : self.vocab_size]
+        return logits if logits.dtype == torch.float64 else logits.float()
 
     @torch.no_grad()
     def log_probs(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -72,7 +74,8 @@ def load_tokenizer_of(checkpoint: Path):
     return load_tokenizer(path)
 
 
-def load_model(path: str | Path) -> LoadedModel:
+def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LoadedModel:
+    """`dtype` float64 computes in double precision (for comparisons with other implementations)."""
     quiet_imports()
     from trainer.model.gpt import SequentialGPT, model_shape
 
@@ -92,7 +95,7 @@ def load_model(path: str | Path) -> LoadedModel:
     missing = [k for k in missing if not k.endswith("_extra_state")]
     if missing or unexpected:
         raise CheckpointError(f"{checkpoint}: tensors do not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    module.eval()
+    module.to(dtype).eval()
     tokenizer = load_tokenizer_of(checkpoint)
     info = full.trainer_state.tokenizer or {}
     return LoadedModel(module=module, full=full, tokenizer=tokenizer, checkpoint=checkpoint,
