@@ -51,6 +51,15 @@ def run_to_end(command: list[str]) -> str:
     return done.stdout
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_process_group_released():
+    """Models loaded in this process join a one-process group; later modules start from none."""
+    yield
+    from trainer.inference import release_process_groups
+
+    release_process_groups()
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("ckpt-tools")

@@ -28,15 +28,33 @@ def quiet_imports() -> None:
 
 
 def one_process_groups() -> None:
-    """A one-process gloo group with megatron-core's groups of size one (tensor-parallel layers need them)."""
+    """A one-process gloo group with megatron-core's groups of size one (tensor-parallel layers need them).
+    The group is joined by an explicit address, leaving os.environ alone: processes this one starts must
+    not inherit a RANK or MASTER_PORT (they would try to join this group)."""
+    import socket
+
     import torch.distributed as dist
 
-    from trainer.parallel.groups import init_distributed, init_megatron_groups
+    from trainer.parallel.groups import init_megatron_groups
     from trainer.parallel.topology import Layout
 
     if not dist.is_initialized():
-        init_distributed("gloo")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
     init_megatron_groups(Layout())
+
+
+def release_process_groups() -> None:
+    """Undo one_process_groups (for a process that goes on to do other distributed work)."""
+    import torch.distributed as dist
+
+    from trainer.parallel.groups import destroy_megatron_groups
+
+    destroy_megatron_groups()
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @dataclass
