@@ -11,10 +11,11 @@ export DS_ACCELERATOR ?= cpu
 export OMP_NUM_THREADS ?= 1
 
 DEMO := out/demo
+DOCUMENTS := out/documents
 DEMO_RECORDS ?= 3000
 DEMO_FILES ?= 6
 
-.PHONY: setup test demo shards train bench lint lint-docker clean
+.PHONY: setup test demo classifier shards train bench lint lint-docker clean
 
 setup: $(STAMP)
 
@@ -38,13 +39,21 @@ lint-docker: setup
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker/compose.yaml
 
 # The demo's stages reuse their outputs when inputs and config are unchanged, so a rerun is quick.
-# `dataprep run` writes each stage's folder under $(DEMO) and the funnel plot $(DEMO)/funnel.png.
+# `dataprep run` writes each stage's folder under out/documents (the folder infra/blend*.yaml read) and
+# the funnel plot out/documents/funnel.png.
 demo: setup $(DEMO)/crawl/truth.json
-	$(PY) -m dataprep run --input '$(DEMO)/crawl/*.warc.gz' --out $(DEMO)
+	$(PY) -m dataprep run --input '$(DEMO)/crawl/*.warc.gz' --out $(DOCUMENTS)
 	$(MAKE) --no-print-directory shards BLEND_CONFIG=infra/blend_demo.yaml SHARDS=$(DEMO)/shards
 
 $(DEMO)/crawl/truth.json: | setup
 	$(PY) -m dataprep.samplecrawl --out $(DEMO)/crawl --records $(DEMO_RECORDS) --files $(DEMO_FILES) --seed 1 --overwrite
+
+# The quality stage's default classifier, from the training texts the repository ships: model.bin and
+# metrics.json (cross-validated accuracy, length-only baseline, held-out accuracy). `python -m dataprep
+# run` trains the same model by itself when no --model is given (cached, see dataprep/quality/default_model.py).
+CLASSIFIER ?= out/classifier
+classifier: setup
+	$(PY) -m dataprep train-classifier --out $(CLASSIFIER)
 
 BLEND_CONFIG ?= infra/blend.yaml
 SHARDS ?= out/shards
