@@ -15,7 +15,7 @@ DOCUMENTS := out/documents
 DEMO_RECORDS ?= 3000
 DEMO_FILES ?= 6
 
-.PHONY: setup test demo shards train bench lint lint-docker compose-up compose-down clean
+.PHONY: setup test demo classifier shards train bench lint lint-docker compose-up compose-down clean
 
 setup: $(STAMP)
 
@@ -48,12 +48,21 @@ demo: setup
 	@echo "== 3/5 shards: BPE tokenizer, Megatron .bin/.idx per split, manifest.json -> $(DEMO)/shards"
 	@$(MAKE) --no-print-directory shards BLEND_CONFIG=infra/blend_demo.yaml SHARDS=$(DEMO)/shards
 	@echo "== 4/5 training: tiny-cpu, TP2 x PP2 x DP2, until the validation loss is 15% below the unigram model's"
-	@$(MAKE) --no-print-directory train
+	@if [ -f $(DEMO)/train/summary.json ] && [ $(DEMO)/shards/manifest.json -nt $(DEMO)/train/summary.json ]; then \
+		echo "the shards changed since $(DEMO)/train was trained: training again from step 0"; rm -rf $(DEMO)/train; fi
+	@$(MAKE) --no-print-directory train TRAIN_OUT=$(DEMO)/train TRAIN_MANIFEST=$(DEMO)/shards/manifest.json
 	@echo "== 5/5 report: funnel, blend, training -> $(DEMO)/report/index.html"
 	$(PY) -m blending report $(DEMO) $(DOCUMENTS) --out $(DEMO)/report
 
 $(DEMO)/crawl/truth.json: | setup
 	$(PY) -m dataprep.samplecrawl --out $(DEMO)/crawl --records $(DEMO_RECORDS) --files $(DEMO_FILES) --seed 1 --overwrite
+
+# The quality stage's default classifier, from the training texts the repository ships: model.bin and
+# metrics.json (cross-validated accuracy, length-only baseline, held-out accuracy). `python -m dataprep
+# run` trains the same model by itself when no --model is given (cached, see dataprep/quality/default_model.py).
+CLASSIFIER ?= out/classifier
+classifier: setup
+	$(PY) -m dataprep train-classifier --out $(CLASSIFIER)
 
 BLEND_CONFIG ?= infra/blend.yaml
 SHARDS ?= out/shards
