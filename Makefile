@@ -46,7 +46,7 @@ demo: setup
 	@echo "== 2/5 curation: python -m dataprep run, every stage of dataprep/pipeline.py -> $(DOCUMENTS)/<stage>/"
 	$(PY) -m dataprep run --input '$(DEMO)/crawl/*.warc.gz' --out $(DOCUMENTS) --keep-dropped
 	@echo "== 3/5 shards: BPE tokenizer, Megatron .bin/.idx per split, manifest.json -> $(DEMO)/shards"
-	@$(MAKE) --no-print-directory shards BLEND_CONFIG=infra/blend_demo.yaml SHARDS=$(DEMO)/shards
+	@$(MAKE) --no-print-directory shards BLEND_CONFIG=infra/blend_demo.yaml SHARDS=$(DEMO)/shards SHARDS_ARGS=--replace-changed
 	@echo "== 4/5 training: tiny-cpu, TP2 x PP2 x DP2, until the validation loss is 15% below the unigram model's"
 	@if [ -f $(DEMO)/train/summary.json ] && [ $(DEMO)/shards/manifest.json -nt $(DEMO)/train/summary.json ]; then \
 		echo "the shards changed since $(DEMO)/train was trained: training again from step 0"; rm -rf $(DEMO)/train; fi
@@ -66,8 +66,9 @@ classifier: setup
 
 BLEND_CONFIG ?= infra/blend.yaml
 SHARDS ?= out/shards
+SHARDS_ARGS ?=
 shards: setup
-	$(PY) -m blending build --config $(BLEND_CONFIG) --out $(SHARDS)
+	$(PY) -m blending build --config $(BLEND_CONFIG) --out $(SHARDS) $(SHARDS_ARGS)
 	$(PY) -m blending preview $(SHARDS)/manifest.json --samples 10000 --seq-len 2048
 
 # `make train`: tiny-cpu, TP2 x PP2 x DP2 (8 gloo processes), on the demo's shards until the validation

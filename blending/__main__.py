@@ -60,7 +60,7 @@ def _build(args) -> int:
     try:
         config = BlendConfig.load(args.config)
         build(config, args.out, overwrite=args.overwrite, master=args.master, partitions=args.partitions,
-              allow_partial=args.allow_partial)
+              allow_partial=args.allow_partial, replace_changed=args.replace_changed)
     except (ConfigError, InputError, OutputExistsError, TokenizerError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", required=True, help="blend config, e.g. infra/blend.yaml")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder, e.g. out/shards")
     p.add_argument("--overwrite", action="store_true", help="replace a different existing build in DIR")
+    p.add_argument("--replace-changed", action="store_true",
+                   help="rebuild DIR when its build was made from other documents or config (an identical one is reused)")
     p.add_argument("--master", help="Spark master (default: spark-submit's, $SPARK_MASTER or local[*])")
     p.add_argument("--partitions", type=int, help="repartition the documents into this many tokenizing tasks")
     p.add_argument("--allow-partial", action="store_true",

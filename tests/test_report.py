@@ -45,6 +45,7 @@ def _add_unknown_stage(root: Path, after: Path) -> Path:
     scores = []
     for part in parts:
         table = pq.read_table(part)
+        table = table.drop_columns([c for c in ("quality_score",) if c in table.column_names])
         score = pa.array([(i % 20) / 20 for i in range(table.num_rows)], pa.float64())
         scores += score.to_pylist()
         pq.write_table(table.append_column("quality_score", score), folder / part.name)
