@@ -230,7 +230,7 @@ def _cli_call(command: list[str]) -> tuple[tuple[str, ...], list[str]] | None:
         return (command[1],), command[2:]
     else:
         return None
-    if args and args[0].replace("-", "_").isidentifier():  # a subcommand, e.g. `blending build`
+    if args and not args[0].startswith("-") and args[0].replace("-", "_").isidentifier():  # `blending build`
         return ("-m", module, args[0]), args[1:]
     return ("-m", module), args
 
