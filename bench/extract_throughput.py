@@ -1,8 +1,8 @@
 """Extract throughput: the Spark job against a bare Python loop over the same per-record functions.
 
 On a sample crawl (dataprep.samplecrawl, >= 2,000 records in several files) this times, in one run:
-  - loop:      for each file, for each record: read_warc + extract_record (WarcFileExtractor), no Spark
-  - local[1]:  run_extract on a one-core Spark (one task per file, Arrow batches, persist, the write)
+  - loop:      for each file, for each record: read_warc + extract_record (ExtractStage.rows_of_file), no Spark
+  - local[1]:  the extract stage on a one-core Spark (one task per file, Arrow batches, persist, the write)
   - local[2]:  the same on two cores
 each `--repeats` times, medians quoted; loop and Spark runs alternate, so that a change in the
 machine's load hits both. ratio = local[1] records/s over the loop's (goal >= 0.8);
@@ -27,16 +27,17 @@ from pyspark.sql import SparkSession
 
 import dataprep.extract.record as record_module
 from dataprep.config import DataprepConfig
-from dataprep.extract.stage import WarcFileExtractor, run_extract
+from dataprep.extract.stage import ExtractStage
 from dataprep.extract.warc_reader import read_warc
 from dataprep.samplecrawl import build_sample_crawl
 from dataprep.spark import get_spark
+from dataprep.stage import run
 
 FIXTURE_WARC = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "warc" / "warcio_example.warc.gz"
 
 
 def bare_loop(files: list[str], config: DataprepConfig) -> tuple[float, int]:
-    extractor = WarcFileExtractor("bench", config.extract)
+    extractor = ExtractStage.with_options(config, source="bench").rows_of_file
     start = time.perf_counter()
     rows = sum(1 for path in files for _ in extractor(path))
     return time.perf_counter() - start, rows
@@ -53,13 +54,13 @@ def alternate(master: str, files: list[str], out: Path, config: DataprepConfig, 
     """(loop times, Spark times, records) with loop and Spark runs alternating on a warm session."""
     spark = spark_session(master)
     # Warm-up: start the JVM's executor and a Python worker (imports included), as on a running cluster.
-    run_extract(spark, [str(FIXTURE_WARC)], str(out / "warmup"), config, overwrite=True)
+    run(ExtractStage, spark, [str(FIXTURE_WARC)], str(out / "warmup"), config, overwrite=True)
     loop_times, spark_times = [], []
     for _ in range(repeats):
         seconds, rows = bare_loop(files, config)
         loop_times.append(seconds)
         start = time.perf_counter()
-        stats = run_extract(spark, files, str(out / master), config, source="bench", overwrite=True)
+        stats = run(ExtractStage, spark, files, str(out / master), config, source="bench", overwrite=True)
         spark_times.append(time.perf_counter() - start)
         if stats.in_rows != rows:
             raise RuntimeError(f"Spark read {stats.in_rows} records, the loop {rows}")

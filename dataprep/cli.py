@@ -1,26 +1,49 @@
-"""What every stage's command line shares: input/output, Spark master, config file, output options."""
+"""The command line of every stage, built from its declaration (dataprep/stage.py): the options all
+stages share, then the stage's own; --help ends with its drop reasons and config section."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from collections.abc import Iterator
 
 from pyspark.sql import SparkSession
 
 from dataprep.config import DataprepConfig
+from dataprep.file_stage import BadInputFilesError
+from dataprep.inputs import InputError
 from dataprep.spark import get_spark
+from dataprep.stage import Stage, add_stage_options, help_epilog, run
+from dataprep.stage_output import DuplicateDocumentsError, IncompleteInputError, OutputExistsError
 from dataprep.stats import StageStats
+
+# Errors that are the user's to fix: one line on stderr and exit code 1, no traceback.
+USER_ERRORS = (BadInputFilesError, OutputExistsError, IncompleteInputError, DuplicateDocumentsError,
+               FileNotFoundError, InputError)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, input_help: str) -> None:
     parser.add_argument("--input", required=True, nargs="+", action="extend", metavar="PATH", help=input_help)
     parser.add_argument("--output", required=True, metavar="DIR", help="the stage's output folder")
+    add_run_arguments(parser)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `dataprep <stage>` and `dataprep run` share."""
     parser.add_argument("--master", help="Spark master (default: spark-submit's, else $SPARK_MASTER, else local[*])")
     parser.add_argument("--config", help="YAML overriding the paper's defaults (sections of DataprepConfig)")
     parser.add_argument("--overwrite", action="store_true", help="replace an output made from other inputs/config")
     parser.add_argument("--keep-dropped", action="store_true", help="also write dropped rows to OUT/dropped/")
     parser.add_argument("--num-buckets", type=int, help="number of output files (output.num_buckets, 16)")
+
+
+def stage_parser(stage: type[Stage]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m dataprep {stage.name}", description=stage.help,
+                                     epilog=help_epilog(stage), formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser, stage.input_help)
+    add_stage_options(parser, stage)
+    return parser
 
 
 def load_config(args: argparse.Namespace) -> DataprepConfig:
@@ -31,10 +54,10 @@ def load_config(args: argparse.Namespace) -> DataprepConfig:
 
 
 @contextlib.contextmanager
-def spark_session(args: argparse.Namespace, stage: str) -> Iterator[SparkSession]:
+def spark_session(master: str | None, app_name: str) -> Iterator[SparkSession]:
     """The process's Spark session; stopped at the end if this command started it."""
     started_here = SparkSession.getActiveSession() is None
-    spark = get_spark(args.master, app_name=f"dataprep-{stage}")
+    spark = get_spark(master, app_name=app_name)
     try:
         yield spark
     finally:
@@ -45,3 +68,19 @@ def spark_session(args: argparse.Namespace, stage: str) -> Iterator[SparkSession
 def report(stats: StageStats, output: str) -> None:
     print(stats.funnel_table())
     print(f"-> {output}")
+
+
+def run_stage_command(stage: type[Stage], argv: list[str]) -> int:
+    """`python -m dataprep <stage> ARGS`: parse, run, print the funnel; user errors as one line."""
+    args = stage_parser(stage).parse_args(argv)
+    options = {o.dest: getattr(args, o.dest) for o in stage.options}
+    try:
+        config = load_config(args)
+        with spark_session(args.master, f"dataprep-{stage.name}") as spark:
+            stats = run(stage, spark, args.input, args.output, config, overwrite=args.overwrite,
+                        keep_dropped=args.keep_dropped, **options)
+    except USER_ERRORS as e:
+        print(f"dataprep {stage.name}: {e}", file=sys.stderr)
+        return 1
+    report(stats, args.output)
+    return 0

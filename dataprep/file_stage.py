@@ -178,14 +178,17 @@ def write_stage(
     config: OutputConfig,
     reasons: list[str],
     keep_dropped: bool,
-    summarize: Callable[[Summary], dict],
+    extra: Callable[[Summary, StageStats], dict],
+    write_files: Callable[[str], None] | None = None,
+    expected_in_rows: int | None = None,
 ) -> StageStats:
-    """Write the stage's rows (computing them), with `summarize(merged summary)` as stats.json's
-    `extra`; the summaries' row count must match what the writer counted."""
+    """Write the stage's rows (computing them), with `extra(merged summary, stats)` as stats.json's
+    `extra`. The rows counted must be `expected_in_rows`, by default the rows the summaries counted."""
+    expected = expected_in_rows if expected_in_rows is not None else (lambda: summaries.merged().rows)
     try:
         return out.write(
-            frame, config, reasons, keep_dropped=keep_dropped,
-            expected_in_rows=lambda: summaries.merged().rows, extra=lambda: summarize(summaries.merged()),
+            frame, config, reasons, keep_dropped=keep_dropped, expected_in_rows=expected,
+            extra=lambda stats: extra(summaries.merged(), stats), write_files=write_files,
         )
     except Exception as e:
         # A task's error reaches the driver as the text of its Python traceback.

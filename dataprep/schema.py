@@ -17,7 +17,6 @@ DOCUMENT_FIELDS = [
     pa.field("text", pa.string()),
 ]
 DOCUMENT_SCHEMA = pa.schema(DOCUMENT_FIELDS)
-DOCUMENT_COLUMNS = [f.name for f in DOCUMENT_FIELDS]
 
 # Written next to the document columns while a stage runs; consumed by the stage output writer.
 DROP_REASON = "drop_reason"  # null: kept; else the first reason that applied

@@ -56,6 +56,10 @@ class IncompleteInputError(RuntimeError):
     """An input stage folder has no _SUCCESS: its job did not finish."""
 
 
+class DuplicateDocumentsError(ValueError):
+    """Input folders that hold the same document twice."""
+
+
 def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     """A pyarrow filesystem and path for a local path or a URI (s3://, hdfs://, file://)."""
     if "://" in uri:
@@ -89,6 +93,43 @@ def read_stage_output(spark: SparkSession, folder: str) -> tuple[DataFrame, list
     )
     uris = [p if "://" not in folder else folder.split("://")[0] + "://" + p for p in parts]
     return spark.read.parquet(*uris), describe_inputs(uris)
+
+
+@dataclass
+class InputFolders:
+    documents: DataFrame  # every folder's rows, unioned by column name
+    parts: list[dict]  # their part files with sizes
+    records: list[dict]  # their _SUCCESS records, in the order given
+    rows: int | None  # rows in their part files, from their stats.json (None when one lacks it)
+
+
+def read_stage_outputs(spark: SparkSession, folders: list[str]) -> InputFolders:
+    """One or several finished stage folders as one frame; a doc_id in two of them is refused."""
+    if not folders:
+        raise ValueError("no input folder")
+    frames, parts, records, rows = [], [], [], 0
+    for folder in folders:
+        df, described = read_stage_output(spark, folder)
+        frames.append(df)
+        parts += described
+        fs, root = resolve(folder)
+        with fs.open_input_stream(f"{root}/{SUCCESS}") as f:
+            records.append(json.loads(f.read()))
+        stats = f"{root}/{STATS}"
+        if rows is not None and fs.get_file_info(stats).type != pafs.FileType.NotFound:
+            with fs.open_input_stream(stats) as f:
+                rows += json.loads(f.read())["out"]["rows"]
+        else:
+            rows = None
+    documents = frames[0]
+    for df in frames[1:]:
+        documents = documents.unionByName(df, allowMissingColumns=True)
+    if len(frames) > 1:
+        twice = documents.groupBy("doc_id").count().where("count > 1").select("doc_id").limit(3).collect()
+        if twice:
+            ids = ", ".join(r.doc_id for r in twice)
+            raise DuplicateDocumentsError(f"the same doc_id in two input rows ({ids}): {', '.join(folders)}")
+    return InputFolders(documents, parts, records, rows)
 
 
 @dataclass
@@ -140,12 +181,14 @@ class StageOutput:
         keep_dropped: bool = False,
         sort_columns: tuple[str, ...] = ("doc_id",),
         expected_in_rows: int | Callable[[], int] | None = None,
-        extra: dict | Callable[[], dict] | None = None,
+        extra: dict | Callable[[StageStats], dict] | None = None,
+        write_files: Callable[[str], None] | None = None,
     ) -> StageStats:
         """Write the stage's rows, stats.json and _SUCCESS atomically; return the stats.
 
         `expected_in_rows` and `extra` may be callables, called once the rows are written: figures a
-        stage gathers while its rows are computed (Spark accumulators) are known only then."""
+        stage gathers while its rows are computed (Spark accumulators) are known only then; `extra`
+        gets the counted stats. `write_files(folder)` adds files to the temporary folder."""
         if IN_ROWS not in df.columns:
             df = df.withColumn(IN_ROWS, F.lit(1).cast("long"))
         bucket = F.pmod(F.conv(F.substring("doc_id", 1, 8), 16, 10).cast("long"), F.lit(config.num_buckets))
@@ -184,12 +227,19 @@ class StageOutput:
             if keep_dropped and (b, True) not in written:
                 _write_empty(fs, f"{tmp_root}/{DROPPED_DIR}/{part_name(b)}", dropped_schema, config)
 
-        stats = _stats_from_counts(self.stage, counts, reasons, extra() if callable(extra) else extra)
-        if callable(expected_in_rows):
-            expected_in_rows = expected_in_rows()
-        if expected_in_rows is not None and stats.in_rows != expected_in_rows:
-            raise AccountingError(f"{self.stage}: read {expected_in_rows} rows but accounted for {stats.in_rows}")
-        stats.check()
+        try:
+            stats = _stats_from_counts(self.stage, counts, reasons)
+            stats.extra = (extra(stats) if callable(extra) else extra) or {}
+            if callable(expected_in_rows):
+                expected_in_rows = expected_in_rows()
+            if expected_in_rows is not None and stats.in_rows != expected_in_rows:
+                raise AccountingError(f"{self.stage}: read {expected_in_rows} rows but accounted for {stats.in_rows}")
+            stats.check()
+            if write_files is not None:
+                write_files(tmp_uri)
+        except Exception:
+            fs.delete_dir(tmp_root)
+            raise
         _write_text(fs, f"{tmp_root}/{STATS}", stats.to_json())
         _write_text(fs, f"{tmp_root}/{SUCCESS}", json.dumps(self.success_record(), indent=2) + "\n")
         self._swap_into_place(fs, root, tmp_root)
@@ -299,8 +349,8 @@ def _runs(table: pa.Table):
             start = i
 
 
-def _stats_from_counts(stage: str, counts: list[dict], reasons: list[str], extra: dict | None) -> StageStats:
-    stats = StageStats(stage=stage, dropped={r: 0 for r in reasons}, extra=extra or {})
+def _stats_from_counts(stage: str, counts: list[dict], reasons: list[str]) -> StageStats:
+    stats = StageStats(stage=stage, dropped={r: 0 for r in reasons})
     for c in counts:
         stats.in_rows += c["in_rows"]
         stats.in_bytes += c["in_bytes"]

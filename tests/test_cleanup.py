@@ -9,13 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from dataprep.cleanup.heuristics import cleanup_reason, detect_language, seed_langdetect
-from dataprep.cleanup.stage import run_cleanup
 from dataprep.config import CleanupConfig, DataprepConfig
 from dataprep.extract.html_text import html_to_text
-from dataprep.extract.stage import run_extract
 from dataprep.ingest.readers import read_text
-from dataprep.ingest.stage import run_ingest
 from dataprep.spark import get_spark
+from dataprep.stage import run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ENGLISH = CleanupConfig()
@@ -80,9 +78,9 @@ def test_cleanup_of_an_ingested_source_runs_ftfy(spark, tmp_path, paragraphs):
     lines = [mojibake, *long_english[1:], paragraphs[0][:200], JS_NOTICE]
     source = tmp_path / "docs.jsonl"
     source.write_text("".join(json.dumps({"text": t}) + "\n" for t in lines))
-    run_ingest(spark, [str(source)], str(tmp_path / "ingest"), _config(), "books", "jsonl")
+    run("ingest", spark, [str(source)], str(tmp_path / "ingest"), _config(), source="books", format="jsonl")
 
-    stats = run_cleanup(spark, str(tmp_path / "ingest"), str(tmp_path / "cleanup"), _config(), keep_dropped=True)
+    stats = run("cleanup", spark, str(tmp_path / "ingest"), str(tmp_path / "cleanup"), _config(), keep_dropped=True)
     assert (stats.in_rows, stats.kept_rows) == (5, 3)
     assert stats.dropped == {"non_english": 0, "javascript_notice": 1, "too_short": 1}
     kept = pa.concat_tables(pq.read_table(p) for p in sorted((tmp_path / "cleanup").glob("part-*.parquet")))
@@ -95,8 +93,8 @@ def test_cleanup_of_an_ingested_source_runs_ftfy(spark, tmp_path, paragraphs):
 
 def test_cleanup_of_extracted_pages(spark, tmp_path):
     warc = FIXTURES / "warc" / "resiliparse_warcfile.warc.gz"
-    extracted = run_extract(spark, [str(warc)], str(tmp_path / "extract"), _config(), source="cc")
-    stats = run_cleanup(spark, str(tmp_path / "extract"), str(tmp_path / "cleanup"), _config())
+    extracted = run("extract", spark, [str(warc)], str(tmp_path / "extract"), _config(), source="cc")
+    stats = run("cleanup", spark, str(tmp_path / "extract"), str(tmp_path / "cleanup"), _config())
     assert stats.in_rows == extracted.kept_rows > 6
     assert stats.in_rows == stats.kept_rows + sum(stats.dropped.values())
     not_english = sum(n for lang, n in extracted.extra["languages"].items() if lang != "en")
@@ -108,5 +106,5 @@ def test_cleanup_of_extracted_pages(spark, tmp_path):
     assert set(kept.column("lang").to_pylist()) == {"en"}
     config = _config()
     config.cleanup.languages = ("all",)
-    kept_all = run_cleanup(spark, str(tmp_path / "extract"), str(tmp_path / "all-languages"), config)
+    kept_all = run("cleanup", spark, str(tmp_path / "extract"), str(tmp_path / "all-languages"), config)
     assert kept_all.dropped["non_english"] == 0

@@ -9,7 +9,7 @@ from fastwarc.warc import ArchiveIterator
 
 from dataprep.config import ExtractConfig
 from dataprep.extract.record import extract_record
-from dataprep.extract.stage import WarcFileExtractor
+from dataprep.extract.stage import ExtractStage
 from dataprep.extract.warc_reader import CORRUPT, TRUNCATED, read_warc
 from dataprep.file_stage import BAD_FILE
 
@@ -193,7 +193,7 @@ def test_payload_cap_reads_past_large_records():
 
 
 def test_unopenable_and_non_warc_files_are_bad_files(tmp_path):
-    extractor = WarcFileExtractor("s", CONFIG)
+    extractor = ExtractStage.with_options(source="s").rows_of_file
     missing = list(extractor(str(tmp_path / "missing.warc.gz")))
     assert len(missing) == 1 and "No such file" in missing[0][BAD_FILE]
     not_warc = tmp_path / "page.warc.gz"

@@ -13,11 +13,12 @@ import pytest
 
 from dataprep.__main__ import main
 from dataprep.config import DataprepConfig
-from dataprep.extract.stage import run_extract
+from dataprep.extract.stage import ExtractStage
 from dataprep.file_stage import BadInputFilesError, Summaries, Summary
 from dataprep.inputs import InputError, expand_inputs
 from dataprep.samplecrawl import build_sample_crawl
 from dataprep.spark import get_spark
+from dataprep.stage import run
 from dataprep.stage_output import OutputExistsError
 
 WARC = Path(__file__).parent / "fixtures" / "warc"
@@ -53,7 +54,7 @@ def crawl(tmp_path_factory) -> tuple[Path, dict]:
 @pytest.fixture(scope="module")
 def extracted(spark, crawl, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("extract") / "out"
-    run_extract(spark, [str(crawl[0] / "*.warc.gz")], str(out), _config(), source="cc-sample", keep_dropped=True)
+    run(ExtractStage, spark, [str(crawl[0] / "*.warc.gz")], str(out), _config(), source="cc-sample", keep_dropped=True)
     return out
 
 
@@ -103,7 +104,7 @@ def test_outcomes_match_the_crawls_truth(extracted, crawl):
 
 def test_rerun_is_byte_identical_then_reused_and_a_changed_config_refused(spark, crawl, extracted, tmp_path):
     again = tmp_path / "again"
-    run_extract(spark, [str(crawl[0] / "*.warc.gz")], str(again), _config(), source="cc-sample", keep_dropped=True)
+    run(ExtractStage, spark, [str(crawl[0] / "*.warc.gz")], str(again), _config(), source="cc-sample", keep_dropped=True)
 
     def digests(folder: Path) -> dict[str, str]:
         return {
@@ -114,10 +115,10 @@ def test_rerun_is_byte_identical_then_reused_and_a_changed_config_refused(spark,
     assert digests(again) == digests(extracted)
     assert json.loads((again / "_SUCCESS").read_text())["inputs"] == json.loads((extracted / "_SUCCESS").read_text())["inputs"]
     before = (again / "_SUCCESS").stat().st_mtime_ns
-    run_extract(spark, [str(crawl[0] / "*.warc.gz")], str(again), _config(), source="cc-sample", keep_dropped=True)
+    run(ExtractStage, spark, [str(crawl[0] / "*.warc.gz")], str(again), _config(), source="cc-sample", keep_dropped=True)
     assert (again / "_SUCCESS").stat().st_mtime_ns == before  # reused, not rewritten
     with pytest.raises(OutputExistsError):
-        run_extract(spark, [str(crawl[0] / "*.warc.gz")], str(again), _config(num_buckets=2), source="cc-sample")
+        run(ExtractStage, spark, [str(crawl[0] / "*.warc.gz")], str(again), _config(num_buckets=2), source="cc-sample")
 
 
 def test_bad_file_fails_the_job_unless_allowed(spark, tmp_path):
@@ -125,9 +126,9 @@ def test_bad_file_fails_the_job_unless_allowed(spark, tmp_path):
     not_warc.write_bytes(gzip.compress(b"these are notes, not a WARC file\n"))
     inputs = [str(WARC / "warcio_example.warc.gz"), str(not_warc)]
     with pytest.raises(BadInputFilesError, match="notes.warc.gz: no WARC record in the file"):
-        run_extract(spark, inputs, str(tmp_path / "refused"), _config(2))
+        run(ExtractStage, spark, inputs, str(tmp_path / "refused"), _config(2))
     assert not (tmp_path / "refused").exists()
-    stats = run_extract(spark, inputs, str(tmp_path / "allowed"), _config(2), allow_bad_files=True)
+    stats = run(ExtractStage, spark, inputs, str(tmp_path / "allowed"), _config(2), allow_bad_files=True)
     assert stats.extra["bad_files"] == [f"{not_warc}: no WARC record in the file"]
     assert stats.in_rows == 6  # warcio_example.warc.gz's records only
 

@@ -13,9 +13,10 @@ import pytest
 
 from dataprep.config import DataprepConfig
 from dataprep.ingest.readers import UnreadableFileError, read_jsonl, read_parquet, read_text
-from dataprep.ingest.stage import run_ingest
+from dataprep.ingest.stage import IngestStage
 from dataprep.schema import doc_id, line_origin
 from dataprep.spark import get_spark
+from dataprep.stage import run
 
 TEXT = Path(__file__).parent / "fixtures" / "text"
 JSONL = TEXT / "dolma_cc_en_head-0091.jsonl.gz"
@@ -83,8 +84,8 @@ def _config() -> DataprepConfig:
 def test_ingest_stage_jsonl_and_text(spark, tmp_path):
     broken = tmp_path / "extra.jsonl"
     broken.write_text('{"text": "Short but real: the quick brown fox jumps over the lazy dog."}\n{oops\n')
-    stats = run_ingest(spark, [str(JSONL), str(broken)], str(tmp_path / "jsonl"), _config(), "cc-en-head", "jsonl",
-                       url_field="metadata.url", keep_dropped=True)
+    stats = run(IngestStage, spark, [str(JSONL), str(broken)], str(tmp_path / "jsonl"), _config(), source="cc-en-head",
+                format="jsonl", url_field="metadata.url", keep_dropped=True)
     assert (stats.in_rows, stats.kept_rows, stats.dropped) == (12, 11, {"bad_record": 1, "missing_text": 0, "empty_text": 0})
     assert stats.extra["languages"] == {"en": 11}
     kept = pa.concat_tables(pq.read_table(p) for p in sorted((tmp_path / "jsonl").glob("part-*.parquet")))
@@ -95,10 +96,12 @@ def test_ingest_stage_jsonl_and_text(spark, tmp_path):
         assert row["doc_id"] == doc_id("cc-en-head", row["origin"])
     assert stats.extra["faults"][0]["origin"] == line_origin(str(broken), 1)
 
-    book = run_ingest(spark, [str(BOOK)], str(tmp_path / "book"), _config(), "gutenberg", "text", unit="paragraph")
+    book = run(IngestStage, spark, [str(BOOK)], str(tmp_path / "book"), _config(), source="gutenberg", format="text",
+               unit="paragraph")
     assert book.in_rows == book.kept_rows > 100
     assert book.extra["languages"]["en"] >= 0.85 * book.kept_rows  # the rest: headings CLD2 cannot place
-    again = run_ingest(spark, [str(BOOK)], str(tmp_path / "book-again"), _config(), "gutenberg", "text", unit="paragraph")
+    again = run(IngestStage, spark, [str(BOOK)], str(tmp_path / "book-again"), _config(), source="gutenberg",
+                format="text", unit="paragraph")
     assert again.to_dict() == book.to_dict()
     for part in sorted((tmp_path / "book").glob("part-*.parquet")):
         twin = tmp_path / "book-again" / part.name

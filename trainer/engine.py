@@ -190,19 +190,7 @@ class TrainerEngine:
         norm = self.ds.get_global_grad_norm()
         return None if norm is None else float(norm)
 
-    @property
-    def global_steps(self) -> int:
-        return self.ds.global_steps
-
     # -- where this rank sits -------------------------------------------------------------------------
-    @property
-    def rank(self) -> int:
-        return dist.get_rank()
-
-    @property
-    def pipeline_stage(self) -> int:
-        return self.ds.stage_id
-
     @property
     def is_first_stage(self) -> bool:
         return self.ds.is_first_stage()
@@ -227,10 +215,6 @@ class TrainerEngine:
     def tensor_parallel_rank(self) -> int:
         return self.ds.grid.get_slice_parallel_rank()
 
-    @property
-    def tokens_per_step(self) -> int:
-        return self.global_batch_size * self.cfg.model.seq_length
-
     # -- checkpoints ----------------------------------------------------------------------------------
     def save_checkpoint(self, save_dir: str, tag: str | None = None, client_state: dict | None = None) -> None:
         """DeepSpeed checkpoint (per-layer weights, ZeRO-1 optimizer shards, `client_state`); all ranks call."""
@@ -245,7 +229,6 @@ class TrainerEngine:
 
 
 def build_engine(cfg: TrainConfig, *, global_batch_size: int | None = None,
-                 lr_scheduler: Callable[[torch.optim.Optimizer], Any] | None = None,
                  backend: str | None = None, log: Callable[[str], None] = print) -> TrainerEngine:
     """Build this rank's share of the model and the DeepSpeed pipeline engine.
 
@@ -253,8 +236,7 @@ def build_engine(cfg: TrainConfig, *, global_batch_size: int | None = None,
     cfg.parallel (tensor, pipeline) and the world size (data), creates megatron-core's groups in DeepSpeed's
     rank order and checks they agree, initialises the weights from cfg.seed, and wraps the model with ZeRO
     stage cfg.parallel.zero_stage and torch's AdamW. `global_batch_size` defaults to
-    cfg.batch.global_batch_size; `lr_scheduler`, if given, is DeepSpeed's (a factory taking the optimizer),
-    stepped after every optimizer step and saved in checkpoints.
+    cfg.batch.global_batch_size. The learning rate is the caller's (`set_lr` before each step).
     """
     init_distributed(backend)
     layout = layout_for_world(cfg.parallel.tensor, cfg.parallel.pipeline, dist.get_world_size())
@@ -280,8 +262,7 @@ def build_engine(cfg: TrainConfig, *, global_batch_size: int | None = None,
 
     config = merge_deepspeed_json(deepspeed_config(cfg, layout, global_batch_size or cfg.batch.global_batch_size),
                                   cfg.run.deepspeed_json)  # the preset's infra/deepspeed/*.json
-    ds_engine, _, _, _ = deepspeed.initialize(model=module, optimizer=build_optimizer(module, cfg), config=config,
-                                              lr_scheduler=lr_scheduler)
+    ds_engine, _, _, _ = deepspeed.initialize(model=module, optimizer=build_optimizer(module, cfg), config=config)
     if ds_engine.zero_optimization_stage() == 0:
         ds_engine.clip_fp32_gradients = functools.partial(_clip_and_keep_norm, ds_engine)
     return TrainerEngine(ds_engine, cfg, layout, shape, placement, groups)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import os
 import signal
@@ -256,29 +255,28 @@ def run(args: argparse.Namespace) -> int:
 
 def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path, ckpt_root: Path,
           resume_from: Path | None, stop: StopRequest) -> int:
+    """Build the datasets and the engine, resume if asked, then run the loop; returns the exit status."""
     import torch
     import torch.distributed as dist
 
     from blending.reader import build_gpt_datasets
-    from trainer.data import micro_batch_sample_ids, micro_batches
     from trainer.engine import build_engine
-    from trainer.metrics import RunRecords, format_eta, narayanan_flops_per_iteration, peak_tflops
+    from trainer.metrics import peak_tflops
     from trainer.parallel.groups import init_distributed
+    from trainer.reporting import RunReporter, StartUp
 
     started_at = time.perf_counter()
     on_gpu = torch.cuda.is_available()
     init_distributed()  # the launcher's env, or a one-process world without a launcher
     joined_at = time.perf_counter()  # every rank has started (imports done)
-    rank, world_size = dist.get_rank(), dist.get_world_size()
-    is_logger = rank == 0
-    seq, micro = cfg.model.seq_length, cfg.batch.micro_batch_size
+    is_logger = dist.get_rank() == 0
     precision = cfg.precision = resolve_precision(cfg)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     # Megatron's sample index caches live with the run (the shard folder may be read-only); rank 0
     # builds them, the other ranks read them.
     train_ds, valid_ds = build_gpt_datasets(
-        manifest, seq_length=seq,
+        manifest, seq_length=cfg.model.seq_length,
         num_samples={"train": schedules.total_samples(cfg), "valid": cfg.run.eval_samples}, seed=cfg.seed,
         cache_dir=run_dir / "index-cache",
     )
@@ -286,42 +284,62 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
     reference = broadcast_value(reference)
     data_ready = time.perf_counter()
 
-    first_batch = schedules.global_batch_size(0, cfg.batch)
-    engine = build_engine(cfg, global_batch_size=first_batch)
-    dp_size, dp_rank = engine.data_parallel_size, engine.data_parallel_rank
-    progress = Progress()
+    engine = build_engine(cfg, global_batch_size=schedules.global_batch_size(0, cfg.batch))
+    progress, note = Progress(), None
     if resume_from is not None:
-        saved = checkpoint.load(resume_from, engine)
-        progress = Progress(step=saved.step, consumed_samples=saved.consumed_samples)
-        last = schedules.plan_step(saved.step - 1, saved.consumed_samples - (saved.scheduler or {}).get("global_batch", 0),
-                                   cfg, dp_size)
-        if is_logger and saved.scheduler and (last.lr, last.global_batch) != (saved.scheduler["lr"],
-                                                                             saved.scheduler["global_batch"]):
-            print(f"note: the schedules changed since the checkpoint (its last step: lr {saved.scheduler['lr']:.4g}, "
-                  f"batch {saved.scheduler['global_batch']}; with this config: lr {last.lr:.4g}, batch "
-                  f"{last.global_batch})", flush=True)
-    if is_logger:
-        (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=1))
+        progress, note = resume(engine, resume_from, cfg)
     target = None
     if args.target_val_loss:
         target = reference if args.target_val_loss == "unigram" else float(args.target_val_loss)
-    records = RunRecords(run_dir, last_step=progress.step, reference_loss=reference) if is_logger else None
 
     peak = args.peak_tflops or (peak_tflops(torch.cuda.get_device_name(), precision) if on_gpu else None)
-    padded_vocab = engine.shape.padded_vocab
-    if is_logger:
-        print(f"run: {args.preset} {cfg.model.num_layers}L h{cfg.model.hidden_size} seq {seq} vocab "
-              f"{cfg.model.vocab_size} | TP{cfg.parallel.tensor} x PP{cfg.parallel.pipeline} x DP{dp_size} "
-              f"| {precision} | {'resuming at step ' + str(progress.step) if progress.step else 'from step 0'}"
-              f" | unigram val loss {reference:.4f} | start-up: join {joined_at - started_at:.1f} s, data "
-              f"{data_ready - joined_at:.1f} s, engine {time.perf_counter() - data_ready:.1f} s", flush=True)
+    reporter = RunReporter(run_dir, cfg, active=is_logger, last_step=progress.step, reference_loss=reference,
+                           peak_tflops=peak, world_size=dist.get_world_size(), padded_vocab=engine.shape.padded_vocab)
+    if note:
+        reporter.note(note)
+    reporter.start(args.preset, engine.data_parallel_size, progress.step,
+                   StartUp(join_s=joined_at - started_at, data_s=data_ready - joined_at,
+                           engine_s=time.perf_counter() - data_ready))
+
+    status, progress, last_val = train_loop(args, cfg, engine, train_ds, valid_ds, progress, target, stop,
+                                            reporter, manifest_sha256, ckpt_root, started_at)
+    reporter.finish(status=status, steps=progress.step, tokens=progress.tokens(cfg.model.seq_length),
+                    val_loss=last_val, target=target, target_is_unigram=args.target_val_loss == "unigram",
+                    signal_name=stop.signal_name)
+    dist.barrier()
+    # A run that used up its tokens without reaching its target failed at what it was asked to do.
+    return 3 if status == "done" and target is not None and not (last_val is not None and last_val < target) else 0
+
+
+def resume(engine, resume_from: Path, cfg: TrainConfig) -> tuple[Progress, str | None]:
+    """Load a checkpoint into the engine: where the run stands, and a note when the schedules changed since."""
+    saved = checkpoint.load(resume_from, engine)
+    progress = Progress(step=saved.step, consumed_samples=saved.consumed_samples)
+    last = schedules.plan_step(saved.step - 1, saved.consumed_samples - (saved.scheduler or {}).get("global_batch", 0),
+                               cfg, engine.data_parallel_size)
+    if saved.scheduler and (last.lr, last.global_batch) != (saved.scheduler["lr"], saved.scheduler["global_batch"]):
+        return progress, (f"note: the schedules changed since the checkpoint (its last step: lr "
+                          f"{saved.scheduler['lr']:.4g}, batch {saved.scheduler['global_batch']}; with this config: "
+                          f"lr {last.lr:.4g}, batch {last.global_batch})")
+    return progress, None
+
+
+def train_loop(args, cfg: TrainConfig, engine, train_ds, valid_ds, progress: Progress, target: float | None,
+               stop: StopRequest, reporter, manifest_sha256: str, ckpt_root: Path,
+               started_at: float) -> tuple[str, Progress, float | None]:
+    """Steps until the tokens are used up or a stop condition holds; returns (status, progress, last
+    validation loss). Every rank takes the same decisions, so all stop at the same step."""
+    from trainer.data import micro_batch_sample_ids, micro_batches
+
+    seq, micro = cfg.model.seq_length, cfg.batch.micro_batch_size
+    dp_size, dp_rank = engine.data_parallel_size, engine.data_parallel_rank
 
     def evaluate() -> float:
         ids = micro_batch_sample_ids(0, cfg.run.eval_samples, micro, dp_size, dp_rank)
         data = micro_batches(valid_ds, ids) if engine.needs_data else None
         return engine.eval_batch(data, num_micro_batches=len(ids))
 
-    interval_tokens, interval_time, last_val = 0, 0.0, None
+    last_val = None
     status = "done"
     while progress.tokens(seq) < cfg.train_tokens:
         plan = schedules.plan_step(progress.step, progress.consumed_samples, cfg, dp_size)
@@ -336,36 +354,12 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
             raise RunError(f"loss is {loss} at step {progress.step + 1}: stopping without a checkpoint; "
                            f"resume from the last good one with a lower optimizer.lr")
         progress = Progress(step=progress.step + 1, consumed_samples=plan.consumed_samples + plan.global_batch)
-        interval_tokens += plan.global_batch * seq
-        interval_time += elapsed
-
-        if is_logger:
-            flops = narayanan_flops_per_iteration(plan.global_batch, seq, cfg.model.num_layers,
-                                                  cfg.model.hidden_size, padded_vocab,
-                                                  cfg.parallel.activation_checkpoint_interval > 0)
-            tflops = flops / (elapsed * world_size * 1e12)
-            records.log_train({
-                "step": progress.step, "tokens": progress.tokens(seq), "samples": progress.consumed_samples,
-                "loss": loss, "lr": plan.lr, "global_batch": plan.global_batch, "step_s": round(elapsed, 6),
-                "tokens_per_s": round(plan.global_batch * seq / elapsed, 2), "tflops_per_gpu": float(f"{tflops:.6g}"),
-                "mfu": round(tflops / peak, 5) if peak else None,
-            })
-            if progress.step % cfg.run.log_interval == 0:
-                rate = interval_tokens / interval_time
-                interval_tflops = flops / plan.global_batch * interval_tokens / seq / (interval_time * world_size * 1e12)
-                eta = (cfg.train_tokens - progress.tokens(seq)) / rate
-                mfu = f" | MFU {interval_tflops / peak:.1%}" if peak else ""
-                print(f"step {progress.step:>7} | tokens {progress.tokens(seq):>13,} | loss {loss:.4f} | lr {plan.lr:.3e}"
-                      f" | batch {plan.global_batch:>5} | {rate:,.0f} tok/s | {interval_tflops:.3g} TFLOP/s/GPU{mfu}"
-                      f" | ETA {format_eta(eta)}", flush=True)
-                interval_tokens, interval_time = 0, 0.0
+        reporter.train_step(progress.step, progress.consumed_samples, loss, plan.lr, plan.global_batch, elapsed)
 
         finished = progress.tokens(seq) >= cfg.train_tokens
         if cfg.run.eval_interval and (progress.step % cfg.run.eval_interval == 0 or finished):
             last_val = evaluate()
-            if is_logger:
-                records.log_valid({"step": progress.step, "tokens": progress.tokens(seq), "val_loss": last_val})
-                print(f"step {progress.step:>7} | validation loss {last_val:.4f} (unigram {reference:.4f})", flush=True)
+            reporter.validation(progress.step, progress.tokens(seq), last_val)
             if target is not None and last_val < target:
                 status, finished = "target", True
         if args.max_steps is not None and progress.step >= args.max_steps:
@@ -382,30 +376,10 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
                                             consumed_tokens=progress.tokens(seq), config=to_dict(cfg),
                                             manifest_sha256=manifest_sha256, data_parallel=dp_size,
                                             scheduler={"lr": plan.lr, "global_batch": plan.global_batch})
-            saved_to = checkpoint.save(ckpt_root, engine, state, keep=cfg.run.keep_checkpoints)
-            if is_logger:
-                print(f"step {progress.step:>7} | checkpoint {saved_to}", flush=True)
+            reporter.checkpoint(progress.step, checkpoint.save(ckpt_root, engine, state, keep=cfg.run.keep_checkpoints))
         if finished:
             break
-
-    if is_logger:
-        records.plot()
-        records.close()
-        summary = {"status": status, "steps": progress.step, "tokens": progress.tokens(seq),
-                   "val_loss": last_val, "unigram_val_loss": reference,
-                   "beats_unigram": last_val is not None and last_val < reference}
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-        if status == "signal":
-            print(f"stopped by {stop.signal_name} after step {progress.step}; resume with --resume", flush=True)
-        if target is not None and last_val is not None:
-            verdict = "beats" if last_val < target else "does not beat"
-            print(f"validation loss {last_val:.4f} {verdict} the target {target:.4f}"
-                  f"{' (unigram model of the data)' if args.target_val_loss == 'unigram' else ''} after "
-                  f"{progress.step} steps, {progress.tokens(seq):,} tokens", flush=True)
-        print(json.dumps(summary), flush=True)
-    dist.barrier()
-    # A run that used up its tokens without reaching its target failed at what it was asked to do.
-    return 3 if status == "done" and target is not None and not (last_val is not None and last_val < target) else 0
+    return status, progress, last_val
 
 
 if __name__ == "__main__":

@@ -50,16 +50,19 @@ def language_allowed(language: str | None, config: CleanupConfig) -> bool:
 
 def cleanup_reason(text: str, config: CleanupConfig) -> tuple[str | None, str | None]:
     """(the first heuristic that drops the text or None, langdetect's language or None if not run)."""
-    language = None
-    if not keeps_all_languages(config):
-        language = detect_language(text)
-        if not language_allowed(language, config):
-            return "non_english", language
+    language = None if keeps_all_languages(config) else detect_language(text)
+    return heuristic_reason(text, language, config), language
+
+
+def heuristic_reason(text: str, language: str | None, config: CleanupConfig) -> str | None:
+    """The first heuristic that drops the text, given its langdetect language; None: kept."""
+    if not language_allowed(language, config):
+        return "non_english"
     if len(text) < config.javascript_max_chars and "javascript" in text.lower():
-        return "javascript_notice", language
+        return "javascript_notice"
     if len(text) < config.min_chars:
-        return "too_short", language
-    return None, language
+        return "too_short"
+    return None
 
 
 def fix_text(text: str) -> str:

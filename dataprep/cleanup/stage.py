@@ -6,109 +6,62 @@ ftfy runs unless the input was written by extract, which already ran it on every
 
 from __future__ import annotations
 
-import argparse
-import json
-from collections.abc import Iterator
-
 import pyarrow as pa
-from pyspark.sql import SparkSession
-from pyspark.sql import types as T
-from pyspark.sql.pandas.types import to_arrow_schema
 
-from dataprep import cli
-from dataprep.cleanup.heuristics import REASONS, cleanup_reason, fix_text, seed_langdetect
-from dataprep.config import CleanupConfig, DataprepConfig, config_hash
-from dataprep.file_stage import Summaries, Summary, histogram, partition_unit, write_stage
-from dataprep.schema import DROP_REASON, IN_BYTES
-from dataprep.stage_output import SUCCESS, StageOutput, read_stage_output, resolve
+from dataprep.cleanup.heuristics import (
+    REASONS,
+    detect_language,
+    fix_text,
+    heuristic_reason,
+    keeps_all_languages,
+    seed_langdetect,
+)
+from dataprep.file_stage import Summary, histogram
+from dataprep.schema import DROP_REASON
+from dataprep.stage import DocumentFilter, Option
 from dataprep.stats import StageStats
 
-STAGE = "cleanup"
-HELP = "ftfy and the paper's heuristics (non_english, javascript_notice, too_short) on any source"
 STAGES_WITH_FTFY = frozenset({"extract"})
+LANGDETECT = "_langdetect"  # langdetect's language of the text: for the decision and stats, not written
 
 
-def input_stage(folder: str) -> str:
-    fs, root = resolve(folder)
-    with fs.open_input_stream(f"{root}/{SUCCESS}") as f:
-        return json.loads(f.read())["stage"]
+def parse_languages(value: str) -> tuple[str, ...]:
+    return tuple(code.strip() for code in value.split(",") if code.strip())
 
 
-class Cleaner:
-    """mapInArrow function: every document with its drop reason, the text ftfy'd when asked."""
+class CleanupStage(DocumentFilter):
+    name = "cleanup"
+    help = "ftfy and the paper's heuristics (non_english, javascript_notice, too_short) on any source"
+    reasons = REASONS
+    section = "cleanup"
+    input_help = "stage output folder(s) (extract's or ingest's)"
+    options = [Option("--languages", 'languages to keep: "en" (default), a list "en,de", or "all"',
+                      field="languages", type=parse_languages)]
 
-    def __init__(self, config: CleanupConfig, run_ftfy: bool, schema: pa.Schema, summaries: Summaries):
-        self.config = config
-        self.run_ftfy = run_ftfy
-        self.schema = schema
-        self.summaries = summaries
-
-    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def setup(self) -> None:
         seed_langdetect(self.config.langdetect_seed)  # in every worker, before its first detection
-        summary = Summary()  # by (drop reason, langdetect's language)
-        for batch in batches:
-            texts = batch.column("text").to_pylist()
-            fixed, reasons, sizes = [], [], []
-            for text in texts:
-                text = text or ""
-                sizes.append(len(text.encode()))
-                text = fix_text(text) if self.run_ftfy else text
-                reason, language = cleanup_reason(text, self.config)
-                fixed.append(text)
-                reasons.append(reason)
-                summary.add((reason, language))
-            columns = {name: batch.column(name) for name in batch.schema.names}
-            columns["text"] = pa.array(fixed, pa.string())
-            columns[DROP_REASON] = pa.array(reasons, pa.string())
-            columns[IN_BYTES] = pa.array(sizes, pa.int64())
-            yield pa.RecordBatch.from_arrays([columns[f.name] for f in self.schema], schema=self.schema)
-        self.summaries.record(partition_unit(), summary)
 
+    def transform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """ftfy, unless every input was written by extract, which ran it already."""
+        run_ftfy = any(record["stage"] not in STAGES_WITH_FTFY for record in self.ctx.upstream)
+        texts = [fix_text(t or "") if run_ftfy else (t or "") for t in batch.column("text").to_pylist()]
+        return batch.set_column(batch.schema.get_field_index("text"), "text", pa.array(texts, pa.string()))
 
-def summarize(summary: Summary) -> dict:
-    """stats.json `extra`: langdetect's languages of the kept and of the non_english documents."""
-    counts = summary.counts.items()
-    return {
-        "langdetect_kept": histogram([(lang, n) for (reason, lang), n in counts if reason is None]),
-        "langdetect_dropped": histogram([(lang, n) for (reason, lang), n in counts if reason == "non_english"]),
-    }
+    def score(self, batch: pa.RecordBatch) -> dict:
+        if keeps_all_languages(self.config):
+            return {LANGDETECT: [None] * batch.num_rows}
+        return {LANGDETECT: [detect_language(t) for t in batch.column("text").to_pylist()]}
 
+    def keep(self, row: dict) -> str | None:
+        return heuristic_reason(row["text"], row[LANGDETECT], self.config)
 
-def run_cleanup(
-    spark: SparkSession,
-    input_folder: str,
-    output: str,
-    config: DataprepConfig,
-    overwrite: bool = False,
-    keep_dropped: bool = False,
-) -> StageStats:
-    documents, inputs = read_stage_output(spark, input_folder)
-    run_ftfy = input_stage(input_folder) not in STAGES_WITH_FTFY
-    out = StageOutput(output, STAGE, inputs, config_hash(config.cleanup, config.output, run_ftfy), overwrite)
-    if out.reusable():
-        print(f"{output}: complete for the same inputs and config; reused")
-        return out.load_stats()
-    spark_schema = T.StructType(
-        documents.schema.fields + [T.StructField(DROP_REASON, T.StringType()), T.StructField(IN_BYTES, T.LongType())]
-    )
-    arrow_schema = to_arrow_schema(spark_schema, timezone="UTC")
-    summaries = Summaries(spark)
-    frame = documents.mapInArrow(Cleaner(config.cleanup, run_ftfy, arrow_schema, summaries), spark_schema)
-    return write_stage(frame, summaries, out, config.output, REASONS, keep_dropped, summarize)
+    def describe(self, row: dict) -> tuple:
+        return row[DROP_REASON], row[LANGDETECT]
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    cli.add_common_arguments(parser, input_help="a stage output folder (extract's or ingest's)")
-    parser.add_argument("--languages", help='languages to keep: "en" (default), a list "en,de", or "all"')
-
-
-def main(args: argparse.Namespace) -> int:
-    config = cli.load_config(args)
-    if args.languages:
-        config.cleanup.languages = tuple(code.strip() for code in args.languages.split(",") if code.strip())
-    if len(args.input) != 1:
-        raise SystemExit("cleanup reads one stage folder: --input DIR")
-    with cli.spark_session(args, STAGE) as spark:
-        stats = run_cleanup(spark, args.input[0], args.output, config, args.overwrite, args.keep_dropped)
-    cli.report(stats, args.output)
-    return 0
+    def extra(self, summary: Summary, stats: StageStats) -> dict:
+        """langdetect's languages of the kept and of the non_english documents."""
+        counts = summary.counts.items()
+        return {
+            "langdetect_kept": histogram([(lang, n) for (reason, lang), n in counts if reason is None]),
+            "langdetect_dropped": histogram([(lang, n) for (reason, lang), n in counts if reason == "non_english"]),
+        }

@@ -52,7 +52,7 @@ _SNIFF = (b"<!doctype html", b"<html")
 
 @dataclass
 class ExtractRow:
-    """Everything known about one input record; `to_dict` gives the stage's row."""
+    """Everything known about one input record."""
 
     doc_id: str
     source: str
@@ -65,9 +65,6 @@ class ExtractRow:
     drop_reason: str | None = None
     detail: str | None = None  # why a record is faulty, for stats.json
     charset_via: str | None = None  # how the page's charset was found (charset.Decoded.via)
-
-    def to_dict(self) -> dict:
-        return self.__dict__.copy()
 
 
 def is_html(content_type: str | None, payload: bytes) -> bool:
