@@ -59,6 +59,7 @@ class DedupConfig:
     seed: int = 1  # MinHash permutations, drawn as datasketch.MinHash(num_perm, seed) draws them
     bucket_anchors: int = 8  # members of an LSH bucket every other member is compared with
     priority: tuple[str, ...] = DEDUP_PRIORITY
+    partitions: int = 0  # Spark shuffle partitions of the stage's joins; 0: twice the default parallelism
 
 
 @dataclass

@@ -15,6 +15,7 @@ STAGES = [
     "dataprep.extract.stage:ExtractStage",
     "dataprep.ingest.stage:IngestStage",
     "dataprep.cleanup.stage:CleanupStage",
+    "dataprep.dedup.stage:DedupStage",
 ]
 
 
