@@ -49,10 +49,9 @@ def _is_stars(edges: DataFrame) -> bool:
 
 def connected_components(edges: DataFrame, checkpoint: Checkpoint) -> DataFrame:
     """(u, v) edges of an undirected graph -> (node, component): every node that has an edge, and the
-    smallest node of its component. Node ids are any comparable type (here doc_id strings)."""
-    current = checkpoint(
-        edges.select(F.col("u"), F.col("v")).where(F.col("u") != F.col("v")).distinct()
-    )
+    smallest node of its component. Node ids are any comparable type (here doc_id strings). `edges`
+    should be checkpointed already (the first round reads it twice)."""
+    current = edges.select(F.col("u"), F.col("v")).where(F.col("u") != F.col("v"))
     for _ in range(MAX_ROUNDS):
         current = checkpoint(_small_star(_large_star(current)))
         if _is_stars(current):

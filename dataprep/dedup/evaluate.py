@@ -7,9 +7,10 @@ so the figures judge dedup, not extraction:
 - precision: of the documents dedup dropped, the share that are an exact copy (normalised text) of
   their `duplicate_of`, or belong to its group and have a Jaccard similarity at or over the threshold
   with some member of it;
-- recall by similarity: of the pairs of documents of one group, the share that end in one cluster,
-  for pairs at or over `high` (0.9) and for pairs in [threshold, high), the latter with the share the
-  LSH curve 1 - (1 - s^rows)^bands predicts for them (verification cannot raise it; clusters can);
+- recall by similarity: of the pairs of distinct texts of one group, the share that end in one
+  cluster, for pairs at or over `high` (0.9) and for pairs in [threshold, high), the latter with the
+  share the LSH curve 1 - (1 - s^rows)^bands predicts for them (verification cannot raise it; clusters
+  can) and that prediction's standard deviation;
 - groups that lost all their members (a false merge would do that).
 """
 
@@ -43,6 +44,7 @@ class Evaluation:
     mid_pairs: int = 0
     mid_found: int = 0
     mid_expected: float = 0.0  # the LSH curve's expected count of found mid pairs
+    mid_variance: float = 0.0  # and its variance (pairs taken as independent draws)
     groups: int = 0
     groups_lost: int = 0
     missed_high: list[tuple[str, str, float]] = field(default_factory=list)
@@ -72,6 +74,7 @@ class Evaluation:
             "pairs_threshold_to_high": self.mid_pairs,
             "recall_threshold_to_high": round(self.recall_mid, 4),
             "lsh_curve_threshold_to_high": round(self.recall_mid_predicted, 4),
+            "lsh_curve_sd_threshold_to_high": round(self.mid_variance**0.5 / self.mid_pairs, 4) if self.mid_pairs else 0.0,
             "groups": self.groups,
             "groups_lost": self.groups_lost,
         }
@@ -114,6 +117,9 @@ def evaluate(
     similarity = {}
     for ids in members.values():
         for a, b in itertools.combinations(sorted(ids), 2):
+            if shingle_sets[a] == shingle_sets[b]:
+                similarity[(a, b)] = (1.0, True)
+                continue
             inter, union = jaccard_counts(shingle_sets[a], shingle_sets[b])
             similarity[(a, b)] = (inter / union if union else 0.0, at_least(inter, union, threshold))
 
@@ -134,7 +140,14 @@ def evaluate(
             result.dropped_correctly += 1
         else:
             result.wrongly_dropped.append(d.doc_id)
+    # Recall counts pairs of distinct texts once: copies with the same shingles (recrawls, verbatim
+    # copies) are one text, found by exact dedup, and would count the same near-duplicate pair twice.
+    counted = set()
     for (a, b), (s, over) in similarity.items():
+        key = tuple(sorted((frozenset(shingle_sets[a]), frozenset(shingle_sets[b])), key=hash))
+        if s == 1.0 or key in counted:
+            continue
+        counted.add(key)
         found = cluster(a) == cluster(b)
         if s >= high:
             result.high_pairs += 1
@@ -144,7 +157,9 @@ def evaluate(
         elif over:
             result.mid_pairs += 1
             result.mid_found += found
-            result.mid_expected += lsh_probability(s, bands, rows)
+            p = lsh_probability(s, bands, rows)
+            result.mid_expected += p
+            result.mid_variance += p * (1 - p)
     result.groups = len(members)
     result.groups_lost = sum(all(docs[m].drop_reason is not None for m in ids) for ids in members.values())
     return result

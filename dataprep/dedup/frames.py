@@ -178,6 +178,8 @@ def deduplicate(
     """Decide every document's fate. `documents` and `against` have the document columns (`against`
     also `minhash`); `against`'s documents come first in every ranking and are not outputs."""
     spark = documents.sparkSession
+    # The shuffles' partition count: a fixed one, never Spark's 200 for any size (outputs do not depend on it)
+    spark.conf.set("spark.sql.shuffle.partitions", str(config.partitions or 2 * spark.sparkContext.defaultParallelism))
     checkpoint = checkpoint or default_checkpoint(spark)
     keys = document_keys(documents, config, priority, earlier=False)
     if against is not None:
@@ -189,7 +191,10 @@ def deduplicate(
     texts = survivors.select("doc_id").join(_texts(documents, against), "doc_id")
     edges = checkpoint(verified_pairs(candidate_pairs(survivors, config), texts, config, summaries))
     pair_counts = summaries.merged().counts
-    fuzzy = representatives(connected_components(edges, checkpoint), keys)
+    if edges.isEmpty():
+        fuzzy = spark.createDataFrame([], "doc_id string, fuzzy_rep string")
+    else:
+        fuzzy = representatives(connected_components(edges, checkpoint), keys)
 
     final_rep = F.coalesce(F.col("fuzzy_rep"), F.col("exact_rep"))
     decided = (

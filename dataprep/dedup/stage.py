@@ -72,8 +72,6 @@ class DedupStage(WholeDatasetStage):
         return config_hash(section, self.ctx.config.output, against)
 
     def transform(self, spark: SparkSession, documents: DataFrame) -> DataFrame:
-        partitions = self.config.partitions or 2 * spark.sparkContext.defaultParallelism
-        spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
         documents = documents.drop(MINHASH, DUPLICATE_OF, CLUSTER_ID)
         against = self._against(spark, documents)
         result = deduplicate(documents, self.config, self.config.priority, against)
