@@ -38,10 +38,9 @@ lint-docker: setup
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker/compose.yaml
 
 # The demo's stages reuse their outputs when inputs and config are unchanged, so a rerun is quick.
+# `dataprep run` writes each stage's folder under $(DEMO) and the funnel plot $(DEMO)/funnel.png.
 demo: setup $(DEMO)/crawl/truth.json
-	$(PY) -m dataprep extract --input '$(DEMO)/crawl/*.warc.gz' --source cc-sample --output $(DEMO)/extract
-	$(PY) -m dataprep cleanup --input $(DEMO)/extract --output $(DEMO)/cleanup
-	$(PY) -m dataprep.funnel $(DEMO)/extract $(DEMO)/cleanup --png $(DEMO)/funnel.png
+	$(PY) -m dataprep run --input '$(DEMO)/crawl/*.warc.gz' --out $(DEMO)
 	$(MAKE) --no-print-directory shards BLEND_CONFIG=infra/blend_demo.yaml SHARDS=$(DEMO)/shards
 
 $(DEMO)/crawl/truth.json: | setup
@@ -64,8 +63,11 @@ train: setup
 		--manifest $(TRAIN_MANIFEST) --out $(TRAIN_OUT) --resume --target-val-loss unigram $(TRAIN_ARGS)
 	@echo "metrics: $(TRAIN_OUT)/metrics.csv, $(TRAIN_OUT)/valid.csv, $(TRAIN_OUT)/loss.png, tensorboard --logdir $(TRAIN_OUT)/tensorboard"
 
+# Every bench/*.py and *.sh (or BENCH="bench/a.py ..."): figures into bench/results.json, README table from it.
+BENCH ?=
 bench: setup
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) -m pip install -q -r requirements-bench.txt  # reference extractors, for the comparisons only
+	$(PY) bench/_results.py run $(BENCH)
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

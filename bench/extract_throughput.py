@@ -35,6 +35,8 @@ from dataprep.stage import run
 
 FIXTURE_WARC = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "warc" / "warcio_example.warc.gz"
 
+README_FIGURES = ("ratio", "local2_speedup")  # the figures bench/_results.py puts in the README table
+
 
 def bare_loop(files: list[str], config: DataprepConfig) -> tuple[float, int]:
     extractor = ExtractStage.with_options(config, source="bench").rows_of_file

@@ -59,6 +59,8 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "html"
 
 Extractor = Callable[[str, str | None], str]
 
+README_FIGURES = ("f1", "f1_holdout_half", "justext_default_f1", "trafilatura_f1", "ratio")  # the figures bench/_results.py puts in the README table
+
 
 def load_aeb(data: Path) -> list[dict]:
     truth = json.loads((data / "aeb_ground-truth.json").read_text(encoding="utf-8"))

@@ -53,6 +53,8 @@ from dataprep.spark import get_spark  # noqa: E402
 DATA = ROOT.parent / "shared" / "data" / "prose"
 CHUNK = 1024
 
+README_FIGURES = ("ratio", "cpu_ratio")  # the figures bench/_results.py puts in the README table
+
 
 def read_text(data: bytes) -> str:
     try:

@@ -37,6 +37,8 @@ from trainer.parallel.groups import init_distributed  # noqa: E402
 from trainer.plain import PlainTrainer  # noqa: E402
 from trainer.synthetic import BigramStream  # noqa: E402
 
+README_FIGURES = ("ratio", "ratio_wall")  # the figures bench/_results.py puts in the README table
+
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

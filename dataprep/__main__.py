@@ -1,5 +1,6 @@
-"""`python -m dataprep <stage> ...`: run one stage of the pipeline (spark-submit: dataprep/jobs/<stage>.py).
+"""`python -m dataprep run ...` runs the pipeline, `python -m dataprep <stage> ...` one stage of it.
 
+Under spark-submit: dataprep/jobs/run.py (the pipeline) and dataprep/jobs/stage.py <stage> (one stage).
 The stages are dataprep/pipeline.py's STAGES; each one's options come from its declaration.
 """
 
@@ -7,20 +8,26 @@ from __future__ import annotations
 
 import sys
 
-from dataprep.pipeline import STAGES, stage_class_at
+from dataprep import pipeline  # STAGES read on each call: a list changed after import counts
 
 
 def _usage() -> str:
-    lines = ["usage: python -m dataprep <stage> [options]   (python -m dataprep <stage> --help)", "", "stages:"]
-    for entry in STAGES:
-        stage = stage_class_at(entry)
+    lines = ["usage: python -m dataprep run [options]       the whole pipeline (python -m dataprep run --help)",
+             "       python -m dataprep <stage> [options]   one stage (python -m dataprep <stage> --help)",
+             "", "stages, in pipeline order:"]
+    for entry in pipeline.STAGES:
+        stage = pipeline.stage_class_at(entry)
         lines.append(f"  {stage.name:<14} {stage.help}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    stages = {stage_class_at(entry).name: stage_class_at(entry) for entry in STAGES}
+    if argv and argv[0] == "run":
+        from dataprep.cli import run_pipeline_command
+
+        return run_pipeline_command(argv[1:])
+    stages = {stage.name: stage for stage in pipeline.all_stages()}
     if not argv or argv[0] not in stages:
         asked = bool(argv) and argv[0] in ("-h", "--help")
         print(_usage(), file=sys.stdout if asked else sys.stderr)

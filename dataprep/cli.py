@@ -13,6 +13,7 @@ from pyspark.sql import SparkSession
 from dataprep.config import DataprepConfig
 from dataprep.file_stage import BadInputFilesError
 from dataprep.inputs import InputError
+from dataprep.schema import DEFAULT_SOURCE
 from dataprep.spark import get_spark
 from dataprep.stage import Stage, add_stage_options, help_epilog, run
 from dataprep.stage_output import DuplicateDocumentsError, IncompleteInputError, OutputExistsError
@@ -83,4 +84,57 @@ def run_stage_command(stage: type[Stage], argv: list[str]) -> int:
         print(f"dataprep {stage.name}: {e}", file=sys.stderr)
         return 1
     report(stats, args.output)
+    return 0
+
+
+def pipeline_parser() -> argparse.ArgumentParser:
+    from dataprep import pipeline
+
+    parser = argparse.ArgumentParser(
+        prog="python -m dataprep run", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f"Run the whole pipeline: {pipeline.pipeline_line()}. Sources come from the --config's "
+                    "`sources:`, or from the shorthand --input (one source).",
+        epilog=pipeline.__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--out", required=True, metavar="DIR", help="the run's folder: DIR/<stage>/ for each stage")
+    parser.add_argument("--input", nargs="+", action="extend", metavar="PATH",
+                        help="shorthand for one source: its files (WARC files, unless --format)")
+    parser.add_argument("--source", default=DEFAULT_SOURCE,
+                        help=f"the shorthand source's name ({DEFAULT_SOURCE})")
+    parser.add_argument("--format", help="the shorthand source's files are already-extracted text of this format "
+                                         "(jsonl, parquet, text: the ingest stage)")
+    add_run_arguments(parser)
+    pipeline.add_pipeline_options(parser)
+    return parser
+
+
+def run_pipeline_command(argv: list[str]) -> int:
+    """`python -m dataprep run ARGS`: every stage in order, then the funnel over all of them."""
+    from dataprep.funnel import plot_funnel
+    from dataprep.pipeline import RunConfigError, SourceSpec, funnel_levels, load_run_config, run_pipeline
+
+    parser = pipeline_parser()
+    args = parser.parse_args(argv)
+    skip = {"out", "input", "source", "format", "master", "config", "overwrite", "keep_dropped", "num_buckets"}
+    options = {k: v for k, v in vars(args).items() if k not in skip}
+    try:
+        config, sources = load_run_config(args.config)
+        if args.num_buckets:
+            config.output.num_buckets = args.num_buckets
+        if args.input:
+            kind, own = ("ingest", {"format": args.format}) if args.format else ("extract", {})
+            sources.append(SourceSpec(args.source, kind, args.input, own))
+        if not sources:
+            parser.error("no sources: give --input FILES or a --config with `sources:`")
+        with spark_session(args.master, "dataprep-run") as spark:
+            done = run_pipeline(spark, sources, args.out.rstrip("/"), config, options, overwrite=args.overwrite,
+                                keep_dropped=args.keep_dropped)
+    except (*USER_ERRORS, RunConfigError) as e:
+        print(f"dataprep run: {e}", file=sys.stderr)
+        return 1
+    levels = funnel_levels(done)
+    for stats in levels:
+        print(stats.funnel_table())
+    png = f"{args.out.rstrip('/')}/funnel.png"
+    plot_funnel(levels, png)
+    print(f"funnel plot: {png}")
     return 0

@@ -83,12 +83,15 @@ class DataprepConfig:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> DataprepConfig:
-        """Defaults, overridden by a YAML file whose top-level keys are this class's fields."""
+        """Defaults, overridden by a YAML file whose top-level keys are this class's fields (and
+        `sources:`, which `python -m dataprep run` reads, dataprep/pipeline.py)."""
         config = cls()
         if path is None:
             return config
         overrides = yaml.safe_load(Path(path).read_text()) or {}
         for section, values in overrides.items():
+            if section == "sources":
+                continue
             if not hasattr(config, section):
                 raise ValueError(f"{path}: unknown section {section!r}")
             current = getattr(config, section)

@@ -1,14 +1,42 @@
-"""The pipeline's stages, in order, in one list: a new stage joins it with one entry.
+"""The pipeline: its stages in order, in one list, and `python -m dataprep run`, which runs them all.
 
-Source stages (extract, ingest) make documents from files; every other stage reads the folder of the
-stage before it, in this order: extract | ingest -> cleanup -> quality -> dedup -> decontaminate.
+Source stages (extract, ingest) make documents from files; every other stage reads the folders of the
+stage before it, in this order: extract | ingest -> cleanup -> quality -> dedup -> decontaminate. A new
+stage joins with one entry in STAGES.
+
+Layout under the run's folder DIR: `DIR/<stage>/` with one source; with several, the per-document
+stages (source stages and document filters) write `DIR/<source>/<stage>/`, and the first whole-dataset
+stage reads all sources' folders at once into `DIR/<stage>/`. Each stage's output is kept; a stage whose
+inputs, upstream records and config section are unchanged is reused, one whose differ is rerun (so a
+changed config section reruns that stage and those after it). The run ends with the funnel over all
+stages, printed and drawn into DIR/funnel.png.
+
+The run config is the YAML every stage's --config takes (DataprepConfig's sections) plus `sources:`:
+
+    sources:
+      - name: cc-2020-50                    # the `source` of its documents
+        kind: extract                       # extract (WARC files) or ingest (JSONL, Parquet, text)
+        inputs: [/data/cc/CC-MAIN-2020-50/warc.paths.gz]
+        base: s3a://commoncrawl/            # any option of the source's stage, by its dest name
+      - name: books3
+        kind: ingest
+        inputs: ["/data/books3/*.jsonl.zst"]
+        format: jsonl
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from dataprep.stage import Stage
+import yaml
+
+from dataprep.config import DataprepConfig
+from dataprep.stage import DocumentFilter, SourceStage, Stage, run
+from dataprep.stats import StageStats
 
 # "module:class", in pipeline order; imported on use.
 STAGES = [
@@ -16,11 +44,8 @@ STAGES = [
     "dataprep.ingest.stage:IngestStage",
     "dataprep.cleanup.stage:CleanupStage",
     "dataprep.dedup.stage:DedupStage",
+    "dataprep.decontaminate.stage:DecontaminateStage",
 ]
-
-
-def stage_names() -> list[str]:
-    return [stage_class_at(entry).name for entry in STAGES]
 
 
 def stage_class_at(entry: str) -> type[Stage]:
@@ -28,9 +53,135 @@ def stage_class_at(entry: str) -> type[Stage]:
     return getattr(importlib.import_module(module), attr)
 
 
+def all_stages() -> list[type[Stage]]:
+    return [stage_class_at(entry) for entry in STAGES]
+
+
+def stage_names() -> list[str]:
+    return [stage.name for stage in all_stages()]
+
+
 def stage_class(name: str) -> type[Stage]:
-    for entry in STAGES:
-        stage = stage_class_at(entry)
+    for stage in all_stages():
         if stage.name == name:
             return stage
     raise KeyError(f"no stage {name!r} (stages: {', '.join(stage_names())})")
+
+
+def source_stages() -> list[type[Stage]]:
+    return [s for s in all_stages() if issubclass(s, SourceStage)]
+
+
+def chain() -> list[type[Stage]]:
+    """The stages after the source stages, in order."""
+    return [s for s in all_stages() if not issubclass(s, SourceStage)]
+
+
+def pipeline_line() -> str:
+    """"extract | ingest -> cleanup -> ...": the order as people write it."""
+    return " -> ".join([" | ".join(s.name for s in source_stages())] + [s.name for s in chain()])
+
+
+def last_stage() -> str:
+    """The stage whose output is curated documents, what blending reads."""
+    return chain()[-1].name
+
+
+@dataclass
+class SourceSpec:
+    name: str
+    kind: str  # the name of a source stage
+    inputs: list[str]
+    options: dict[str, Any] = field(default_factory=dict)  # options of the source stage
+
+
+class RunConfigError(ValueError):
+    pass
+
+
+def load_run_config(path: str | Path | None) -> tuple[DataprepConfig, list[SourceSpec]]:
+    """DataprepConfig from the YAML's sections, and its `sources:`."""
+    config = DataprepConfig.load(path)
+    raw = (yaml.safe_load(Path(path).read_text()) or {}) if path else {}
+    kinds = {s.name for s in source_stages()}
+    sources = []
+    for entry in raw.get("sources") or []:
+        entry = dict(entry)
+        try:
+            name, kind, inputs = entry.pop("name"), entry.pop("kind", "extract"), entry.pop("inputs")
+        except KeyError as e:
+            raise RunConfigError(f"{path}: a source lacks {e}") from None
+        if kind not in kinds:
+            raise RunConfigError(f"{path}: source {name!r}: kind {kind!r} is not one of {sorted(kinds)}")
+        sources.append(SourceSpec(name, kind, [inputs] if isinstance(inputs, str) else list(inputs), entry))
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise RunConfigError(f"{path}: a source name is listed twice ({names})")
+    return config, sources
+
+
+def run_pipeline(
+    spark,
+    sources: list[SourceSpec],
+    out: str,
+    config: DataprepConfig,
+    options: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    keep_dropped: bool = False,
+    log=print,
+) -> list[tuple[str, StageStats]]:
+    """Every stage, in order, each reused when unchanged; (folder, stats) of each stage run."""
+    if not sources:
+        raise RunConfigError("no sources to run the pipeline on")
+    options = options or {}
+    done: list[tuple[str, StageStats]] = []
+
+    def step(stage: type[Stage], inputs: list[str], folder: str, own: dict | None = None) -> str:
+        declared = {o.dest for o in stage.options}
+        given = {k: v for k, v in options.items() if k in declared and v is not None}
+        given.update(own or {})
+        log(f"== {stage.name} -> {folder}")
+        stats = run(stage, spark, inputs, folder, config, overwrite=overwrite, replace_changed=True,
+                    keep_dropped=keep_dropped, log=log, **given)
+        done.append((folder, stats))
+        return folder
+
+    per_source = len(sources) > 1
+    heads = []
+    for source in sources:
+        base = f"{out}/{source.name}" if per_source else out
+        stage = stage_class(source.kind)
+        folder = step(stage, source.inputs, f"{base}/{stage.name}", {**source.options, "source": source.name})
+        heads.append((base, folder))
+    for stage in chain():
+        if issubclass(stage, DocumentFilter):  # per document: each source apart
+            heads = [(base, step(stage, [folder], f"{base}/{stage.name}")) for base, folder in heads]
+        else:  # whole-dataset: all sources at once, one line from here on
+            heads = [(out, step(stage, [folder for _, folder in heads], f"{out}/{stage.name}"))]
+    return done
+
+
+def funnel_levels(done: list[tuple[str, StageStats]]) -> list[StageStats]:
+    """One StageStats per pipeline stage, the sources' summed (extract and ingest count as one level)."""
+    levels: dict[str, list[StageStats]] = {}
+    kinds = {s.name for s in source_stages()}
+    for _folder, stats in done:
+        levels.setdefault("sources" if stats.stage in kinds else stats.stage, []).append(stats)
+    combined = []
+    for _level, group in levels.items():
+        name = "+".join(dict.fromkeys(s.stage for s in group))
+        combined.append(StageStats.combined(group, name))
+    return combined
+
+
+def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    """Every stage's own options, once each (an option's name means the same to every stage that has it);
+    the source stages' --source and --format are the shorthand's."""
+    seen = {"source", "format"}
+    for stage in all_stages():
+        for option in stage.options:
+            if option.dest in seen:
+                continue
+            seen.add(option.dest)
+            kwargs = {k: v for k, v in option.kwargs.items() if k not in ("default", "required")}
+            parser.add_argument(option.flag, help=f"{stage.name}: {option.help}", dest=option.dest, **kwargs)

@@ -18,6 +18,8 @@ DOCUMENT_FIELDS = [
 ]
 DOCUMENT_SCHEMA = pa.schema(DOCUMENT_FIELDS)
 
+DEFAULT_SOURCE = "common-crawl"  # the `source` of documents when none is named
+
 # Written next to the document columns while a stage runs; consumed by the stage output writer.
 DROP_REASON = "drop_reason"  # null: kept; else the first reason that applied
 IN_BYTES = "in_bytes"  # bytes of the input row (a WARC record, an input line), for stats.json

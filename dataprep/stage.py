@@ -49,7 +49,7 @@ Writing a stage
                                     into place (folder is the temporary one)
   2. One entry in `STAGES` (dataprep/pipeline.py), in pipeline order.
   3. Its config section in DataprepConfig, with the paper's values as defaults.
-That gives `python -m dataprep <name>`, `spark-submit dataprep/jobs/run.py <name> ...`, its place in
+That gives `python -m dataprep <name>`, `spark-submit dataprep/jobs/stage.py <name> ...`, its place in
 `python -m dataprep run`, stats.json accounting (every input row kept or dropped for exactly one declared
 reason), reuse and byte-identical outputs, as long as the per-row logic is deterministic.
 """
@@ -319,15 +319,18 @@ def run(
     config: DataprepConfig | None = None,
     *,
     overwrite: bool = False,
+    replace_changed: bool = False,
     keep_dropped: bool = False,
     log=print,
     **options,
 ) -> StageStats:
     """Run one stage on `inputs` into the stage folder `output` (or reuse it); its stats.
 
-    `options` are the stage's own options by dest name (`source="cc"`); None leaves one at its default."""
+    `options` are the stage's own options by dest name (`source="cc"`); None leaves one at its default.
+    An existing output made from other inputs or config is refused, rewritten with `overwrite`, or
+    rewritten with `replace_changed` (an identical one is reused then)."""
     if isinstance(stage, str):
-        from dataprep.pipeline import stage_class
+        from dataprep.pipeline import stage_class  # the pipeline imports this module
 
         stage = stage_class(stage)
     inputs = [inputs] if isinstance(inputs, str) else list(inputs)
@@ -343,7 +346,7 @@ def run(
         documents, described = folders.documents, folders.parts
         instance = stage(StageContext(config, plain, inputs, folders.records))
         expected_in_rows = folders.rows
-    out = StageOutput(output, stage.name, described, instance.config_hash(), overwrite)
+    out = StageOutput(output, stage.name, described, instance.config_hash(), overwrite, replace_changed)
     if out.reusable():
         log(f"{output}: complete for the same inputs and config; reused")
         return out.load_stats()

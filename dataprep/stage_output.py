@@ -10,6 +10,7 @@ the Spark master or the partitioning: row groups have a fixed number of rows.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -95,10 +96,25 @@ def read_stage_output(spark: SparkSession, folder: str) -> tuple[DataFrame, list
     return spark.read.parquet(*uris), describe_inputs(uris)
 
 
+def folder_record(folder: str, success: bytes) -> dict:
+    """What a stage records of an input folder: the identity and digest of its _SUCCESS (which names
+    its own inputs, and so on up to the input files), and its part files' names and sizes. Not its
+    path: a moved or copied run folder is still reused."""
+    record = json.loads(success)
+    fs, root = resolve(folder)
+    parts = sorted((i for i in fs.get_file_info(pafs.FileSelector(root)) if i.base_name.startswith("part-")),
+                   key=lambda i: i.base_name)
+    return {
+        "stage": record["stage"], "code_version": record["code_version"], "config_hash": record["config_hash"],
+        "success_sha256": hashlib.sha256(success).hexdigest(),
+        "parts": [{"name": i.base_name, "size": i.size} for i in parts],
+    }
+
+
 @dataclass
 class InputFolders:
     documents: DataFrame  # every folder's rows, unioned by column name
-    parts: list[dict]  # their part files with sizes
+    parts: list[dict]  # folder_record of each, in the order given
     records: list[dict]  # their _SUCCESS records, in the order given
     rows: int | None  # rows in their part files, from their stats.json (None when one lacks it)
 
@@ -109,12 +125,13 @@ def read_stage_outputs(spark: SparkSession, folders: list[str]) -> InputFolders:
         raise ValueError("no input folder")
     frames, parts, records, rows = [], [], [], 0
     for folder in folders:
-        df, described = read_stage_output(spark, folder)
+        df, _ = read_stage_output(spark, folder)
         frames.append(df)
-        parts += described
         fs, root = resolve(folder)
         with fs.open_input_stream(f"{root}/{SUCCESS}") as f:
-            records.append(json.loads(f.read()))
+            success = f.read()
+        records.append(json.loads(success))
+        parts.append(folder_record(folder, success))
         stats = f"{root}/{STATS}"
         if rows is not None and fs.get_file_info(stats).type != pafs.FileType.NotFound:
             with fs.open_input_stream(stats) as f:
@@ -138,7 +155,8 @@ class StageOutput:
     stage: str
     inputs: list[dict]
     config_hash: str
-    overwrite: bool = False
+    overwrite: bool = False  # rewrite whatever is there
+    replace_changed: bool = False  # rewrite an output made from other inputs or config (a pipeline's own folders)
 
     def success_record(self) -> dict:
         return {
@@ -161,6 +179,8 @@ class StageOutput:
                 record = json.loads(f.read())
             if record == self.success_record():
                 return True
+            if self.replace_changed:
+                return False
             differs = [k for k in record if record.get(k) != self.success_record().get(k)]
             raise OutputExistsError(
                 f"{self.out} holds a {record.get('stage')} output that differs in {', '.join(differs)}; "

@@ -62,6 +62,21 @@ class StageStats:
             extra=d.get("extra", {}),
         )
 
+    @classmethod
+    def combined(cls, parts: list[StageStats], stage: str) -> StageStats:
+        """The sum of several stages' stats (the same stage on several sources); reasons in first-seen order."""
+        total = cls(stage=stage, out_tokens=None)
+        for p in parts:
+            total.in_rows += p.in_rows
+            total.in_bytes += p.in_bytes
+            total.kept_rows += p.kept_rows
+            total.kept_bytes += p.kept_bytes
+            total.out_rows += p.out_rows
+            total.out_bytes += p.out_bytes
+            for reason, n in p.dropped.items():
+                total.dropped[reason] = total.dropped.get(reason, 0) + n
+        return total
+
     def funnel_table(self) -> str:
         """A plain-text funnel: input, each drop reason in the stage's order, kept, output."""
         width = max([len(r) + 2 for r in self.dropped] + [12])  # "- " before each reason

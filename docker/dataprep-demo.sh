@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The demo pipeline of `make demo`, each Spark stage through spark-submit:
-# sample crawl -> extract -> cleanup -> tokenized shards + manifest, all under out/demo.
+# The demo of `make demo` through spark-submit: sample crawl -> the curation pipeline (every stage,
+# dataprep/pipeline.py) -> tokenized shards + manifest, all under out/demo.
 #
 #   SPARK_MASTER       the cluster (default local[*]); executors must see out/ at the same path
 #   DEMO_SUBMIT_ARGS   extra spark-submit options (memory, --conf key=value, ...)
@@ -20,7 +20,6 @@ submit() {
 
 python -m dataprep.samplecrawl --out "$demo/crawl" --records "${DEMO_RECORDS:-3000}" \
     --files "${DEMO_FILES:-6}" --seed 1
-submit dataprep/jobs/extract.py --input "$demo/crawl/*.warc.gz" --source cc-sample --output "$demo/extract"
-submit dataprep/jobs/cleanup.py --input "$demo/extract" --output "$demo/cleanup"
+submit dataprep/jobs/run.py --input "$demo/crawl/*.warc.gz" --out "$demo"
 submit infra/spark/run_module.py blending build --config infra/blend_demo.yaml --out "$demo/shards"
 python -m blending verify "$demo/shards/manifest.json"

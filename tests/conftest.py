@@ -1,5 +1,7 @@
 import os
+import shutil
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,53 @@ FIXTURES = ROOT / "tests" / "fixtures"
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
+# The shared pipeline run: a small sample crawl (plus real faulty WARC files) through every stage of
+# dataprep/pipeline.py, once per test session. A stage added to the pipeline runs in it by itself; one
+# that needs settings (a model file, task files) adds them in pipeline_run_config() / PIPELINE_OPTIONS.
+SAMPLE_RECORDS, SAMPLE_FILES, SAMPLE_SEED = 240, 2, 3
+PIPELINE_OPTIONS: dict = {}
+
 
 @pytest.fixture(scope="session")
 def fixtures() -> Path:
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def sample_crawl(tmp_path_factory) -> tuple[Path, dict]:
+    """(folder of WARC files, the crawl's truth): the sample crawl, Common Crawl's clipped record, and
+    Common Crawl's WARC with one broken gzip member."""
+    from dataprep.samplecrawl import build_sample_crawl
+
+    root = tmp_path_factory.mktemp("crawl") / "crawl"
+    truth = build_sample_crawl(root, SAMPLE_RECORDS, SAMPLE_FILES, seed=SAMPLE_SEED)
+    shutil.copy(FIXTURES / "warc" / "resiliparse_clipped.warc.gz", root)
+    data = bytearray((FIXTURES / "warc" / "resiliparse_warcfile.warc.gz").read_bytes())
+    inflater = zlib.decompressobj(wbits=31)
+    inflater.decompress(bytes(data))
+    first_member = len(data) - len(inflater.unused_data)
+    data[first_member + 200] ^= 0xFF  # inside the second member (the first request record)
+    (root / "broken-cc.warc.gz").write_bytes(bytes(data))
+    return root, truth
+
+
+def pipeline_run_config():
+    from dataprep.config import DataprepConfig
+
+    config = DataprepConfig()
+    config.output.num_buckets = 4
+    return config
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(sample_crawl, tmp_path_factory) -> Path:
+    """The run folder of `python -m dataprep run --input CRAWL/*.warc.gz --keep-dropped`: DIR/<stage>/."""
+    from dataprep.pipeline import SourceSpec, run_pipeline
+    from dataprep.schema import DEFAULT_SOURCE
+    from dataprep.spark import get_spark
+
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    spark = get_spark("local[2]", app_name="tests")
+    source = SourceSpec(DEFAULT_SOURCE, "extract", [str(sample_crawl[0] / "*.warc.gz")])
+    run_pipeline(spark, [source], str(out), pipeline_run_config(), PIPELINE_OPTIONS, keep_dropped=True)
+    return out

@@ -4,10 +4,12 @@ drop rules, on real LAMBADA and PIQA items injected into real documents (Common 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from blending.evaltasks import load_task
@@ -103,6 +105,8 @@ def test_index_counts_per_task_and_round_trip(index, items, tmp_path):
 
     size = index.save(tmp_path / "tasks.npz")
     assert size == (tmp_path / "tasks.npz").stat().st_size
+    build_index(items).save(tmp_path / "again.npz")  # the same tasks give the same bytes
+    assert (tmp_path / "again.npz").read_bytes() == (tmp_path / "tasks.npz").read_bytes()
     loaded = TaskIndex.load(tmp_path / "tasks.npz")
     assert loaded.counts == index.counts and loaded.vocabulary == index.vocabulary
     for n in index.keys:
@@ -236,3 +240,41 @@ def test_exempt_ngrams_never_match(index, items, paragraphs):
     assert decontaminate(text, Matcher(index, exempt=keys)).untouched
     half = set(sorted(keys)[: len(keys) // 2])
     assert Matcher(index, exempt=half).distinct_keys(text) == keys - half
+
+
+# document rows in, rows out (what the Spark stage runs per batch)
+
+
+def test_batch_rows_pieces_and_untouched_documents(matcher, items, web_documents, paragraphs):
+    from dataprep.decontaminate.rows import decontaminate_batch, output_schema, piece_doc_id
+    from dataprep.schema import DOCUMENT_SCHEMA, DROP_REASON, IN_ROWS
+
+    leaky, at = inject(web_documents[6], passage(items, 11))
+    many = "\n".join(p for i in range(11) for p in (passage(items, 200 + i), paragraphs[2 * i] + " " + paragraphs[2 * i + 1]))
+    texts = [web_documents[0], leaky, many, None]
+    rows = [{"doc_id": f"{i:016x}", "source": "cc", "url": None, "origin": f"f.jsonl:{i}", "lang": "en",
+             "lang_score": 0.9, "text": t} for i, t in enumerate(texts)]
+    batch = pa.RecordBatch.from_pylist(rows, schema=DOCUMENT_SCHEMA)
+    schema = output_schema(batch.schema)
+    counts: dict = {}
+    out = decontaminate_batch(batch, matcher, schema, counts).to_pylist()
+
+    untouched = [r for r in out if r["doc_id"] in (rows[0]["doc_id"], rows[3]["doc_id"])]
+    assert [{k: r[k] for k in rows[0]} for r in untouched] == [rows[0], rows[3]]
+    assert all(r["piece"] is None and r["parent_doc_id"] is None and r["cuts"] is None for r in untouched)
+    pieces = [r for r in out if r["parent_doc_id"] == rows[1]["doc_id"]]
+    assert [r["piece"] for r in pieces] == [0, 1]
+    assert [r["doc_id"] for r in pieces] == [piece_doc_id(rows[1]["doc_id"], k) for k in (0, 1)]
+    assert piece_doc_id("0000000000000001", 0) == hashlib.sha1(b"0000000000000001\x000").hexdigest()[:16]
+    assert [r[IN_ROWS] for r in pieces] == [1, 0] and all(r[DROP_REASON] is None for r in pieces)
+    (cut,) = pieces[0]["cuts"]
+    assert pieces[0]["text"] == leaky[: cut["start"]] and pieces[1]["text"] == leaky[cut["end"] :]
+    assert all(r["origin"] == "f.jsonl:1" and r["source"] == "cc" for r in pieces)
+    dropped = next(r for r in out if r["doc_id"] == rows[2]["doc_id"])
+    assert dropped[DROP_REASON] == "contaminated" and dropped["text"] == many and len(dropped["cuts"]) == 11
+    assert counts[("documents", "untouched")] == 2 and counts[("documents", "split")] == 1
+    assert counts[("documents", "contaminated")] == 1 and counts[("pieces_kept",)] == 2
+    assert counts[("matches", "lambada")] >= 12 and ("matches", "piqa") not in counts
+    assert counts[("characters_removed",)] == cut["end"] - cut["start"]
+    found = sorted(matcher.index.item(item) for (kind, *rest), _ in counts.items() if kind == "item" for item in rest)
+    assert found == [("lambada", "test", i) for i in [11, *range(200, 211)]]

@@ -5,7 +5,6 @@ import gzip
 import hashlib
 import json
 import shutil
-import zlib
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -16,13 +15,11 @@ from dataprep.config import DataprepConfig
 from dataprep.extract.stage import ExtractStage
 from dataprep.file_stage import BadInputFilesError, Summaries, Summary
 from dataprep.inputs import InputError, expand_inputs
-from dataprep.samplecrawl import build_sample_crawl
 from dataprep.spark import get_spark
 from dataprep.stage import run
 from dataprep.stage_output import OutputExistsError
 
 WARC = Path(__file__).parent / "fixtures" / "warc"
-RECORDS, FILES = 240, 2
 
 
 def _config(num_buckets: int = 4) -> DataprepConfig:
@@ -37,25 +34,13 @@ def spark():
 
 
 @pytest.fixture(scope="module")
-def crawl(tmp_path_factory) -> tuple[Path, dict]:
-    root = tmp_path_factory.mktemp("crawl")
-    truth = build_sample_crawl(root / "crawl", RECORDS, FILES, seed=3)
-    # real faults next to the crawl: Common Crawl's clipped record, and its WARC with one broken member
-    shutil.copy(WARC / "resiliparse_clipped.warc.gz", root / "crawl")
-    data = bytearray((WARC / "resiliparse_warcfile.warc.gz").read_bytes())
-    inflater = zlib.decompressobj(wbits=31)
-    inflater.decompress(bytes(data))
-    first_member = len(data) - len(inflater.unused_data)
-    data[first_member + 200] ^= 0xFF  # inside the second member (the first request record)
-    (root / "crawl" / "broken-cc.warc.gz").write_bytes(bytes(data))
-    return root / "crawl", truth
+def crawl(sample_crawl) -> tuple[Path, dict]:
+    return sample_crawl
 
 
 @pytest.fixture(scope="module")
-def extracted(spark, crawl, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("extract") / "out"
-    run(ExtractStage, spark, [str(crawl[0] / "*.warc.gz")], str(out), _config(), source="cc-sample", keep_dropped=True)
-    return out
+def extracted(pipeline_run) -> Path:
+    return pipeline_run / "extract"
 
 
 def _rows(out: Path) -> dict[str, dict]:
@@ -90,7 +75,7 @@ def test_outcomes_match_the_crawls_truth(extracted, crawl):
     empty = 0
     for record in truth["records"]:
         row = rows[record["origin"]]
-        assert row["doc_id"] and row["source"] == "cc-sample"
+        assert row["doc_id"] and row["source"] == "common-crawl"
         got = row.get("drop_reason")
         if record["stage"] == "extract":
             assert got == record["expected"], record
@@ -104,7 +89,7 @@ def test_outcomes_match_the_crawls_truth(extracted, crawl):
 
 def test_rerun_is_byte_identical_then_reused_and_a_changed_config_refused(spark, crawl, extracted, tmp_path):
     again = tmp_path / "again"
-    run(ExtractStage, spark, [str(crawl[0] / "*.warc.gz")], str(again), _config(), source="cc-sample", keep_dropped=True)
+    run(ExtractStage, spark, [str(crawl[0] / "*.warc.gz")], str(again), _config(), keep_dropped=True)
 
     def digests(folder: Path) -> dict[str, str]:
         return {
@@ -115,10 +100,10 @@ def test_rerun_is_byte_identical_then_reused_and_a_changed_config_refused(spark,
     assert digests(again) == digests(extracted)
     assert json.loads((again / "_SUCCESS").read_text())["inputs"] == json.loads((extracted / "_SUCCESS").read_text())["inputs"]
     before = (again / "_SUCCESS").stat().st_mtime_ns
-    run(ExtractStage, spark, [str(crawl[0] / "*.warc.gz")], str(again), _config(), source="cc-sample", keep_dropped=True)
+    run(ExtractStage, spark, [str(crawl[0] / "*.warc.gz")], str(again), _config(), keep_dropped=True)
     assert (again / "_SUCCESS").stat().st_mtime_ns == before  # reused, not rewritten
     with pytest.raises(OutputExistsError):
-        run(ExtractStage, spark, [str(crawl[0] / "*.warc.gz")], str(again), _config(num_buckets=2), source="cc-sample")
+        run(ExtractStage, spark, [str(crawl[0] / "*.warc.gz")], str(again), _config(num_buckets=2))
 
 
 def test_bad_file_fails_the_job_unless_allowed(spark, tmp_path):

@@ -47,12 +47,10 @@ def small_model(**overrides) -> ModelConfig:
 
 
 def test_vocabulary_is_padded_to_a_multiple_of_128_times_tp():
-    from trainer.model.tensor_parallel import padded_vocab_size
-
-    assert padded_vocab_size(50257, 128, 8) == 51200
-    assert padded_vocab_size(VOCAB, 128, 1) == 384
-    assert padded_vocab_size(VOCAB, 128, 2) == 512
-    assert padded_vocab_size(256, 128, 2) == 256
+    assert ModelConfig(vocab_size=50257).padded_vocab_size(8) == 51200
+    assert ModelConfig(vocab_size=VOCAB).padded_vocab_size(1) == 384
+    assert ModelConfig(vocab_size=VOCAB).padded_vocab_size(2) == 512
+    assert ModelConfig(vocab_size=256).padded_vocab_size(2) == 256
 
 
 @pytest.mark.parametrize("partition_dim", [0, 1])

@@ -43,6 +43,12 @@ class ModelConfig:
     def resolved_init_std(self) -> float:
         return self.init_std if self.init_std is not None else math.sqrt(1.0 / (3.0 * self.hidden_size))
 
+    def padded_vocab_size(self, tensor_parallel: int) -> int:
+        """Megatron's padding: a multiple of make_vocab_size_divisible_by x TP, so every tensor-parallel
+        slice of the embedding has the same, aligned size."""
+        multiple = self.make_vocab_size_divisible_by * tensor_parallel
+        return -(-self.vocab_size // multiple) * multiple
+
 
 @dataclass
 class ParallelConfig:

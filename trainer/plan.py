@@ -1,8 +1,9 @@
 """Capacity planner: what a model, its parallel layout and a cluster mean for memory and time.
 
     python -m trainer.plan --preset mtnlg-530b                     # the paper's 280 DGX A100 nodes
-    python -m trainer.plan --preset mtnlg-530b --nodes 420 --tflops 113
-    python -m trainer.plan --preset 1b --nodes 1 --set parallel.tensor=2 --json
+    python -m trainer.plan --preset mtnlg-530b --nodes 420 --json  # predicted time and TFLOP/s per GPU
+    python -m trainer.plan --preset mtnlg-530b --nodes 420 --tflops 113   # time at a given TFLOP/s
+    python -m trainer.plan --preset 1b --nodes 1 --set parallel.tensor=2 --inter-node-gbs 50
 
 The figures follow the MT-NLG paper (arXiv 2201.11990, section 2) and Narayanan et al. 2021:
 
@@ -18,8 +19,12 @@ The figures follow the MT-NLG paper (arXiv 2201.11990, section 2) and Narayanan 
   bytes (Korthikanti et al. 2022, no sequence parallelism), plus 5 a s^2 b / t for the attention scores
   where attention materializes them (the trainer's scaled_dot_product_attention does not on GPUs);
 - pipeline efficiency MB / (MB + PP - 1) for MB micro-batches per pipeline per iteration;
-- FLOPs per iteration 96 B s l h^2 (1 + s/(6h) + V/(16 l h)), 72 instead of 96 without recomputation;
-  the time per iteration at an achieved TFLOP/s per GPU (which already includes the pipeline bubble).
+- FLOPs per iteration 96 B s l h^2 (1 + s/(6h) + V/(16 l h)), 72 instead of 96 without recomputation
+  (trainer.metrics); TFLOP/s per GPU = those FLOPs / (iteration time x GPUs), as the paper counts;
+- the iteration time predicted from the hardware (`--hardware`, a preset of trainer.perf_model: peak
+  TFLOP/s, NVLink and inter-node bandwidth) by trainer.perf_model: compute, pipeline bubble, tensor-
+  parallel all-reduces, pipeline transfers, the replicas' gradient reduction and the optimizer step;
+  `--tflops` replaces the prediction with a measured end-to-end TFLOP/s per GPU.
 
 Memory figures are a floor: communication buckets, allocator fragmentation and the logits of the last
 stage come on top. Sizes are decimal (1 GB = 1e9 bytes), as the paper quotes them.
@@ -35,6 +40,8 @@ import sys
 from dataclasses import dataclass
 
 from trainer.config import ConfigError, ModelConfig, TrainConfig, apply_override
+from trainer.metrics import narayanan_flops_per_iteration
+from trainer.perf_model import DGX_A100, HARDWARE, Hardware, IterationTime, Layout, iteration_time, layer_parameters
 from trainer.presets import PRESETS, get_preset
 
 # Bytes per parameter with mixed-precision Adam.
@@ -48,33 +55,21 @@ ACTIVATION_BYTES = 2  # bf16
 @dataclass
 class Cluster:
     nodes: int
-    gpus_per_node: int = 8
-    achieved_tflops: float = 126.0  # per GPU, measured end to end (the paper's 280-node figure)
-    peak_tflops: float = 312.0  # A100 bf16 dense
-    gpu_memory_gb: float = 80.0
+    hardware: Hardware = DGX_A100
+    achieved_tflops: float | None = None  # per GPU, end to end; given, it replaces the predicted time
 
     @property
     def gpus(self) -> int:
-        return self.nodes * self.gpus_per_node
+        return self.nodes * self.hardware.gpus_per_node
 
 
 # The paper's cluster for its model; other presets default to the fewest nodes holding one replica.
 PAPER_CLUSTERS = {"mtnlg-530b": Cluster(nodes=280)}
 
 
-def padded_vocab_size(model: ModelConfig, tensor_parallel: int) -> int:
-    """Megatron pads the vocabulary to a multiple of make_vocab_size_divisible_by x TP."""
-    multiple = model.make_vocab_size_divisible_by * tensor_parallel
-    return math.ceil(model.vocab_size / multiple) * multiple
-
-
-def layer_parameters(hidden: int) -> int:
-    return 12 * hidden * hidden + 13 * hidden
-
-
 def parameter_count(model: ModelConfig, tensor_parallel: int) -> int:
     h = model.hidden_size
-    embeddings = padded_vocab_size(model, tensor_parallel) * h + model.seq_length * h
+    embeddings = model.padded_vocab_size(tensor_parallel) * h + model.seq_length * h
     return model.num_layers * layer_parameters(h) + embeddings + 2 * h
 
 
@@ -106,13 +101,6 @@ def pipeline_efficiency(micro_batches: int, pipeline: int) -> float:
     return micro_batches / (micro_batches + pipeline - 1)
 
 
-def flops_per_iteration(batch: int, model: ModelConfig, vocab: int, recompute: bool) -> float:
-    """Narayanan et al. 2021, eq. 3: forward + backward (+ the recomputed forward) of a GPT iteration."""
-    s, layers, h = model.seq_length, model.num_layers, model.hidden_size
-    factor = 96 if recompute else 72
-    return factor * batch * s * layers * h * h * (1 + s / (6 * h) + vocab / (16 * layers * h))
-
-
 @dataclass
 class Plan:
     preset: str
@@ -139,9 +127,15 @@ class Plan:
     micro_batches: int  # per pipeline per iteration
     pipeline_efficiency: float
     flops_per_iteration: float
-    achieved_tflops: float
+    hardware: str
     peak_tflops: float
-    seconds_per_iteration: float
+    compute_efficiency: float  # share of peak the GEMMs reach in the time model
+    predicted: bool  # False when the time comes from a given TFLOP/s
+    iteration_s: float
+    tflops_per_gpu: float
+    predicted_iteration_s: float
+    predicted_tflops_per_gpu: float
+    time_breakdown: dict  # predicted seconds by what they are spent on (trainer.perf_model.IterationTime)
     tokens_per_second: float
     train_tokens: int
     train_days: float
@@ -150,14 +144,47 @@ class Plan:
     def fits(self) -> bool:
         return self.peak_bytes_per_gpu <= self.gpu_memory_bytes
 
+    @property
+    def memory_per_gpu_gb(self) -> float:
+        return self.peak_bytes_per_gpu / 1e9
+
+    # the names these figures had before the time was predicted
+    @property
+    def seconds_per_iteration(self) -> float:
+        return self.iteration_s
+
+    @property
+    def achieved_tflops(self) -> float:
+        return self.tflops_per_gpu
+
+    def to_json(self) -> dict:
+        return {**dataclasses.asdict(self), "fits": self.fits, "memory_per_gpu_gb": self.memory_per_gpu_gb,
+                "seconds_per_iteration": self.iteration_s, "achieved_tflops": self.tflops_per_gpu}
+
+
+def check_nodes(nodes: int, gpus_per_node: int, tensor: int, pipeline: int) -> None:
+    """The cluster must hold whole model replicas (TP x PP GPUs each): a clear error otherwise."""
+    replica = tensor * pipeline
+    if nodes < 1:
+        raise ConfigError(f"--nodes {nodes}: at least one node is needed")
+    if nodes * gpus_per_node % replica == 0:
+        return
+    if replica % gpus_per_node == 0:
+        step = replica // gpus_per_node
+        raise ConfigError(
+            f"--nodes {nodes}: one model replica (TP {tensor} x PP {pipeline} = {replica} GPUs) fills {step} nodes "
+            f"of {gpus_per_node} GPUs, so the node count must be a multiple of {step} "
+            f"(e.g. {' or '.join(str(n) for n in (nodes // step * step, (nodes // step + 1) * step) if n)})")
+    raise ConfigError(f"--nodes {nodes}: {nodes * gpus_per_node} GPUs are not a multiple of one model replica's "
+                      f"TP {tensor} x PP {pipeline} = {replica} GPUs")
+
 
 def make_plan(cfg: TrainConfig, cluster: Cluster, preset: str = "", attention_scores: bool = False) -> Plan:
     """Every figure for `cfg` on `cluster`; a layout that cannot run there is a ConfigError."""
     m, p, b = cfg.model, cfg.parallel, cfg.batch
-    model_parallel = p.tensor * p.pipeline
-    if cluster.gpus % model_parallel:
-        raise ConfigError(f"{cluster.gpus} GPUs are not a multiple of TP {p.tensor} x PP {p.pipeline}")
-    dp = cluster.gpus // model_parallel
+    hw = cluster.hardware
+    check_nodes(cluster.nodes, hw.gpus_per_node, p.tensor, p.pipeline)
+    dp = cluster.gpus // (p.tensor * p.pipeline)
     if b.global_batch_size % (b.micro_batch_size * dp):
         raise ConfigError(
             f"global batch {b.global_batch_size} is not a multiple of micro-batch {b.micro_batch_size} x DP {dp}"
@@ -168,7 +195,7 @@ def make_plan(cfg: TrainConfig, cluster: Cluster, preset: str = "", attention_sc
         raise ConfigError(f"{m.num_attention_heads} heads are not divisible by TP {p.tensor}")
 
     h, s = m.hidden_size, m.seq_length
-    vocab = padded_vocab_size(m, p.tensor)
+    vocab = m.padded_vocab_size(p.tensor)
     params = parameter_count(m, p.tensor)
     layers_per_stage = math.ceil(m.num_layers / p.pipeline)
     stage_params = layers_per_stage * layer_parameters(h) + vocab * h + s * h
@@ -189,8 +216,13 @@ def make_plan(cfg: TrainConfig, cluster: Cluster, preset: str = "", attention_sc
     else:
         activations = in_flight * layers_per_stage * layer_bytes
 
-    flops = flops_per_iteration(b.global_batch_size, m, vocab, recompute)
-    seconds = flops / (cluster.gpus * cluster.achieved_tflops * 1e12)
+    flops = narayanan_flops_per_iteration(b.global_batch_size, s, m.num_layers, h, vocab, recompute)
+    layout = Layout(tensor=p.tensor, pipeline=p.pipeline, data=dp, micro_batch=b.micro_batch_size,
+                    global_batch=b.global_batch_size, recompute=recompute, zero_stage=p.zero_stage)
+    timing: IterationTime = iteration_time(m, layout, hw, vocab)
+    predicted_tflops = flops / (timing.total_s * cluster.gpus * 1e12)
+    tflops = cluster.achieved_tflops or predicted_tflops
+    seconds = flops / (cluster.gpus * tflops * 1e12)
     tokens_per_second = b.global_batch_size * s / seconds
     return Plan(
         preset=preset,
@@ -211,15 +243,21 @@ def make_plan(cfg: TrainConfig, cluster: Cluster, preset: str = "", attention_sc
         activation_bytes_per_sample=boundary_activation_bytes(1, m.num_layers, s, h),
         activation_bytes_per_gpu=activations,
         peak_bytes_per_gpu=states_per_gpu + activations,
-        gpu_memory_bytes=cluster.gpu_memory_gb * 1e9,
+        gpu_memory_bytes=hw.gpu_memory_gb * 1e9,
         global_batch=b.global_batch_size,
         micro_batch=b.micro_batch_size,
         micro_batches=micro_batches,
         pipeline_efficiency=pipeline_efficiency(micro_batches, p.pipeline),
         flops_per_iteration=flops,
-        achieved_tflops=cluster.achieved_tflops,
-        peak_tflops=cluster.peak_tflops,
-        seconds_per_iteration=seconds,
+        hardware=hw.name,
+        peak_tflops=hw.peak_tflops,
+        compute_efficiency=hw.compute_efficiency,
+        predicted=cluster.achieved_tflops is None,
+        iteration_s=seconds,
+        tflops_per_gpu=tflops,
+        predicted_iteration_s=timing.total_s,
+        predicted_tflops_per_gpu=predicted_tflops,
+        time_breakdown={**dataclasses.asdict(timing), "total_s": timing.total_s},
         tokens_per_second=tokens_per_second,
         train_tokens=cfg.train_tokens,
         train_days=cfg.train_tokens / tokens_per_second / 86400,
@@ -262,14 +300,34 @@ def format_plan(plan: Plan) -> str:
                      f"{plan.pipeline_efficiency:.1%} (at 4 x PP: {pipeline_efficiency(4 * pp, pp):.0%}, "
                      f"8 x PP: {pipeline_efficiency(8 * pp, pp):.0%})"),
         ("compute", f"{plan.flops_per_iteration:.3e} FLOPs per iteration"),
-        ("time", f"{plan.seconds_per_iteration:.1f} s per iteration at {plan.achieved_tflops:g} TFLOP/s per GPU "
-                 f"({plan.achieved_tflops / plan.peak_tflops:.0%} of {plan.peak_tflops:g} peak); "
-                 f"{plan.tokens_per_second:,.0f} tokens/s"),
+        ("time", f"{plan.iteration_s:.1f} s per iteration = {plan.tflops_per_gpu:.1f} TFLOP/s per GPU "
+                 f"({plan.tflops_per_gpu / plan.peak_tflops:.0%} of {plan.peak_tflops:g} peak); "
+                 f"{plan.tokens_per_second:,.0f} tokens/s"
+                 + ("" if plan.predicted else f" at the given TFLOP/s (the model predicts "
+                    f"{plan.predicted_iteration_s:.1f} s, {plan.predicted_tflops_per_gpu:.1f} TFLOP/s)")),
+        *time_rows(plan),
         ("training", f"{_count(plan.train_tokens)} tokens in {plan.train_days:.1f} days"),
     ]
     width = max(len(name) for name, _ in rows)
     title = f"plan for {plan.preset}" if plan.preset else "plan"
     return "\n".join([title] + [f"  {name:<{width}}  {value}" for name, value in rows])
+
+
+def time_rows(plan: Plan) -> list[tuple[str, str]]:
+    """The predicted iteration time by what it is spent on."""
+    t = plan.time_breakdown
+    where = "model" if plan.predicted else "model, unused"
+    return [
+        (f"  {where} ({plan.hardware})", f"{t['total_s']:.2f} s ="),
+        ("    compute", f"{t['compute_s']:.2f} s (GEMMs at {plan.compute_efficiency:.1%} of peak; the slowest, last "
+                      f"stage over {plan.micro_batches} + {plan.pipeline - 1} slots)"),
+        ("    TP all-reduce", f"{t['tensor_comm_s']:.2f} s (NVLink, every layer)"),
+        ("    PP transfers", f"{t['pipeline_comm_s']:.2f} s (activations and their gradients between stages)"),
+        ("    DP reduction", f"{t['data_comm_s']:.2f} s (gradients reduce-scattered, weights gathered across "
+                           f"{plan.data} replicas; tied embedding)"),
+        ("    optimizer", f"{t['optimizer_s']:.3f} s (Adam on this GPU's share, memory-bound)"),
+        ("    of which bubble", f"{t['bubble_s']:.2f} s (the {plan.pipeline - 1} fill and drain slots)"),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,10 +336,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, as for training (e.g. parallel.pipeline=16)")
     parser.add_argument("--nodes", type=int, help="default: the paper's 280 for mtnlg-530b, else one replica's")
-    parser.add_argument("--gpus-per-node", type=int, default=8)
-    parser.add_argument("--tflops", type=float, default=126.0, help="achieved TFLOP/s per GPU")
-    parser.add_argument("--peak-tflops", type=float, default=312.0, help="the GPU's peak (A100 bf16: 312)")
-    parser.add_argument("--gpu-memory-gb", type=float, default=80.0)
+    parser.add_argument("--hardware", choices=sorted(HARDWARE), default=DGX_A100.name,
+                        help="node preset: GPUs, peak TFLOP/s, memory, NVLink and inter-node bandwidth")
+    parser.add_argument("--tflops", type=float,
+                        help="measured end-to-end TFLOP/s per GPU: the time follows from it instead of the model")
+    hardware = parser.add_argument_group("hardware overrides (default: the preset's)")
+    for field, help_text in (("gpus_per_node", "GPUs per node"), ("peak_tflops", "dense bf16 peak per GPU"),
+                             ("gpu_memory_gb", "memory per GPU"),
+                             ("nvlink_gbs", "NVLink GB/s per GPU and direction"),
+                             ("inter_node_gbs", "network GB/s per GPU and direction (a node's NICs / its GPUs)"),
+                             ("compute_efficiency", "share of peak the GEMMs reach")):
+        hardware.add_argument("--" + field.replace("_", "-"), type=int if field == "gpus_per_node" else float,
+                              help=help_text)
     parser.add_argument("--attention-scores", action="store_true",
                         help="count stored s x s attention scores (unfused attention)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
@@ -291,19 +357,21 @@ def main(argv: list[str] | None = None) -> int:
         cfg = get_preset(args.preset)
         for assignment in args.set:
             apply_override(cfg, assignment)
+        overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Hardware)
+                     if getattr(args, f.name, None) is not None}
+        hw = dataclasses.replace(HARDWARE[args.hardware], **overrides)
         nodes = args.nodes
         if nodes is None:
             paper = PAPER_CLUSTERS.get(args.preset)
             replica = cfg.parallel.tensor * cfg.parallel.pipeline
-            nodes = paper.nodes if paper else math.ceil(replica / args.gpus_per_node)
-        cluster = Cluster(nodes=nodes, gpus_per_node=args.gpus_per_node, achieved_tflops=args.tflops,
-                          peak_tflops=args.peak_tflops, gpu_memory_gb=args.gpu_memory_gb)
+            nodes = paper.nodes if paper else math.ceil(replica / hw.gpus_per_node)
+        cluster = Cluster(nodes=nodes, hardware=hw, achieved_tflops=args.tflops)
         plan = make_plan(cfg, cluster, preset=args.preset, attention_scores=args.attention_scores)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({**dataclasses.asdict(plan), "fits": plan.fits}, sort_keys=True))
+        print(json.dumps(plan.to_json(), sort_keys=True))
     else:
         print(format_plan(plan))
     return 0

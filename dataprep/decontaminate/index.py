@@ -16,6 +16,7 @@ import io
 import json
 import re
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,7 +90,7 @@ class TaskIndex:
     owner_starts: dict[int, np.ndarray]  # length -> int64 CSR offsets into owners (len(keys) + 1)
     owners: dict[int, np.ndarray]  # length -> int32 item ids
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # per task
-    build_seconds: float = 0.0
+    build_seconds: float = 0.0  # not saved: the same tasks give a byte-identical file
 
     @property
     def lengths(self) -> tuple[int, ...]:
@@ -120,7 +121,7 @@ class TaskIndex:
         """Write the index (.npz); returns its size in bytes."""
         meta = {
             "format": 1, "ngram": self.ngram, "min_words": self.min_words, "tasks": self.tasks,
-            "splits": self.splits, "counts": self.counts, "build_seconds": self.build_seconds,
+            "splits": self.splits, "counts": self.counts,
         }
         arrays = {
             "meta": np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8),
@@ -134,8 +135,14 @@ class TaskIndex:
             arrays[f"keys_{n}"] = self.keys[n]
             arrays[f"owner_starts_{n}"] = self.owner_starts[n]
             arrays[f"owners_{n}"] = self.owners[n]
+        # np.savez stamps each member with the current time; fixed stamps make the file deterministic
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, array in arrays.items():
+                member = io.BytesIO()
+                np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                archive.writestr(info, member.getvalue(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
         Path(path).write_bytes(buffer.getvalue())
         return len(buffer.getvalue())
 
@@ -154,7 +161,7 @@ class TaskIndex:
                 keys={n: data[f"keys_{n}"] for n in lengths},
                 owner_starts={n: data[f"owner_starts_{n}"] for n in lengths},
                 owners={n: data[f"owners_{n}"] for n in lengths},
-                counts=meta["counts"], build_seconds=meta["build_seconds"],
+                counts=meta["counts"],
             )
 
 

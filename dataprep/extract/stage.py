@@ -13,11 +13,10 @@ from dataprep.extract.record import REASONS, extract_record_safely
 from dataprep.extract.warc_reader import CORRUPT, TRUNCATED, read_warc
 from dataprep.file_stage import Summary, bad_file_row, faults_listed, histogram
 from dataprep.inputs import COMMON_CRAWL_BASE, basename, expand_inputs, open_input
-from dataprep.schema import DROP_REASON, IN_BYTES
+from dataprep.schema import DEFAULT_SOURCE, DROP_REASON, IN_BYTES
 from dataprep.stage import Option, SourceStage
 from dataprep.stats import StageStats
 
-DEFAULT_SOURCE = "common-crawl"
 FAULT_REASONS = frozenset({CORRUPT, TRUNCATED, "bad_http_headers", "decode_error", "extraction_error"})
 
 

@@ -47,8 +47,7 @@ def model_shape(model: ModelConfig, tensor_parallel: int, seed: int) -> ModelSha
     if model.num_attention_heads % tensor_parallel:
         raise ValueError(f"num_attention_heads {model.num_attention_heads} is not a multiple of "
                          f"tensor parallelism {tensor_parallel}")
-    padded = tp.padded_vocab_size(model.vocab_size, model.make_vocab_size_divisible_by, tensor_parallel)
-    return ModelShape(model=model, padded_vocab=padded, seed=seed)
+    return ModelShape(model=model, padded_vocab=model.padded_vocab_size(tensor_parallel), seed=seed)
 
 
 class LayerNorm(nn.LayerNorm):

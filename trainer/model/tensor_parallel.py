@@ -30,7 +30,6 @@ __all__ = [
     "VocabParallelEmbedding",
     "dropout",
     "model_parallel_rng_context",
-    "padded_vocab_size",
     "tensor_parallel_rank",
     "tensor_parallel_world_size",
     "vocab_parallel_cross_entropy",
@@ -49,12 +48,6 @@ def tensor_parallel_world_size() -> int:
 
 def tensor_parallel_group() -> torch.distributed.ProcessGroup:
     return parallel_state.get_tensor_model_parallel_group()
-
-
-def padded_vocab_size(vocab_size: int, divisible_by: int, tensor_parallel: int) -> int:
-    """Megatron's padding: a multiple of `divisible_by` x TP so every slice has the same, aligned size."""
-    multiple = divisible_by * tensor_parallel
-    return -(-vocab_size // multiple) * multiple
 
 
 def vocab_range(padded_vocab: int) -> tuple[int, int]:

@@ -1,0 +1,194 @@
+"""The decontamination stage: documents -> the same documents with every downstream-task n-gram cut out.
+
+1. The task index is built on the driver (index.py) from the shipped task files, or the `--task` ones,
+   and shipped once to every executor (one copy per Python worker).
+2. One Spark aggregation counts in how many documents each indexed n-gram occurs; those found in
+   `frequent_ngram_count` or more documents are common phrases, exempt from matching.
+3. Each document is matched, cut and split (rows.py); the output folder also holds the index
+   (task_index.npz) and the task items found in the corpus (task_items_found.jsonl), so an evaluation
+   can report the clean subset.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+from blending.evaltasks import shipped_path
+from dataprep.config import config_hash
+from dataprep.decontaminate.index import TaskIndex, TaskSource, build_from_sources, parse_task_args
+from dataprep.decontaminate.matcher import REASONS, Matcher
+from dataprep.decontaminate.rows import (
+    CHARACTERS_REMOVED,
+    COLUMNS,
+    DOCUMENTS,
+    ITEM,
+    MATCHES,
+    PIECES_DROPPED,
+    PIECES_KEPT,
+    decontaminate_batch,
+    distinct_keys,
+    output_schema,
+    unsigned,
+)
+from dataprep.file_stage import Summaries, Summary, partition_unit
+from dataprep.stage import Option, WholeDatasetStage, per_worker
+from dataprep.stage import shipped_path as local_copy
+from dataprep.stage_output import resolve
+from dataprep.stats import StageStats
+
+INDEX_FILE = "task_index.npz"
+ITEMS_FILE = "task_items_found.jsonl"
+
+
+class DecontaminateStage(WholeDatasetStage):
+    name = "decontaminate"
+    help = "cut downstream-task 13-grams (with 200 characters each side) out of documents, splitting them"
+    reasons = list(REASONS)
+    section = "decontamination"
+    columns = COLUMNS
+    options = [Option(
+        "--task", "a task to remove: NAME=PATH[:FIELD] (a JSONL file's FIELD, default text; or a shipped "
+        "task's format at PATH), a shipped task's NAME, or 'shipped' (repeatable; default: the shipped tasks)",
+        action="append", metavar="NAME=PATH[:FIELD]",
+    )]
+    epilog = (
+        "Without --task the tasks shipped in blending/evaltasks/data are used; with --task only the named\n"
+        "ones, and '--task shipped' adds the shipped set. The output folder holds task_index.npz (the\n"
+        "n-grams used) and task_items_found.jsonl (task, split, index of each item found in the corpus)."
+    )
+
+    @functools.cached_property
+    def sources(self) -> list[TaskSource]:
+        return parse_task_args(self.opts.get("task"))
+
+    @functools.cached_property
+    def index_path(self) -> str:
+        """The index, built once on the driver into a local file that is shipped to the executors."""
+        folder = tempfile.mkdtemp(prefix="decontaminate-index-")
+        atexit.register(shutil.rmtree, folder, True)
+        index = build_from_sources(self.sources, self.config.ngram, self.config.min_task_words)
+        staged = Path(folder) / INDEX_FILE
+        self.index_bytes = index.save(staged)
+        self.index = index
+        # Named by its content: Spark refuses a second file of the same name with other content.
+        digest = hashlib.sha256(staged.read_bytes()).hexdigest()[:16]
+        path = staged.rename(staged.with_name(f"task_index-{digest}.npz"))
+        print(f"task index: {index.num_keys():,} n-grams of {len(index.tasks)} tasks, "
+              f"{self.index_bytes / 1e6:.1f} MB, built in {index.build_seconds:.1f} s")
+        return str(path)
+
+    def config_hash(self) -> str:
+        """Also the task files' contents: an edited task file is a different index."""
+        tasks = [(s.name, s.field, _content_hash(s.path or str(shipped_path(s.name)))) for s in self.sources]
+        return config_hash(self.config, self.ctx.config.output, tasks)
+
+    def shipped_files(self) -> list[str]:
+        return [self.index_path]
+
+    def transform(self, spark: SparkSession, documents: DataFrame) -> DataFrame:
+        self.exempt = self.frequent_ngrams(documents)
+        self.summaries = Summaries(spark)
+        schema = output_schema(to_arrow_schema(documents.schema, timezone="UTC"))
+        task = _DecontaminateTask(self.index_path, self.exempt, schema, self.config, self.summaries)
+        return documents.mapInArrow(task, from_arrow_schema(schema))
+
+    def frequent_ngrams(self, documents: DataFrame) -> list[tuple[int, int]]:
+        """The indexed n-grams found in frequent_ngram_count or more documents (one aggregation)."""
+        threshold = self.config.frequent_ngram_count
+        if not threshold:
+            return []
+        found = documents.select("text").mapInArrow(_KeysTask(self.index_path), "length int, key long")
+        # as many shuffle partitions as cores, not spark.sql.shuffle.partitions (200 tiny tasks locally)
+        partitions = documents.sparkSession.sparkContext.defaultParallelism
+        counted = found.repartition(partitions, "length", "key").groupBy("length", "key").count()
+        frequent = counted.where(F.col("count") >= threshold).collect()
+        return sorted((row["length"], unsigned(row["key"])) for row in frequent)
+
+    def extra(self, summary: Summary, stats: StageStats) -> dict:
+        counts = self.summaries.merged().counts
+        index = self.index
+        items = sorted((index.item(key[1]), n) for key, n in counts.items() if key[0] == ITEM)
+        self.items_found = items
+        per_task = {name: 0 for name in index.tasks}
+        for (task, _, _), _ in items:
+            per_task[task] += 1
+        return {
+            "documents": {kind: counts.get((DOCUMENTS, kind), 0)
+                          for kind in ("untouched", "split", *self.reasons)},
+            "pieces_kept": counts.get(PIECES_KEPT, 0),
+            "pieces_dropped": counts.get(PIECES_DROPPED, 0),
+            "characters_removed": counts.get(CHARACTERS_REMOVED, 0),
+            "matches_per_task": {name: counts.get((MATCHES, name), 0) for name in index.tasks},
+            "items_found_per_task": per_task,
+            "exempt_ngrams": len(self.exempt),
+            "index": {
+                "ngrams": index.num_keys(), "bytes": self.index_bytes, "tasks": index.counts,
+            },
+        }
+
+    def write_files(self, folder: str) -> None:
+        fs, root = resolve(folder)
+        with open(self.index_path, "rb") as src, fs.open_output_stream(f"{root}/{INDEX_FILE}") as dst:
+            shutil.copyfileobj(src, dst)
+        lines = [json.dumps({"task": task, "split": split, "index": index, "documents": n})
+                 for (task, split, index), n in self.items_found]
+        with fs.open_output_stream(f"{root}/{ITEMS_FILE}") as f:
+            f.write(("\n".join(lines) + "\n" if lines else "").encode())
+
+
+def _content_hash(path: str) -> str:
+    target = Path(path)
+    files = sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.relative_to(target).as_posix().encode() if target.is_dir() else b"")
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _matcher(index_path: str, exempt: tuple[tuple[int, int], ...] = ()) -> Matcher:
+    """One matcher per Python worker and exempt set; the index file is read once per worker."""
+    index = per_worker(("decontaminate-index", index_path), lambda: TaskIndex.load(local_copy(index_path)))
+    return per_worker(("decontaminate-matcher", index_path, hash(exempt)), lambda: Matcher(index, exempt))
+
+
+class _KeysTask:
+    """mapInArrow: (length, key) of each distinct indexed n-gram of each document."""
+
+    def __init__(self, index_path: str):
+        self.index_path = index_path
+
+    def __call__(self, batches):
+        matcher = _matcher(self.index_path)
+        for batch in batches:
+            lengths, keys = distinct_keys(batch.column("text").to_pylist(), matcher)
+            yield pa.RecordBatch.from_arrays([pa.array(lengths, pa.int32()), pa.array(keys, pa.int64())],
+                                             names=["length", "key"])
+
+
+class _DecontaminateTask:
+    """mapInArrow: documents -> output rows (rows.py), the partition's tally sent to the driver."""
+
+    def __init__(self, index_path: str, exempt: list[tuple[int, int]], schema: pa.Schema, config, summaries):
+        self.index_path, self.exempt, self.schema = index_path, tuple(exempt), schema
+        self.config, self.summaries = config, summaries
+
+    def __call__(self, batches):
+        matcher = _matcher(self.index_path, self.exempt)
+        counts: dict = {}
+        c = self.config
+        for batch in batches:
+            yield decontaminate_batch(batch, matcher, self.schema, counts, c.cut_chars, c.min_piece_chars,
+                                      c.max_splits)
+        self.summaries.record(partition_unit(), Summary(counts=counts))
