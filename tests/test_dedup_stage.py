@@ -17,7 +17,7 @@ import pytest
 
 from dataprep.cli import stage_parser
 from dataprep.config import DataprepConfig
-from dataprep.dedup.evaluate import Document, evaluate
+from dataprep.dedup.evaluate import Document, evaluate, truth_groups
 from dataprep.dedup.frames import CLUSTER_ID, DUPLICATE_OF, deduplicate, with_assignments
 from dataprep.dedup.stage import DedupStage
 from dataprep.extract.stage import ExtractStage
@@ -84,7 +84,7 @@ def test_near_duplicate_groups_of_the_truth(crawl, deduped):
     out, stats = deduped
     rows = _rows(out)
     result = evaluate([Document(r["doc_id"], r["origin"], r["text"], r["drop_reason"], r[DUPLICATE_OF]) for r in rows],
-                      truth)
+                      truth_groups(truth))
     summary = result.summary()
     assert result.dropped >= 50 and result.high_pairs >= 15 and result.mid_pairs >= 15, summary
     assert result.precision >= 0.99, (summary, result.wrongly_dropped)
@@ -193,3 +193,22 @@ def test_priority_and_templated_pages(spark):
 def _document(source: str, origin: str, text: str, url: str) -> dict:
     return {"doc_id": doc_id(source, origin), "source": source, "url": url, "origin": origin, "lang": "en",
             "lang_score": 1.0, "text": text}
+
+
+def test_the_pipeline_deduplicates_its_sample_crawl(pipeline_run, sample_crawl):
+    """The shared pipeline run (extract -> cleanup -> dedup -> ...): every recrawl of a kept page is
+    dropped as a duplicate URL, nothing is dropped wrongly, and the stage after dedup reads its output."""
+    _, truth = sample_crawl
+    folder = pipeline_run / "dedup"
+    stats = json.loads((folder / "stats.json").read_text())
+    assert stats["in"]["rows"] == stats["kept"]["rows"] + sum(stats["dropped"].values())
+    rows = _rows(folder)
+    result = evaluate([Document(r["doc_id"], r["origin"], r["text"], r["drop_reason"], r[DUPLICATE_OF]) for r in rows],
+                      truth_groups(truth))
+    assert result.precision == 1.0 and result.groups_lost == 0 and result.recall_high == 1.0, result.summary()
+    kept_origins = {r["origin"] for r in rows if r["drop_reason"] is None}
+    recrawls = [r for r in truth["records"] if r["type"] == "response" and r.get("category") == "recrawl"
+                and r["duplicate_of"]["origin"] in kept_origins]
+    dropped = {r["origin"]: r["drop_reason"] for r in rows}
+    assert recrawls and all(dropped[r["origin"]] == "duplicate_url" for r in recrawls)
+    assert json.loads((pipeline_run / "decontaminate" / "stats.json").read_text())["in"]["rows"] == stats["out"]["rows"]

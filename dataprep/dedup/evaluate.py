@@ -99,15 +99,15 @@ def lsh_probability(s: float, bands: int, rows: int) -> float:
 
 def evaluate(
     documents: Iterable[Document],
-    truth: dict,
+    group_of_origin: dict[str, int],
     threshold: float = 0.8,
     high: float = 0.9,
     bands: int = 20,
     rows: int = 13,
     shingle_words: int = 5,
 ) -> Evaluation:
+    """`group_of_origin`: the group of copies of each document that has copies (truth_groups(truth))."""
     docs = {d.doc_id: d for d in documents}
-    group_of_origin = truth_groups(truth)
     group = {d.doc_id: group_of_origin.get(d.origin) for d in docs.values()}
     members: dict[int, list[str]] = {}
     for doc_id, g in group.items():
