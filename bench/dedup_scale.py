@@ -46,6 +46,8 @@ SHARED = ROOT.parent / "shared" / "data"
 MIX = CrawlMix(clean=0.84, recrawl=0.03, near_duplicate=0.08, non_english=0.0, legacy_charset=0.0, short=0.05,
                javascript_notice=0.0, non_html=0.0, revisit=0.0)
 FILES = 8
+README_FIGURES = ("per_doc_growth", "precision", "recall", "recall_0.8_0.9", "lsh_curve_0.8_0.9", "groups_lost",
+                  "no_verification_14x8_distinct_dropped")
 
 
 def documents(material_dir: Path, pages: int, seed: int) -> tuple[list[dict], dict[int, int]]:
@@ -169,12 +171,18 @@ def main() -> int:
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOG_LEVEL": "ERROR"}
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
     python = [sys.executable, "-m", "dataprep"]
-    runs = {}
+    measured = work / "runs.json"  # with --keep, a rerun measures only the sizes not measured yet
+    runs = {int(k): v for k, v in json.loads(measured.read_text()).items()} if measured.exists() else {}
     try:
         start = time.perf_counter()
         rows, original = documents(Path(args.material), max(sizes), args.seed)
         print(f"{len(rows)} documents planned in {time.perf_counter() - start:.0f} s", file=sys.stderr)
         for n in sizes:
+            if n in runs:
+                continue
+            shutil.rmtree(work / f"jsonl-{n}", ignore_errors=True)
+            shutil.rmtree(work / f"docs-{n}", ignore_errors=True)
+            shutil.rmtree(work / f"dedup-{n}", ignore_errors=True)
             write_jsonl(rows[:n], work / f"jsonl-{n}")
             subprocess.run([*python, "ingest", "--input", str(work / f"jsonl-{n}" / "*.jsonl"), "--format", "jsonl",
                             "--source", "sample-crawl", "--output", str(work / f"docs-{n}"), "--master", args.master],
@@ -185,6 +193,7 @@ def main() -> int:
             runs[n].update(dropped=stats["dropped"], candidate_pairs=stats["extra"]["candidate_pairs"],
                            verified_pairs=stats["extra"]["verified_pairs"], clusters=stats["extra"]["clusters"])
             print(f"{n:>7} documents: {runs[n]}", file=sys.stderr)
+            measured.write_text(json.dumps(runs))
 
         largest = max(sizes)
         out = read_rows(work / f"dedup-{largest}")

@@ -36,6 +36,7 @@ from dataprep.dedup.minhash import signatures
 from dataprep.dedup.shingles import shingle_hash, words
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+README_FIGURES = ("ratio", "ratio_vs_datasketch_sha1", "ratio_vs_datasketch_xxh3_string", "ours_signatures_per_cpu_s")
 
 
 def pieces(text: str, rng: np.random.Generator) -> list[str]:
