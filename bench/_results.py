@@ -102,7 +102,8 @@ def command_for(path: Path) -> list[str]:
 def run_one(path: Path) -> tuple[int, dict | None, float]:
     """Run a benchmark with its output streamed; (exit status, figures, wall seconds)."""
     started = time.perf_counter()
-    process = subprocess.Popen(command_for(path), cwd=ROOT, stdout=subprocess.PIPE, text=True, bufsize=1)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # progress shows as it happens, not when a buffer fills
+    process = subprocess.Popen(command_for(path), cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, bufsize=1)
     lines = collections.deque(maxlen=50)  # the figures are the last line
     for line in process.stdout:
         sys.stdout.write(line)

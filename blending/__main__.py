@@ -1,4 +1,4 @@
-"""python -m blending {train-tokenizer,build,verify,preview}"""
+"""python -m blending {train-tokenizer,build,verify,preview,locate}"""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ DESCRIPTION = """Documents -> tokenized Megatron shards + manifest.json (the tra
   verify           check every file of a manifest: presence, size, sha256, index headers, tokenizer
   preview          the mixture a training run would draw (Megatron's error-tracking blend) and a
                    Table-1-style summary of tokens, weights and epochs
+  locate           the documents a training sample is made of (or a document by shard, doc_id or
+                   origin): source, shard, token range, doc_id, URL, origin and text
 """
 
 
@@ -70,7 +72,8 @@ def _verify(args) -> int:
     except ManifestError as error:
         print(f"FAILED: {error}", file=sys.stderr)
         return 1
-    files = sum(2 * len(s.train) + 2 * len(s.valid) for s in manifest.sources.values()) + 1
+    shards = [shard for split in ("train", "valid") for _, shard in manifest.shards(split)]
+    files = 1 + sum(2 + (shard.docs_path is not None) for shard in shards)
     print(f"OK: {files} files, {len(manifest.sources)} sources, "
           f"{manifest.tokens('train'):,} train + {manifest.tokens('valid'):,} valid tokens")
     return 0
@@ -85,7 +88,15 @@ def _preview(args) -> int:
     return 0
 
 
+def _locate(args) -> int:
+    from blending.locate import main as locate
+
+    return locate(args)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from blending.locate import DEFAULT_SEED, DEFAULT_SEQ_LENGTH
+
     parser = argparse.ArgumentParser(prog="python -m blending", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +144,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seq-len", type=int, required=True, metavar="L")
     p.add_argument("--split", choices=["train", "valid"], default="train")
     p.set_defaults(run=_preview)
+
+    p = commands.add_parser("locate", help="the documents of a training sample, or a document by id or origin",
+                            description="Which documents sample N of the blended stream the trainer reads is made "
+                                        "of, or a document by shard and number, doc_id or origin; for each: source, "
+                                        "shard, document number, token range, doc_id, URL, origin (WARC file@offset "
+                                        "or input file:row) and the text's first lines. The stream is the one a run "
+                                        "read (--run) or the one of --seq-len, --seed and --samples. Exit 1 when "
+                                        "nothing is found.")
+    p.add_argument("manifest", help="manifest.json (or its folder)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--sample", type=int, metavar="N", help="index of a sample in the split's blended stream")
+    what.add_argument("--shard", metavar="PREFIX", help="a shard prefix as the manifest lists it (with --doc)")
+    what.add_argument("--doc-id", metavar="ID", help="a document's doc_id")
+    what.add_argument("--origin", metavar="ORIGIN", help="a document's origin: WARC file@offset or input file:row")
+    p.add_argument("--doc", type=int, metavar="I", help="document number within --shard")
+    p.add_argument("--split", choices=["train", "valid"], default="train")
+    p.add_argument("--run", dest="run_dir", metavar="DIR", help="a training run's folder: its stream (seq length, seed, samples)")
+    p.add_argument("--seq-len", type=int, default=DEFAULT_SEQ_LENGTH, metavar="L",
+                   help=f"sequence length of the stream (default {DEFAULT_SEQ_LENGTH}, the trainer's)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed of the stream (default {DEFAULT_SEED}, the trainer's)")
+    p.add_argument("--samples", type=int, metavar="T",
+                   help="samples the stream was built for, a run's total (megatron's shuffle depends on it; "
+                        "default N + 1)")
+    p.add_argument("--stages", metavar="OUT_DIR",
+                   help="the pipeline run's folder: add each stage's decision on every document; an origin "
+                        "not in the shards is traced to the stage that dropped it")
+    p.add_argument("--lines", type=int, default=3, help="first lines of each text to print (default 3)")
+    p.add_argument("--json", action="store_true", help='print one JSON object: {"sample": N, "documents": [...]}')
+    p.set_defaults(run=_locate)
 
     args = parser.parse_args(argv)
     return args.run(args)

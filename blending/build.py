@@ -7,7 +7,7 @@ Spark runs the passes of blending/passes.py:
   2. plan, on the driver: each source split ordered by doc_id and cut into shards of at most
      `shard_size_tokens` tokens (memory: the metadata, some 50 bytes per document);
   3. write, one Spark task per shard: its documents copied from the runs in doc_id order into `.bin`,
-     then `.idx` (memory: a copy buffer of COPY_BUFFER_TOKENS).
+     then `.idx` (memory: a copy buffer of COPY_BUFFER_TOKENS), and the document index beside them.
 Tokens never pass through the JVM, a shuffle or the driver. A shard's bytes depend only on its
 documents in doc_id order, never on the Spark master or the partitioning. Runs and shards are written
 under OUT.tmp-*, so OUT must be on a filesystem the executors share with the driver (local disk in local
@@ -145,8 +145,14 @@ def _read_sources(spark: SparkSession, config: BlendConfig, present: list[Source
         needed = {"doc_id", "source", config.text_column}
         if not needed <= columns:
             raise InputError(f"{folder}: lacks the columns {sorted(needed - columns)}")
-        # an explicit schema spares Spark a job that reads every footer
-        df = spark.read.schema(f"doc_id string, source string, `{config.text_column}` string").parquet(*map(str, parts))
+        # an explicit schema spares Spark a job that reads every footer; origin and url (for the shards'
+        # document indexes) are null where a folder lacks them
+        lineage = [c for c in ("origin", "url") if c in columns]
+        schema = ", ".join(["doc_id string", "source string", f"`{config.text_column}` string"]
+                           + [f"{c} string" for c in lineage])
+        df = spark.read.schema(schema).parquet(*map(str, parts))
+        for column in {"origin", "url"} - set(lineage):
+            df = df.withColumn(column, F.lit(None).cast("string"))
         claimed = [s.source_value for s in present if folder in s.inputs]
         frames.append(df.where(F.col("source").isin(claimed)))
         # one partition: the tally needs no shuffle (and none of the 200 default shuffle tasks)
@@ -270,7 +276,7 @@ def _run(spark, config, tokenizer, docs, names, skipped, unclaimed_df, record, t
     for name in set(names) - set(present):
         shutil.rmtree(tmp / name)
     stats.out_rows = sum(w["documents"] for w in written)
-    stats.out_bytes = sum(w["bin_bytes"] + w["idx_bytes"] for w in written)
+    stats.out_bytes = sum(w["bin_bytes"] + w["idx_bytes"] + w["docs_bytes"] for w in written)
     stats.out_tokens = sum(w["tokens"] for w in written)
     (tmp / STATS_FILE).write_text(stats.to_json())
     log(stats.funnel_table())
@@ -285,7 +291,8 @@ def _write(spark: SparkSession, shards: list[PlannedShard], dtype: np.dtype, tmp
     def write(shard: PlannedShard) -> dict:
         w = write_shard(shard, out, runs, np.dtype(dtype_str))
         return {"documents": w.documents, "tokens": w.tokens, "bin_bytes": w.bin.bytes, "bin_sha256": w.bin.sha256,
-                "idx_bytes": w.idx.bytes, "idx_sha256": w.idx.sha256}
+                "idx_bytes": w.idx.bytes, "idx_sha256": w.idx.sha256, "docs_bytes": w.docs.bytes,
+                "docs_sha256": w.docs.sha256}
 
     written = spark.sparkContext.parallelize(shards, max(len(shards), 1)).map(write).collect()
     for shard, w in zip(shards, written, strict=True):
@@ -297,7 +304,8 @@ def _write(spark: SparkSession, shards: list[PlannedShard], dtype: np.dtype, tmp
 def _shard_entry(shard: PlannedShard, written: dict) -> dict:
     return {"prefix": shard.prefix, "documents": written["documents"], "tokens": written["tokens"],
             "bin": {"bytes": written["bin_bytes"], "sha256": written["bin_sha256"]},
-            "idx": {"bytes": written["idx_bytes"], "sha256": written["idx_sha256"]}}
+            "idx": {"bytes": written["idx_bytes"], "sha256": written["idx_sha256"]},
+            "docs": {"bytes": written["docs_bytes"], "sha256": written["docs_sha256"]}}
 
 
 def _accounting(meta: pa.Table, names: list[str], skipped: list[str], unclaimed_df: DataFrame) -> tuple[StageStats, list[str]]:

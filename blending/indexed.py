@@ -38,6 +38,7 @@ class WrittenShard:
     tokens: int
     bin: WrittenFile
     idx: WrittenFile
+    docs: WrittenFile | None = None  # the document index (blending/docindex.py), when written
 
 
 class IndexedDatasetWriter:
@@ -123,3 +124,14 @@ def read_index_summary(idx_path: str | Path) -> IndexSummary:
     header = read_index_header(idx_path)
     lengths = np.fromfile(idx_path, dtype="<i4", count=header.sequences, offset=_FIXED_HEADER)
     return IndexSummary(header.dtype, header.sequences, header.documents, int(lengths.sum(dtype=np.int64)))
+
+
+def read_document(prefix: str | Path, doc: int) -> np.ndarray:
+    """The tokens of document `doc` of `PREFIX.bin` (one sequence per document, as written here)."""
+    idx = str(prefix) + ".idx"
+    header = read_index_header(idx)
+    if not 0 <= doc < header.sequences:
+        raise IndexError(f"{prefix}: document {doc} outside [0, {header.sequences})")
+    length = int(np.fromfile(idx, dtype="<i4", count=1, offset=_FIXED_HEADER + 4 * doc)[0])
+    pointer = int(np.fromfile(idx, dtype="<i8", count=1, offset=_FIXED_HEADER + 4 * header.sequences + 8 * doc)[0])
+    return np.fromfile(str(prefix) + ".bin", dtype=header.dtype, count=length, offset=pointer)

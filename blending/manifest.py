@@ -4,11 +4,14 @@
      "tokenizer": {"file": "tokenizer.json", "sha256": ..., "vocab_size": ..., "eod_id": ...},
      "sources": {NAME: {"weight": w,
                         "train": [{"prefix": "NAME/train_00000", "documents": d, "tokens": t,
-                                   "bin": {"bytes": b, "sha256": h}, "idx": {"bytes": b, "sha256": h}}, ...],
+                                   "bin": {"bytes": b, "sha256": h}, "idx": {"bytes": b, "sha256": h},
+                                   "docs": {"bytes": b, "sha256": h}}, ...],
                         "valid": [...]}},
      "blend_per_split": [[[prefix, ...], [weight, ...]], [[...], [...]], null]}
 
-Paths are relative to the manifest's folder. `blend_per_split` is megatron's BlendedMegatronDatasetConfig
+Paths are relative to the manifest's folder. `docs` is the shard's document index, PREFIX.docs.parquet
+(blending/docindex.py: doc_id, origin, url of each document in order); shards written by other tools
+may lack it, and lineage then stops at the shard and document number. `blend_per_split` is megatron's BlendedMegatronDatasetConfig
 field (train, valid, test): every shard of every source with the source's weight spread over its shards
 by tokens. Source weights sum to 1. This module imports neither pyspark nor dataprep.
 """
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from blending.blend import shard_weights
+from blending.docindex import DOCS_SUFFIX, document_count
 from blending.indexed import IndexFormatError, read_index_header, read_index_summary
 from blending.tokenizer import load_tokenizer, sha256_file, token_dtype, vocab_size
 
@@ -46,10 +50,16 @@ class Shard:
     bin_sha256: str
     idx_bytes: int
     idx_sha256: str
+    docs_bytes: int | None = None  # the document index, when the manifest lists one
+    docs_sha256: str | None = None
 
     @property
     def bin_path(self) -> str:
         return self.prefix + ".bin"
+
+    @property
+    def docs_path(self) -> str | None:
+        return None if self.docs_sha256 is None else self.prefix + DOCS_SUFFIX
 
     @property
     def idx_path(self) -> str:
@@ -183,9 +193,11 @@ def _shard(root: Path, entry: dict) -> Shard:
     prefix = str(entry["prefix"])
     if os.path.isabs(prefix) or ".." in Path(prefix).parts:
         raise ManifestError(f"shard prefix {prefix!r} must be relative to the manifest's folder")
+    docs = entry.get("docs")
     return Shard(str(root / prefix), prefix, int(entry["documents"]), int(entry["tokens"]),
                  int(entry["bin"]["bytes"]), str(entry["bin"]["sha256"]),
-                 int(entry["idx"]["bytes"]), str(entry["idx"]["sha256"]))
+                 int(entry["idx"]["bytes"]), str(entry["idx"]["sha256"]),
+                 None if docs is None else int(docs["bytes"]), None if docs is None else str(docs["sha256"]))
 
 
 def _check_blend(manifest: Manifest, raw: dict) -> None:
@@ -229,3 +241,12 @@ def _check_shard(shard: Shard, dtype: np.dtype, verify_hashes: bool) -> None:
         raise ManifestError(f"{shard.idx_path}: {summary.tokens} tokens, manifest says {shard.tokens}")
     if shard.bin_bytes != shard.tokens * dtype.itemsize:
         raise ManifestError(f"{shard.bin_path}: {shard.bin_bytes} bytes cannot hold {shard.tokens} {dtype} tokens")
+    if verify_hashes and shard.docs_path is not None:
+        # only `verify` looks at it: the trainer needs no lineage to train
+        _check_file(shard.docs_path, shard.docs_bytes, shard.docs_sha256)
+        try:
+            rows = document_count(shard.prefix)
+        except Exception as error:  # pyarrow raises several types for an unreadable file
+            raise ManifestError(f"{shard.docs_path}: not a readable document index ({error})") from error
+        if rows != shard.documents:
+            raise ManifestError(f"{shard.docs_path}: {rows} documents, manifest says {shard.documents}")

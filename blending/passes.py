@@ -4,11 +4,13 @@
    file (a flat token array); tokens never travel through the JVM or the driver.
 2. plan: per (source, split), the kept documents ordered by doc_id, cut into shards of at most
    `shard_size_tokens` tokens (a longer document gets a shard of its own).
-3. write: a shard's documents copied from the runs, in doc_id order, into its `.bin` and `.idx`.
+3. write: a shard's documents copied from the runs, in doc_id order, into its `.bin` and `.idx`, and
+   their doc_id, origin and url into its document index (blending/docindex.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tokenizers import Tokenizer
 
+from blending.docindex import write_document_index
 from blending.documents import InputError, drop_reason, is_validation, plan_shards
 from blending.indexed import IndexedDatasetWriter, WrittenShard
 from blending.manifest import SPLITS
@@ -25,9 +28,11 @@ from blending.tokenizer import encode_documents
 
 ENCODE_CHUNK = 1024  # documents per encode_batch call
 COPY_BUFFER_TOKENS = 1 << 22  # a shard writer holds at most about this many tokens before writing them
-META_DDL = ("source_index int, split int, doc_id string, n_tokens long, text_bytes long, drop string, "
-            "run string, offset long")
+# origin and url ride along for the shards' document indexes (some 100 bytes per document on the driver)
+META_DDL = ("source_index int, split int, doc_id string, origin string, url string, n_tokens long, "
+            "text_bytes long, drop string, run string, offset long")
 META_SCHEMA = pa.schema([("source_index", pa.int32()), ("split", pa.int32()), ("doc_id", pa.string()),
+                         ("origin", pa.string()), ("url", pa.string()),
                          ("n_tokens", pa.int64()), ("text_bytes", pa.int64()), ("drop", pa.string()),
                          ("run", pa.string()), ("offset", pa.int64())])
 
@@ -38,7 +43,7 @@ META_SCHEMA = pa.schema([("source_index", pa.int32()), ("split", pa.int32()), ("
 def tokenize_batch(batch: pa.RecordBatch, tokenizer: Tokenizer, eod: int, dtype: np.dtype,
                    source_index: dict[str, int], valid_fraction: float,
                    text_column: str) -> tuple[dict[str, pa.Array], np.ndarray]:
-    """Rows (doc_id, source, text) -> their metadata columns (no run/offset yet) and the kept documents'
+    """Rows (doc_id, source, origin, url, text) -> their metadata columns (no run/offset yet) and the kept documents'
     tokens, concatenated in row order, each ending with `eod`. A dropped document has 0 tokens."""
     doc_ids = batch.column("doc_id").to_pylist()
     texts = batch.column(text_column).to_pylist()
@@ -51,6 +56,8 @@ def tokenize_batch(batch: pa.RecordBatch, tokenizer: Tokenizer, eod: int, dtype:
         "source_index": pa.array([source_index[s] for s in batch.column("source").to_pylist()], pa.int32()),
         "split": pa.array([int(is_validation(d, valid_fraction)) for d in doc_ids], pa.int32()),
         "doc_id": pa.array(doc_ids, pa.string()),
+        "origin": batch.column("origin").cast(pa.string()),
+        "url": batch.column("url").cast(pa.string()),
         "n_tokens": pa.array(lengths, pa.int64()),
         "text_bytes": pc.fill_null(pc.binary_length(batch.column(text_column)), 0).cast(pa.int64()),
         "drop": pa.array(drops, pa.string()),
@@ -90,6 +97,9 @@ class PlannedShard:
     run_of_doc: np.ndarray  # per document, in doc_id order: index into `runs`
     offsets: np.ndarray  # per document: first token in its run
     lengths: np.ndarray  # per document: tokens, EOD included
+    doc_ids: list[str]  # per document, for the document index
+    origins: list[str | None]
+    urls: list[str | None]
 
     @property
     def prefix(self) -> str:
@@ -121,6 +131,7 @@ def plan(meta: pa.Table, source_names: list[str], shard_size_tokens: int) -> lis
             if doc_ids.size == 0:
                 continue
             lengths = rows["n_tokens"].to_numpy()
+            origins, urls = rows["origin"].to_pylist(), rows["url"].to_pylist()
             offsets = rows["offset"].to_numpy()
             run_codes = pc.dictionary_encode(rows["run"]).combine_chunks()
             codes, run_names = run_codes.indices.to_numpy(zero_copy_only=False), run_codes.dictionary.to_pylist()
@@ -129,7 +140,8 @@ def plan(meta: pa.Table, source_names: list[str], shard_size_tokens: int) -> lis
                 used, run_of_doc = np.unique(codes[a:b], return_inverse=True)
                 runs = [run_names[int(c)] for c in used]
                 shards.append(PlannedShard(s, name, split, index, runs, run_of_doc.astype(np.int32),
-                                           offsets[a:b].copy(), lengths[a:b].copy()))
+                                           offsets[a:b].copy(), lengths[a:b].copy(), doc_ids[a:b].tolist(),
+                                           origins[a:b], urls[a:b]))
     return shards
 
 
@@ -137,7 +149,8 @@ def plan(meta: pa.Table, source_names: list[str], shard_size_tokens: int) -> lis
 
 
 def write_shard(shard: PlannedShard, out_dir: str | Path, run_dir: str | Path, dtype: np.dtype) -> WrittenShard:
-    """Copy the shard's documents from the runs into OUT_DIR/PREFIX.bin/.idx, in doc_id order."""
+    """Copy the shard's documents from the runs into OUT_DIR/PREFIX.bin/.idx, in doc_id order, and write
+    their document index OUT_DIR/PREFIX.docs.parquet."""
     runs = [np.memmap(Path(run_dir) / run, dtype=dtype, mode="r") for run in shard.runs]
     writer = IndexedDatasetWriter(Path(out_dir) / shard.prefix, dtype)
     pieces, piece_lengths, held = [], [], 0
@@ -151,4 +164,5 @@ def write_shard(shard: PlannedShard, out_dir: str | Path, run_dir: str | Path, d
             pieces, piece_lengths, held = [], [], 0
     if pieces:
         writer.add_documents(np.concatenate(pieces), np.asarray(piece_lengths))
-    return writer.close()
+    docs = write_document_index(Path(out_dir) / shard.prefix, shard.doc_ids, shard.origins, shard.urls)
+    return dataclasses.replace(writer.close(), docs=docs)

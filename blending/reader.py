@@ -9,26 +9,40 @@
 tokens of the source's shuffled document stream (documents joined by their end-of-document token),
 `tokens` its first seq_length, `labels` its last seq_length. Blended datasets add `dataset_id`, the
 shard's index in `manifest.blend_per_split`. Imports neither pyspark nor dataprep.
+
+The order of the stream depends on the seed, the sequence length and the number of samples asked for
+(megatron shuffles over as many epochs as that number needs), so a run records them as a `DataStream`
+(RUN/data_stream.json) and whoever asks "what was sample i" builds the same datasets from it:
+
+    stream = DataStream.load("runs/r1")
+    train, valid = stream.datasets(manifest)
+    sample_pieces(train, 17)    # [(shard prefix, document, first token, end token), ...]
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from blending.manifest import Manifest, ManifestError, Shard, Source, load_manifest
 
 with warnings.catch_warnings():  # megatron-core warns about optional GPU libraries at import
     warnings.simplefilter("ignore")
+    from megatron.core.datasets.blended_dataset import BlendedDataset
     from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
     from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
     from megatron.core.tokenizers import MegatronTokenizerBase
 
-__all__ = ["Manifest", "ManifestError", "ManifestTokenizer", "Shard", "Source", "build_gpt_datasets",
-           "gpt_dataset_config", "load_manifest"]
+__all__ = ["DataStream", "Manifest", "ManifestError", "ManifestTokenizer", "Shard", "Source", "build_gpt_datasets",
+           "gpt_dataset_config", "load_manifest", "sample_pieces"]
+
+STREAM_FILE = "data_stream.json"
 
 
 class ManifestTokenizer(MegatronTokenizerBase):
@@ -122,3 +136,59 @@ def _process_group():
         yield
     finally:
         torch.distributed.destroy_process_group()
+
+
+@dataclass(frozen=True)
+class DataStream:
+    """What fixes a run's train and valid sample streams over a manifest."""
+
+    seq_length: int
+    seed: int
+    train_samples: int
+    valid_samples: int
+    manifest: str | None = None  # the manifest the run read (absolute path)
+    manifest_sha256: str | None = None
+
+    def datasets(self, manifest: Manifest, cache_dir: str | Path | None = None, **options):
+        """(train, valid) exactly as the run built them (build_gpt_datasets)."""
+        return build_gpt_datasets(manifest, seq_length=self.seq_length, seed=self.seed, cache_dir=cache_dir,
+                                  num_samples={"train": self.train_samples, "valid": self.valid_samples}, **options)
+
+    def save(self, run_dir: str | Path) -> Path:
+        path = Path(run_dir) / STREAM_FILE
+        path.write_text(json.dumps(asdict(self), indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> DataStream:
+        path = Path(run_dir) / STREAM_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file (is {run_dir} a training run's folder?)")
+        return cls(**json.loads(path.read_text()))
+
+
+def sample_pieces(dataset, index: int) -> list[tuple[str, int, int, int]]:
+    """The pieces of documents sample `index` of a dataset from build_gpt_datasets is made of, in order:
+    (shard prefix, document number in the shard, first token, end token), the end exclusive; their
+    tokens joined are the sample's seq_length + 1 tokens. The same lookups megatron's GPTDataset makes
+    to read the sample (blend -> shard sample -> shuffle -> sample index -> document index)."""
+    if not 0 <= index < len(dataset):
+        raise IndexError(f"sample {index} outside the stream's {len(dataset)} samples")
+    if isinstance(dataset, BlendedDataset):
+        dataset, index = dataset.datasets[int(dataset.dataset_index[index])], int(dataset.dataset_sample_index[index])
+    if dataset.shuffle_index is None:  # megatron maps its indexes lazily when asked to defer
+        dataset.shuffle_index = np.load(dataset.path_to_shuffle_index, allow_pickle=True, mmap_mode="r")
+        dataset.sample_index = np.load(dataset.path_to_sample_index, allow_pickle=True, mmap_mode="r")
+        dataset.document_index = np.load(dataset.path_to_document_index, allow_pickle=True, mmap_mode="r")
+    shuffled = int(dataset.shuffle_index[index])
+    first, first_offset = (int(v) for v in dataset.sample_index[shuffled])
+    last, last_offset = (int(v) for v in dataset.sample_index[shuffled + 1])
+    extra = int(dataset.config.add_extra_token_to_sequence)
+    lengths = dataset.dataset.sequence_lengths
+    pieces = []
+    for position in range(first, last + 1):
+        doc = int(dataset.document_index[position])
+        start = first_offset if position == first else 0
+        end = last_offset + extra if position == last else int(lengths[doc])
+        pieces.append((dataset.dataset_path, doc, start, end))
+    return pieces

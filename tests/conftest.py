@@ -63,3 +63,22 @@ def pipeline_run(sample_crawl, tmp_path_factory) -> Path:
     source = SourceSpec(DEFAULT_SOURCE, "extract", [str(sample_crawl[0] / "*.warc.gz")])
     run_pipeline(spark, [source], str(out), pipeline_run_config(), PIPELINE_OPTIONS, keep_dropped=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def pipeline_shards(pipeline_run, tmp_path_factory) -> Path:
+    """The manifest of shards blended from the shared pipeline run's last stage (a 500-token BPE trained
+    on it), with their document indexes: lineage from a training sample back to a WARC record."""
+    from blending.build import build
+    from blending.config import BlendConfig
+    from blending.stages import find_stage_folders
+    from dataprep.schema import DEFAULT_SOURCE
+
+    last = find_stage_folders(pipeline_run)[-1].path
+    out = tmp_path_factory.mktemp("pipeline-shards")
+    config = BlendConfig.from_dict({
+        "tokenizer": {"file": str(out / "tokenizer" / "tokenizer.json"), "train_vocab_size": 500},
+        "shard_size_tokens": 20_000,
+        "sources": [{"name": DEFAULT_SOURCE, "inputs": [str(last)], "weight": 1.0}],
+    })
+    return build(config, out / "shards", master="local[2]")

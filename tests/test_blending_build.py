@@ -17,10 +17,13 @@ from blending.__main__ import main
 from blending.blend import blending_indices, normalize
 from blending.build import OutputExistsError, build
 from blending.config import BlendConfig
+from blending.docindex import read_document_index, write_document_index
 from blending.documents import InputError, is_validation
+from blending.indexed import read_document
+from blending.locate import locate_samples
 from blending.manifest import ManifestError, load_manifest
 from blending.preview import preview
-from blending.reader import build_gpt_datasets
+from blending.reader import DataStream, build_gpt_datasets
 from blending.tokenizer import EOD_TOKEN, train_bpe
 from tests.test_blending_units import document_rows, paragraphs, write_stage_folder
 
@@ -250,6 +253,91 @@ def test_verify_catches_a_tokenizer_hash_mismatch(damaged):
         load_manifest(damaged / "manifest.json", verify_hashes=True)
 
 
+def test_verify_catches_an_altered_document_index(damaged, capsys):
+    """The same documents under another origin: same row count, so only the hash can tell."""
+    prefix = damaged / "wikipedia" / "train_00001"
+    index = read_document_index(prefix).to_pylist()
+    index[3]["origin"] = "somewhere-else.warc.gz@0"
+    write_document_index(prefix, *zip(*((r["doc_id"], r["origin"], r["url"]) for r in index), strict=True))
+    load_manifest(damaged / "manifest.json")  # the trainer's size checks do not read lineage
+    with pytest.raises(ManifestError, match="wikipedia/train_00001.docs.parquet"):
+        load_manifest(damaged / "manifest.json", verify_hashes=True)
+    assert main(["verify", str(damaged / "manifest.json")]) == 1
+    assert "train_00001.docs.parquet" in capsys.readouterr().err
+
+
+# -- lineage ---------------------------------------------------------------------------------------------
+
+
+def test_document_index_names_every_shard_document_in_order(built, corpus):
+    manifest = load_manifest(built["manifest"], verify_hashes=True)
+    for name, source in manifest.sources.items():
+        for split in ("train", "valid"):
+            listed = [row for shard in source.shards(split) for row in read_document_index(shard.prefix).to_pylist()]
+            expected = [{"doc_id": r["doc_id"], "origin": r["origin"], "url": r["url"]}
+                        for r in expected_documents(corpus, name, split)]
+            assert listed == expected, (name, split)
+    raw = json.loads(built["manifest"].read_text())
+    entry = raw["sources"]["wikipedia"]["train"][0]
+    assert list(entry) == ["prefix", "documents", "tokens", "bin", "idx", "docs"]
+    assert entry["docs"]["bytes"] == (built["one"] / "wikipedia" / "train_00000.docs.parquet").stat().st_size
+
+
+@pytest.fixture(scope="module")
+def stream(built, tmp_path_factory):
+    """The train stream of a 64-token, 600-sample run over the built manifest."""
+    manifest = load_manifest(built["manifest"])
+    train, _ = DataStream(64, 1234, 600, 20).datasets(manifest, cache_dir=tmp_path_factory.mktemp("stream"))
+    return manifest, train
+
+
+def test_located_pieces_are_the_samples_tokens_and_their_documents_texts(stream, corpus):
+    manifest, train = stream
+    texts = {r["doc_id"]: r["text"] for rows in corpus["docs"].values() for r in rows}
+    origins = {r["doc_id"]: r["origin"] for rows in corpus["docs"].values() for r in rows}
+    spanning = 0
+    for i in range(0, len(train), 13):
+        located = locate_samples(manifest, train, [i])[0]
+        assert located["sample"] == i
+        pieces = located["documents"]
+        spanning += len(pieces) > 1
+        joined = []
+        for d in pieces:
+            start, end = d["token_range"]
+            joined += read_document(manifest.root / d["shard"], d["doc"])[start:end].tolist()
+            assert d["text"] == texts[d["doc_id"]] and d["origin"] == origins[d["doc_id"]]
+            assert d["split"] == "train" and d["shard"].startswith(d["source"] + "/")
+        item = train[i]
+        assert joined == item["tokens"].tolist() + item["labels"][-1:].tolist()
+    assert spanning > 0  # samples that cross document boundaries were checked too
+
+
+def test_locate_cli_by_sample_doc_id_origin_and_shard(built, stream, capsys):
+    manifest, train = stream
+    path = str(built["manifest"])
+    assert main(["locate", path, "--sample", "7", "--seq-len", "64", "--samples", "600", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["sample"] == 7 and answer["stream"]["seq_length"] == 64 and answer["stream"]["seed"] == 1234
+    assert answer["documents"] == locate_samples(manifest, train, [7])[0]["documents"]
+    first = answer["documents"][0]
+    assert {"doc_id", "source", "url", "origin", "text", "token_range"} <= set(first)
+
+    whole = {**first, "token_range": [0, first["tokens"]]}
+    for query in (["--doc-id", first["doc_id"]], ["--origin", first["origin"]],
+                  ["--shard", first["shard"], "--doc", str(first["doc"])]):
+        assert main(["locate", path, *query, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["documents"] == [whole], query
+
+    assert main(["locate", path, "--sample", "7", "--seq-len", "64", "--samples", "600"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sample 7 of train (seq 64, seed 1234, a stream of")
+    assert f"doc_id {first['doc_id']}  origin {first['origin']}" in out
+    assert f"{first['shard']} doc {first['doc']}  tokens {first['token_range'][0]}-" in out
+    assert main(["locate", path, "--origin", "no-such-file.warc.gz@0"]) == 1
+    assert "not in the shards" in capsys.readouterr().out
+    assert main(["locate", path, "--sample", "10000000", "--seq-len", "64", "--samples", "600"]) == 2
+
+
 # -- reader and preview ----------------------------------------------------------------------------------
 
 
@@ -320,12 +408,13 @@ def test_the_passes_without_spark_write_the_same_shards(built, corpus, tmp_path)
     from blending.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(corpus["root"] / "tokenizer.json")
-    table = pq.read_table(sorted((corpus["root"] / "wiki").glob("part-*.parquet")), columns=["doc_id", "source", "text"])
+    table = pq.read_table(sorted((corpus["root"] / "wiki").glob("part-*.parquet")),
+                          columns=["doc_id", "source", "origin", "url", "text"])
     (tmp_path / "runs").mkdir()
     meta = pa.Table.from_batches(list(tokenize_to_run(table.to_batches(max_chunksize=500), tmp_path / "runs", tokenizer,
                                                       0, np.dtype(np.uint16), {"wikipedia": 0}, VALID_FRACTION, "text")))
     for shard in plan(meta.filter(pc.is_null(meta["drop"])), ["wikipedia"], SHARD_TOKENS):
         (tmp_path / "wikipedia").mkdir(exist_ok=True)
         write_shard(shard, tmp_path, tmp_path / "runs", np.dtype(np.uint16))
-        for ext in (".bin", ".idx"):
+        for ext in (".bin", ".idx", ".docs.parquet"):
             assert (tmp_path / (shard.prefix + ext)).read_bytes() == (built["one"] / (shard.prefix + ext)).read_bytes()

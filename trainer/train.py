@@ -259,7 +259,7 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
     import torch
     import torch.distributed as dist
 
-    from blending.reader import build_gpt_datasets
+    from blending.reader import DataStream
     from trainer.engine import build_engine
     from trainer.metrics import peak_tflops
     from trainer.parallel.groups import init_distributed
@@ -273,13 +273,14 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
     precision = cfg.precision = resolve_precision(cfg)
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    # The stream is recorded so that `python -m trainer.locate` and `blending locate --run` rebuild it.
     # Megatron's sample index caches live with the run (the shard folder may be read-only); rank 0
     # builds them, the other ranks read them.
-    train_ds, valid_ds = build_gpt_datasets(
-        manifest, seq_length=cfg.model.seq_length,
-        num_samples={"train": schedules.total_samples(cfg), "valid": cfg.run.eval_samples}, seed=cfg.seed,
-        cache_dir=run_dir / "index-cache",
-    )
+    stream = DataStream(seq_length=cfg.model.seq_length, seed=cfg.seed, train_samples=schedules.total_samples(cfg),
+                        valid_samples=cfg.run.eval_samples, manifest=str(manifest.path), manifest_sha256=manifest_sha256)
+    if is_logger:
+        stream.save(run_dir)
+    train_ds, valid_ds = stream.datasets(manifest, cache_dir=run_dir / "index-cache")
     reference = unigram_baseline(manifest, valid_ds, cfg) if is_logger else None
     reference = broadcast_value(reference)
     data_ready = time.perf_counter()

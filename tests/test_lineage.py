@@ -1,0 +1,91 @@
+"""Lineage and inspection on the shared pipeline run: a training sample back to its WARC record and
+every stage's decision on it, a dropped record traced to its stage and reason, inspectable drops."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from blending.__main__ import main as blending_main
+from blending.manifest import load_manifest
+from blending.reader import DataStream
+from blending.stages import find_stage_folders
+from dataprep.config import ExtractConfig
+from dataprep.extract.record import extract_record
+from dataprep.extract.warc_reader import read_warc
+from dataprep.inspection import inspect
+from dataprep.inspection import main as inspect_main
+from dataprep.schema import DEFAULT_SOURCE
+
+SEQ, SAMPLES = 64, 200
+
+
+def reextract(crawl: Path, origin: str) -> str | None:
+    """The text extract makes of the WARC record at `origin` (file@offset), read again from the file."""
+    name, offset = origin.split("@")
+    with open(crawl / name, "rb") as f:
+        for raw in read_warc(f, ExtractConfig().max_payload_bytes):
+            if raw.offset == offset:
+                return extract_record(raw, name, DEFAULT_SOURCE, ExtractConfig()).text
+    return None
+
+
+def locate_json(args: list[str], capsys) -> tuple[int, dict]:
+    code = blending_main(args)
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_a_located_samples_warc_records_reextracted_give_the_same_text(pipeline_run, pipeline_shards, sample_crawl,
+                                                                       capsys):
+    manifest = load_manifest(pipeline_shards)
+    train, _ = DataStream(SEQ, 1234, SAMPLES, 1).datasets(manifest, cache_dir=pipeline_shards.parent / "cache")
+    checked = 0
+    for sample in (0, 37, 151):
+        code, answer = locate_json(["locate", str(pipeline_shards), "--sample", str(sample), "--seq-len", str(SEQ),
+                                    "--samples", str(SAMPLES), "--stages", str(pipeline_run), "--json"], capsys)
+        assert code == 0 and answer["sample"] == sample
+        for d in answer["documents"]:
+            stages = {h["stage"]: h for h in d["stages"]}
+            assert all(h["kept"] for h in d["stages"]) and "extract" in stages and "cleanup" in stages
+            assert stages["extract"]["decisions"]["lang"] and stages["extract"]["decisions"]["lang_score"] > 0
+            if any(h["decisions"].get("piece") is not None for h in d["stages"]):
+                continue  # a decontaminated piece: its text is a cut of the record's
+            assert reextract(sample_crawl[0], d["origin"]) == d["text"]
+            checked += 1
+    assert checked >= 3
+
+
+def test_a_dropped_origin_is_traced_to_its_stage_and_reason(pipeline_run, pipeline_shards, capsys):
+    folders = {f.name: f for f in find_stage_folders(pipeline_run)}
+    for stage, reason in (("cleanup", "non_english"), ("extract", "not_html")):
+        origin = next(r["origin"] for r in inspect(pipeline_run, stage, reason, 1).samples[0].rows)
+        code, answer = locate_json(["locate", str(pipeline_shards), "--origin", origin, "--stages",
+                                    str(pipeline_run), "--json"], capsys)
+        assert code == 1 and answer["documents"] == []
+        assert answer["dropped_at"] == {"stage": stage, "reason": reason}
+        assert [h["stage"] for h in answer["stages"]][-1] == stage and folders[stage]
+    assert blending_main(["locate", str(pipeline_shards), "--origin", origin, "--stages", str(pipeline_run)]) == 1
+    out = capsys.readouterr().out
+    assert "not in the shards" in out and "dropped by extract: not_html" in out
+
+
+def test_every_drop_reason_of_every_stage_has_inspectable_examples(pipeline_run, tmp_path, capsys):
+    result = inspect(pipeline_run, sample=3, histograms=True)
+    stages = {f.name for f in result.folders}
+    assert {"extract", "cleanup"} <= stages
+    expected = {(f.name, r) for f in result.folders for r, n in f.dropped_counts.items() if n}
+    assert {(s.stage, s.reason) for s in result.samples} == expected
+    for s in result.samples:
+        assert 1 <= len(s.rows) <= 3 and len(s.rows) == min(3, s.count)
+        assert all(row["reason"] == s.reason and row["origin"] and "text" in row for row in s.rows)
+    assert inspect(pipeline_run, sample=3).samples[0].rows == result.samples[0].rows  # deterministic
+    assert any(h.column == "lang_score" and sum(h.kept) for h in result.histograms)
+
+    page = tmp_path / "inspect.html"
+    assert inspect_main([str(pipeline_run), "--sample", "2", "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    html = page.read_text()
+    for stage, reason in expected:
+        assert f"{stage}: {reason} (" in out and f"{stage}: {reason} (" in html
+    assert html.count("data:image/png;base64") >= 2  # the funnel and at least one histogram
+    assert inspect_main([str(pipeline_run), "--stage", "cleanup", "--reason", "no_such_reason"]) == 2
