@@ -11,6 +11,7 @@ export DS_ACCELERATOR ?= cpu
 export OMP_NUM_THREADS ?= 1
 
 DEMO := out/demo
+DOCUMENTS := out/documents
 DEMO_RECORDS ?= 3000
 DEMO_FILES ?= 6
 
@@ -38,9 +39,10 @@ lint-docker: setup
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker/compose.yaml
 
 # The demo's stages reuse their outputs when inputs and config are unchanged, so a rerun is quick.
-# `dataprep run` writes each stage's folder under $(DEMO) and the funnel plot $(DEMO)/funnel.png.
+# `dataprep run` writes each stage's folder under out/documents (the folder infra/blend*.yaml read) and
+# the funnel plot out/documents/funnel.png.
 demo: setup $(DEMO)/crawl/truth.json
-	$(PY) -m dataprep run --input '$(DEMO)/crawl/*.warc.gz' --out $(DEMO)
+	$(PY) -m dataprep run --input '$(DEMO)/crawl/*.warc.gz' --out $(DOCUMENTS)
 	$(MAKE) --no-print-directory shards BLEND_CONFIG=infra/blend_demo.yaml SHARDS=$(DEMO)/shards
 
 $(DEMO)/crawl/truth.json: | setup

@@ -48,7 +48,7 @@ from dataprep.decontaminate.matcher import Matcher
 from dataprep.decontaminate.rows import decontaminate_batch, distinct_keys, output_schema
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-README_FIGURES = ("ratio", "stage_docs_per_cpu_s", "loop_docs_per_cpu_s", "index_bytes", "index_build_s")
+README_FIGURES = ("ratio", "stage_docs_per_cpu_s", "loop_docs_per_cpu_s", "index_bytes", "index_build_cpu_s")
 
 
 # -- the corpus ----------------------------------------------------------------------------------------------

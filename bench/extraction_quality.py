@@ -8,8 +8,8 @@
 2. trafilatura's evaluation pages (100 of its 990, mostly German), each with snippets the main text must
    contain and snippets it must not: `snippets_right` is the share of snippets an extractor gets right.
 
-Pages go through the pipeline's own steps: bytes decoded by dataprep.extract.charset, language from CLD2
-on the HTML (dataprep.extract.language, with the page URL as hint where the benchmark gives it), then
+Pages go through the pipeline's own steps: bytes decoded by dataprep.text.charset, language from CLD2
+on the HTML (dataprep.text.language, with the page URL as hint where the benchmark gives it), then
 html_to_text. Baselines, on the same decoded pages:
   - jusText as shipped: `justext.justext(page, English stoplist)` with its default parameters (the
     benchmark's published jusText row uses these);
@@ -42,7 +42,6 @@ import justext
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _aeb_metric import page_counts, scores  # noqa: E402
 
-from dataprep.extract.charset import decode_html  # noqa: E402
 from dataprep.extract.html_clean import remove_boilerplate  # noqa: E402
 from dataprep.extract.html_text import (  # noqa: E402
     DEFAULT_PARAMS,
@@ -53,7 +52,8 @@ from dataprep.extract.html_text import (  # noqa: E402
     html_to_text,
 )
 from dataprep.extract.justext_revise import revise_paragraph_classification  # noqa: E402
-from dataprep.extract.language import identify_language  # noqa: E402
+from dataprep.text.charset import decode_html  # noqa: E402
+from dataprep.text.language import identify_language  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "html"
 

@@ -50,14 +50,15 @@ class _Counter:
 
 
 def _build(args) -> int:
-    from blending.build import OutputExistsError, build
+    from blending.build import build
     from blending.config import BlendConfig, ConfigError
-    from blending.documents import InputError
     from blending.tokenizer import TokenizerError
+    from dataprep.stage_folder import InputError, OutputExistsError
 
     try:
         config = BlendConfig.load(args.config)
-        build(config, args.out, overwrite=args.overwrite, master=args.master, partitions=args.partitions)
+        build(config, args.out, overwrite=args.overwrite, master=args.master, partitions=args.partitions,
+              allow_partial=args.allow_partial)
     except (ConfigError, InputError, OutputExistsError, TokenizerError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                             description="Train a byte-level BPE (HF tokenizers) on the texts of stage output "
                                         "folders; the same documents give the same tokenizer.json. "
                                         "The end-of-document token <|endoftext|> gets id 0.")
-    p.add_argument("--input", nargs="+", required=True, metavar="DOCS", help="stage output folder(s) (part-*.parquet, _SUCCESS)")
+    p.add_argument("--input", nargs="+", required=True, metavar="DOCS", help="stage folder(s) (part-*.parquet, _SUCCESS)")
     p.add_argument("--vocab-size", type=int, required=True, metavar="V", help="vocabulary size, special token included")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for tokenizer.json")
     p.add_argument("--source", help="only documents of this source")
@@ -125,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace a different existing build in DIR")
     p.add_argument("--master", help="Spark master (default: spark-submit's, $SPARK_MASTER or local[*])")
     p.add_argument("--partitions", type=int, help="repartition the documents into this many tokenizing tasks")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="blend folders that are not the output of the pipeline's last stage (not fully curated)")
     p.set_defaults(run=_build)
 
     p = commands.add_parser("verify", help="check every file and hash of a manifest",

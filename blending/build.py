@@ -17,11 +17,12 @@ manifest.json, stats.json and _SUCCESS (last) are in it; the runs are deleted fi
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from tokenizers import Tokenizer
 
 from blending import __version__
 from blending.config import BlendConfig, SourceConfig, TokenizerConfig
-from blending.documents import DROP_REASONS, SUCCESS, InputError, folder_exists, iter_texts, stage_parts
+from blending.documents import DROP_REASONS, check_curated, documents_folder, iter_texts
 from blending.manifest import MANIFEST_FILE, SPLITS, manifest_dict, write_manifest
 from blending.passes import META_DDL, PlannedShard, plan, tokenize_to_run, write_shard
 from blending.tokenizer import (
@@ -51,15 +52,21 @@ from blending.tokenizer import (
     vocab_size,
 )
 from dataprep.spark import get_spark
+from dataprep.stage_folder import (
+    SUCCESS,
+    InputError,
+    folder_record,
+    list_parts,
+    reusable,
+    swap_into_place,
+    temporary_folder,
+)
+from dataprep.stage_folder import success_record as folder_success_record
 from dataprep.stats import StageStats
 
 STAGE = "blend"
 STATS_FILE = "stats.json"
 RUNS = "_runs"
-
-
-class OutputExistsError(RuntimeError):
-    """OUT holds something else than this build's result; --overwrite replaces it."""
 
 
 @dataclass(frozen=True)
@@ -106,11 +113,25 @@ def resolve_tokenizer(config: BlendConfig, log=print, sources: list[SourceConfig
 # -- the job ---------------------------------------------------------------------------------------------
 
 
-def present_sources(config: BlendConfig, log=print) -> tuple[list[SourceConfig], list[str]]:
-    """Sources whose input folders all exist, and the names of those left out (skip_missing_sources)."""
+def with_documents_folders(config: BlendConfig) -> BlendConfig:
+    """The config with each source's inputs resolved to stage folders: the folder of a `dataprep run`
+    stands for its last stage's folder (blending/documents.py, documents_folder)."""
+    from dataprep.pipeline import last_stage
+
+    last = last_stage()
+    sources = [dataclasses.replace(s, inputs=[documents_folder(f, s.source_value, last) for f in s.inputs])
+               for s in config.sources]
+    return dataclasses.replace(config, sources=sources)
+
+
+def present_sources(config: BlendConfig, log=print, allow_partial: bool = False) -> tuple[list[SourceConfig], list[str]]:
+    """Sources whose input folders all exist, and the names of those left out (skip_missing_sources).
+    Every folder must be the output of the pipeline's last stage, unless `allow_partial`."""
+    from dataprep.pipeline import last_stage
+
     present, skipped = [], []
     for source in config.sources:
-        missing = [f for f in source.inputs if not folder_exists(f)]
+        missing = [f for f in source.inputs if not os.path.isdir(f)]
         if missing and config.skip_missing_sources:
             skipped.append(source.name)
             log(f"source {source.name}: left out, no input folder {', '.join(missing)}")
@@ -122,15 +143,14 @@ def present_sources(config: BlendConfig, log=print) -> tuple[list[SourceConfig],
     if not present:
         raise InputError("none of the configured sources has its input folders")
     for source in present:
-        for folder in source.inputs:
-            stage_parts(folder)  # a clear error for an unfinished folder, before anything starts
+        for folder in source.inputs:  # clear errors for an unfinished or un-curated folder, before anything starts
+            check_curated(folder, last_stage(), allow_partial)
     return present, skipped
 
 
 def describe_inputs(present: list[SourceConfig]) -> list[dict]:
-    """The input part files with their sizes, sorted: what _SUCCESS records and a rerun compares."""
-    folders = sorted({f for s in present for f in s.inputs})
-    return [{"path": str(p), "size": p.stat().st_size} for folder in folders for p in stage_parts(folder)]
+    """The input folders as a stage records them (dataprep/stage_folder.py): what a rerun compares."""
+    return [folder_record(folder) for folder in sorted({f for s in present for f in s.inputs})]
 
 
 def _read_sources(spark: SparkSession, config: BlendConfig, present: list[SourceConfig]) -> tuple[DataFrame, DataFrame]:
@@ -138,7 +158,7 @@ def _read_sources(spark: SparkSession, config: BlendConfig, present: list[Source
     folders = sorted({f for s in present for f in s.inputs})
     frames, unclaimed = [], []
     for folder in folders:
-        parts = stage_parts(folder)
+        parts = list_parts(folder)
         if not parts:
             continue
         columns = set(pq.read_schema(parts[0]).names)
@@ -169,51 +189,28 @@ def _read_sources(spark: SparkSession, config: BlendConfig, present: list[Source
     return docs, unclaimed_df
 
 
-def success_record(inputs: list[dict], config_hash: str) -> dict:
-    return {"stage": STAGE, "code_version": __version__, "inputs": inputs, "config_hash": config_hash}
-
-
-def _existing_output(out: Path, record: dict, overwrite: bool) -> bool:
-    """True when OUT already holds this exact build; raises when something else is in the way."""
-    if not out.exists() or overwrite:
-        return False
-    success = out / SUCCESS
-    if success.is_file():
-        existing = json.loads(success.read_text())
-        if existing == record:
-            return True
-        differs = [k for k in record if existing.get(k) != record[k]]
-        raise OutputExistsError(f"{out} holds shards built from other {', '.join(differs)}; use --overwrite to replace them")
-    raise OutputExistsError(f"{out} exists and is not a finished shard build; use --overwrite to replace it")
-
-
 def build(config: BlendConfig, out: str | Path, overwrite: bool = False, master: str | None = None,
-          partitions: int | None = None, log=print) -> Path:
+          partitions: int | None = None, allow_partial: bool = False, log=print) -> Path:
     """Build the shards and manifest into `out`; returns the manifest's path."""
     out = Path(out).absolute()
     started = time.perf_counter()
-    present, skipped = present_sources(config, log)
+    config = with_documents_folders(config)
+    present, skipped = present_sources(config, log, allow_partial)
     names = [s.name for s in present]
     tokenizer = resolve_tokenizer(config, log, present)
-    record = success_record(describe_inputs(present), config.digest(tokenizer.sha256))
-    if _existing_output(out, record, overwrite):
+    record = folder_success_record(STAGE, __version__, describe_inputs(present), config.digest(tokenizer.sha256))
+    if reusable(str(out), record, overwrite):
         log(f"{out} is up to date (same inputs, config and tokenizer)")
         return out / MANIFEST_FILE
     spark = get_spark(master, app_name="blending")
     docs, unclaimed_df = _read_sources(spark, config, present)
 
-    tmp = out.parent / f"{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = Path(temporary_folder(str(out)))
     for name in names:
         (tmp / name).mkdir(parents=True)
     try:
         manifest_path = _run(spark, config, tokenizer, docs, names, skipped, unclaimed_df, record, tmp, partitions, log)
-        if out.exists():
-            old = out.parent / f"{out.name}.old-{uuid.uuid4().hex[:8]}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
+        swap_into_place(str(tmp), str(out))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

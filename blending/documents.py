@@ -1,21 +1,20 @@
-"""Per-document rules of the shard builder, and a plain (Spark-free) reader of stage output folders."""
+"""Per-document rules of the shard builder, and a plain (Spark-free) reader of stage output folders
+(the folder protocol itself: dataprep/stage_folder.py)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-SUCCESS = "_SUCCESS"
+from dataprep.stage_folder import SUCCESS, InputError, list_parts, read_success
+
 DROP_REASONS = ("null_text", "empty_text")  # checked in this order
 _VALID_SALT = b"blending-valid-split\0"
-
-
-class InputError(ValueError):
-    """An input folder that is missing, unfinished or lacks the document columns."""
 
 
 def validation_draw(doc_id: str) -> float:
@@ -50,14 +49,28 @@ def plan_shards(lengths: Sequence[int], max_tokens: int) -> list[int]:
     return starts
 
 
-def stage_parts(folder: str | Path) -> list[Path]:
-    """The part files of a finished stage output folder, sorted."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: no such stage output folder")
-    if not (folder / SUCCESS).is_file():
-        raise InputError(f"{folder} has no {SUCCESS}: the stage that writes it did not finish")
-    return sorted(p for p in folder.iterdir() if p.name.startswith("part-") and p.name.endswith(".parquet"))
+def documents_folder(folder: str, source: str, last_stage: str) -> str:
+    """The stage folder to read for `source`: `folder` itself, or, for the folder of a `dataprep run`,
+    the last stage's folder in it (FOLDER/<source>/<last stage> when sources ran apart, else
+    FOLDER/<last stage>; a path that does not exist when the run has neither, so the source counts as
+    missing). Any other folder is returned as given (and refused when read)."""
+    if not os.path.isdir(folder) or os.path.isfile(os.path.join(folder, SUCCESS)):
+        return folder
+    candidates = (os.path.join(folder, source, last_stage), os.path.join(folder, last_stage))
+    for candidate in candidates:
+        if os.path.isfile(os.path.join(candidate, SUCCESS)):
+            return candidate
+    run_folder = any(Path(folder).glob(f"*/{SUCCESS}")) or any(Path(folder).glob(f"*/*/{SUCCESS}"))
+    return candidates[1] if run_folder else folder
+
+
+def check_curated(folder: str, last_stage: str, allow_partial: bool) -> None:
+    """Refuse a folder that is not the output of the pipeline's last stage: its documents have not been
+    through every stage (un-curated text must not reach shards by accident)."""
+    stage = json.loads(read_success(folder)).get("stage")
+    if stage != last_stage and not allow_partial:
+        raise InputError(f"{folder} is the output of the {stage} stage, not of {last_stage}, the pipeline's last: "
+                         "its documents have not been through every stage (--allow-partial blends it anyway)")
 
 
 def iter_texts(folders: Sequence[str | Path], source: str | None = None, text_column: str = "text",
@@ -66,7 +79,7 @@ def iter_texts(folders: Sequence[str | Path], source: str | None = None, text_co
     without the documents the shard builder puts in the validation split."""
     yielded = 0
     for folder in folders:
-        for part in stage_parts(folder):
+        for part in list_parts(str(folder)):
             columns = ["doc_id", "source", text_column]
             for batch in pq.ParquetFile(part).iter_batches(columns=columns, batch_size=4096):
                 for doc_id, src, text in zip(*(batch.column(c).to_pylist() for c in columns), strict=True):
@@ -79,6 +92,3 @@ def iter_texts(folders: Sequence[str | Path], source: str | None = None, text_co
                     if max_documents is not None and yielded >= max_documents:
                         return
 
-
-def folder_exists(folder: str | Path) -> bool:
-    return os.path.isdir(folder)

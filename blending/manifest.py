@@ -1,4 +1,4 @@
-"""manifest.json: what the data service hands the trainer (DESIGN.md, "Manifest").
+"""manifest.json: what the data service hands the trainer (docs/contracts.md, "The manifest").
 
     {"format_version": 1,
      "tokenizer": {"file": "tokenizer.json", "sha256": ..., "vocab_size": ..., "eod_id": ...},

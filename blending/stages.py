@@ -1,6 +1,6 @@
 """A pipeline run's stage folders read back, without Spark, for lineage and inspection.
 
-A stage folder (DESIGN.md, "Stage output folder") holds its kept rows in `part-*.parquet`, its stats
+A stage folder (docs/contracts.md, "The stage folder") holds its kept rows in `part-*.parquet`, its stats
 and a `_SUCCESS` record naming the stage; its dropped rows, each with its `drop_reason`, are in Parquet
 files below it (`dropped/` with --keep-dropped, with every column; a slim index of doc_id, origin and
 reason otherwise). Whatever columns a stage wrote are read back as they are, so the decisions of a
@@ -15,6 +15,7 @@ import heapq
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pyarrow as pa
@@ -42,7 +43,7 @@ class StageFolder:
     def parts(self) -> list[Path]:
         return sorted(self.path.glob("part-*.parquet"))
 
-    @property
+    @cached_property
     def dropped_files(self) -> list[Path]:
         """Parquet files of the dropped rows: the full rows (--keep-dropped) when the stage kept them,
         else its slim index (doc_id, origin, reason)."""

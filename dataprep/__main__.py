@@ -16,9 +16,7 @@ def _usage() -> str:
              "       python -m dataprep inspect OUT_DIR     funnel and dropped documents of a run (inspect --help)",
              "       python -m dataprep <stage> [options]   one stage (python -m dataprep <stage> --help)",
              "", "stages, in pipeline order:"]
-    for entry in pipeline.STAGES:
-        stage = pipeline.stage_class_at(entry)
-        lines.append(f"  {stage.name:<14} {stage.help}")
+    lines += [f"  {stage.name:<14} {stage.help}" for stage in pipeline.all_stages()]
     return "\n".join(lines)
 
 

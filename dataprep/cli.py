@@ -12,16 +12,14 @@ from pyspark.sql import SparkSession
 
 from dataprep.config import DataprepConfig
 from dataprep.file_stage import BadInputFilesError
-from dataprep.inputs import InputError
 from dataprep.schema import DEFAULT_SOURCE
 from dataprep.spark import get_spark
 from dataprep.stage import Stage, add_stage_options, help_epilog, run
-from dataprep.stage_output import DuplicateDocumentsError, IncompleteInputError, OutputExistsError
+from dataprep.stage_folder import InputError, OutputExistsError
 from dataprep.stats import StageStats
 
 # Errors that are the user's to fix: one line on stderr and exit code 1, no traceback.
-USER_ERRORS = (BadInputFilesError, OutputExistsError, IncompleteInputError, DuplicateDocumentsError,
-               FileNotFoundError, InputError)
+USER_ERRORS = (BadInputFilesError, OutputExistsError, InputError, FileNotFoundError)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, input_help: str) -> None:

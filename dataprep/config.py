@@ -64,12 +64,12 @@ class DedupConfig:
 
 @dataclass
 class DecontaminationConfig:
-    ngram: int = 13
-    cut_chars: int = 200
-    min_piece_chars: int = 200
-    max_splits: int = 10
-    min_task_words: int = 8
-    frequent_ngram_count: int = 10
+    ngram: int = 13  # words per indexed n-gram
+    cut_chars: int = 200  # removed on each side of a match, then on to the sentence end
+    min_piece_chars: int = 200  # shorter pieces of a split document are dropped
+    max_splits: int = 10  # more cuts (after merging) -> the document is dropped as contaminated
+    min_task_words: int = 8  # shorter task texts are ignored; up to `ngram` words they count whole
+    frequent_ngram_count: int = 10  # n-grams in this many corpus documents are exempt (0: none)
 
 
 @dataclass

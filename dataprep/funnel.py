@@ -1,6 +1,8 @@
 """The pipeline's funnel across stages, from their stats.json files, as a table and a PNG.
 
-    python -m dataprep.funnel out/demo/extract out/demo/cleanup --png out/demo/funnel.png
+    python -m dataprep.funnel out/documents/extract out/documents/cleanup --png funnel.png
+
+(`python -m dataprep run` draws the funnel of all its stages itself.)
 """
 
 from __future__ import annotations

@@ -21,14 +21,12 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from dataprep.stage_folder import InputError
+
 COMMON_CRAWL_BASE = "https://data.commoncrawl.org/"
 LISTING_SUFFIXES = (".paths", ".paths.gz")
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4")
 _HTTP_TIMEOUT_S = 60
-
-
-class InputError(ValueError):
-    """The inputs cannot make a stage: two files with the same name."""
 
 
 def is_listing(path: str) -> bool:

@@ -168,10 +168,11 @@ def _histogram_png(h: Histogram) -> str:
     fig, ax = plt.subplots(figsize=(6, 2.6))
     centers = [(a + b) / 2 for a, b in zip(h.edges, h.edges[1:])]
     width = h.edges[1] - h.edges[0]
-    ax.bar(centers, h.kept, width=width, alpha=0.6, label="kept")
-    bottom = np.zeros(len(centers))
+    # stacked: kept, then each reason's dropped rows on top, so a bar's height is every row in the bin
+    ax.bar(centers, h.kept, width=width, label="kept")
+    bottom = np.asarray(h.kept, dtype=float)
     for reason, counts in h.dropped.items():
-        ax.bar(centers, counts, width=width, alpha=0.6, bottom=bottom, label=f"dropped: {reason}")
+        ax.bar(centers, counts, width=width, bottom=bottom, label=f"dropped: {reason}")
         bottom += np.asarray(counts)
     ax.set_title(f"{h.stage}: {h.column}", fontsize=9)
     ax.set_ylabel("rows", fontsize=8)

@@ -1,4 +1,10 @@
-"""The document row every stage reads and writes, and its stable id."""
+"""The document row every stage reads and writes, and its stable id (docs/contracts.md, "The document row").
+
+doc_id, source, url, origin, lang, lang_score, text come first, in that order; stages append their own
+columns and never rename or drop one. doc_id is the first 16 hex digits of sha1(source + NUL + origin),
+so it is the same on every machine and in every run; origin names the input file by its basename with
+the record's byte offset (`FILE@OFFSET`, WARC) or the row's number (`FILE:ROW`, already-extracted text).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import hashlib
 
 import pyarrow as pa
 
-# The columns every document row carries (DESIGN.md, "Document row"); stages append their own.
+# The columns every document row carries, in this order; stages append their own.
 DOCUMENT_FIELDS = [
     pa.field("doc_id", pa.string(), nullable=False),
     pa.field("source", pa.string(), nullable=False),

@@ -343,8 +343,8 @@ def run(
         described = describe_files(instance.files)
     else:
         folders = read_stage_outputs(spark, inputs)
-        documents, described = folders.documents, folders.parts
-        instance = stage(StageContext(config, plain, inputs, folders.records))
+        documents, described = folders.documents, folders.records
+        instance = stage(StageContext(config, plain, inputs, folders.upstream))
         expected_in_rows = folders.rows
     out = StageOutput(output, stage.name, described, instance.config_hash(), overwrite, replace_changed)
     if out.reusable():

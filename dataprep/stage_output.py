@@ -1,25 +1,22 @@
-"""The stage output folder protocol (DESIGN.md, "Stage output folder").
+"""Writing and reading stage folders with Spark (the folder itself: dataprep/stage_folder.py).
 
 A stage hands `StageOutput.write` one DataFrame holding every input row: the document columns, the
 stage's own columns, `drop_reason` (null when kept), `in_bytes` and optionally `in_rows`. The writer
 buckets kept rows into a fixed number of Parquet files by a stable hash of doc_id, sorts each file by
-doc_id, counts everything into stats.json, checks the accounting invariant, writes _SUCCESS last, all
-inside OUT.tmp-*, and renames that folder into place. A file's bytes depend only on its rows, never on
-the Spark master or the partitioning: row groups have a fixed number of rows.
+doc_id, writes the dropped rows' index (and with keep_dropped the dropped rows), counts everything into
+stats.json, checks the accounting invariant, writes _SUCCESS last, all inside OUT.tmp-*, and renames
+that folder into place. A file's bytes depend only on its rows, never on the Spark master or the
+partitioning: row groups have a fixed number of rows.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -28,11 +25,26 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from dataprep import __version__
 from dataprep.config import OutputConfig
 from dataprep.schema import DROP_REASON, IN_BYTES, IN_ROWS
+from dataprep.stage_folder import (
+    DROPPED_DIR,
+    DROPPED_INDEX_COLUMNS,
+    DROPPED_INDEX_DIR,
+    STATS,
+    SUCCESS,
+    InputError,
+    folder_record,
+    list_parts,
+    part_name,
+    read_success,
+    resolve,
+    reusable,
+    success_record,
+    swap_into_place,
+    temporary_folder,
+    write_text,
+)
 from dataprep.stats import AccountingError, StageStats
 
-SUCCESS = "_SUCCESS"
-STATS = "stats.json"
-DROPPED_DIR = "dropped"
 _BUCKET = "_bucket"
 _IS_DROPPED = "_is_dropped"
 _COUNT_DDL = "bucket int, dropped boolean, reason string, rows long, in_rows long, in_bytes long, text_bytes long"
@@ -49,91 +61,26 @@ _COUNT_SCHEMA = pa.schema(
 )
 
 
-class OutputExistsError(RuntimeError):
-    """The output folder exists for other inputs or config; --overwrite replaces it."""
-
-
-class IncompleteInputError(RuntimeError):
-    """An input stage folder has no _SUCCESS: its job did not finish."""
-
-
-class DuplicateDocumentsError(ValueError):
-    """Input folders that hold the same document twice."""
-
-
-def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and path for a local path or a URI (s3://, hdfs://, file://)."""
-    if "://" in uri:
-        return pafs.FileSystem.from_uri(uri)
-    return pafs.LocalFileSystem(), os.path.abspath(uri)
-
-
-def part_name(bucket: int) -> str:
-    return f"part-{bucket:05d}.parquet"
-
-
-def describe_inputs(paths: list[str]) -> list[dict]:
-    """Input files with their sizes, sorted: what _SUCCESS records and reuse compares."""
-    described = []
-    for path in sorted(set(paths)):
-        fs, p = resolve(path)
-        info = fs.get_file_info(p)
-        if info.type == pafs.FileType.NotFound:
-            raise FileNotFoundError(path)
-        described.append({"path": path, "size": info.size})
-    return described
-
-
-def read_stage_output(spark: SparkSession, folder: str) -> tuple[DataFrame, list[dict]]:
-    """A finished stage's documents as a DataFrame, with its part files described as inputs."""
-    fs, root = resolve(folder)
-    if fs.get_file_info(f"{root}/{SUCCESS}").type == pafs.FileType.NotFound:
-        raise IncompleteInputError(f"{folder} has no {SUCCESS}: the stage that writes it did not finish")
-    parts = sorted(
-        i.path for i in fs.get_file_info(pafs.FileSelector(root)) if i.base_name.startswith("part-")
-    )
-    uris = [p if "://" not in folder else folder.split("://")[0] + "://" + p for p in parts]
-    return spark.read.parquet(*uris), describe_inputs(uris)
-
-
-def folder_record(folder: str, success: bytes) -> dict:
-    """What a stage records of an input folder: the identity and digest of its _SUCCESS (which names
-    its own inputs, and so on up to the input files), and its part files' names and sizes. Not its
-    path: a moved or copied run folder is still reused."""
-    record = json.loads(success)
-    fs, root = resolve(folder)
-    parts = sorted((i for i in fs.get_file_info(pafs.FileSelector(root)) if i.base_name.startswith("part-")),
-                   key=lambda i: i.base_name)
-    return {
-        "stage": record["stage"], "code_version": record["code_version"], "config_hash": record["config_hash"],
-        "success_sha256": hashlib.sha256(success).hexdigest(),
-        "parts": [{"name": i.base_name, "size": i.size} for i in parts],
-    }
-
-
 @dataclass
 class InputFolders:
     documents: DataFrame  # every folder's rows, unioned by column name
-    parts: list[dict]  # folder_record of each, in the order given
-    records: list[dict]  # their _SUCCESS records, in the order given
+    records: list[dict]  # folder_record of each, in the order given: what _SUCCESS records of them
+    upstream: list[dict]  # their _SUCCESS records, in the order given
     rows: int | None  # rows in their part files, from their stats.json (None when one lacks it)
 
 
 def read_stage_outputs(spark: SparkSession, folders: list[str]) -> InputFolders:
-    """One or several finished stage folders as one frame; a doc_id in two of them is refused."""
+    """One or several finished stage folders as one frame; a doc_id in two input rows is refused."""
     if not folders:
-        raise ValueError("no input folder")
-    frames, parts, records, rows = [], [], [], 0
+        raise InputError("no input folder")
+    frames, records, upstream, rows = [], [], [], 0
     for folder in folders:
-        df, _ = read_stage_output(spark, folder)
-        frames.append(df)
+        frames.append(spark.read.parquet(*list_parts(folder)))
+        records.append(folder_record(folder))
+        upstream.append(json.loads(read_success(folder)))
         fs, root = resolve(folder)
-        with fs.open_input_stream(f"{root}/{SUCCESS}") as f:
-            success = f.read()
-        records.append(json.loads(success))
-        parts.append(folder_record(folder, success))
         stats = f"{root}/{STATS}"
-        if rows is not None and fs.get_file_info(stats).type != pafs.FileType.NotFound:
+        if rows is not None and fs.get_file_info(stats).type.name == "File":
             with fs.open_input_stream(stats) as f:
                 rows += json.loads(f.read())["out"]["rows"]
         else:
@@ -145,8 +92,8 @@ def read_stage_outputs(spark: SparkSession, folders: list[str]) -> InputFolders:
         twice = documents.groupBy("doc_id").count().where("count > 1").select("doc_id").limit(3).collect()
         if twice:
             ids = ", ".join(r.doc_id for r in twice)
-            raise DuplicateDocumentsError(f"the same doc_id in two input rows ({ids}): {', '.join(folders)}")
-    return InputFolders(documents, parts, records, rows)
+            raise InputError(f"the same doc_id in two input rows ({ids}): {', '.join(folders)}")
+    return InputFolders(documents, records, upstream, rows)
 
 
 @dataclass
@@ -159,34 +106,11 @@ class StageOutput:
     replace_changed: bool = False  # rewrite an output made from other inputs or config (a pipeline's own folders)
 
     def success_record(self) -> dict:
-        return {
-            "stage": self.stage,
-            "code_version": __version__,
-            "inputs": self.inputs,
-            "config_hash": self.config_hash,
-        }
+        return success_record(self.stage, __version__, self.inputs, self.config_hash)
 
     def reusable(self) -> bool:
         """True when OUT is complete for the same stage, inputs and config; raises when it is in the way."""
-        fs, root = resolve(self.out)
-        if fs.get_file_info(root).type == pafs.FileType.NotFound:
-            return False
-        if self.overwrite:
-            return False
-        success = fs.get_file_info(f"{root}/{SUCCESS}")
-        if success.type != pafs.FileType.NotFound:
-            with fs.open_input_stream(success.path) as f:
-                record = json.loads(f.read())
-            if record == self.success_record():
-                return True
-            if self.replace_changed:
-                return False
-            differs = [k for k in record if record.get(k) != self.success_record().get(k)]
-            raise OutputExistsError(
-                f"{self.out} holds a {record.get('stage')} output that differs in {', '.join(differs)}; "
-                "use --overwrite to replace it"
-            )
-        raise OutputExistsError(f"{self.out} exists and is not a complete stage output; use --overwrite")
+        return reusable(self.out, self.success_record(), self.overwrite, self.replace_changed)
 
     def load_stats(self) -> StageStats:
         fs, root = resolve(self.out)
@@ -225,29 +149,26 @@ class StageOutput:
         bookkeeping = {_BUCKET, _IS_DROPPED, IN_BYTES, IN_ROWS}
         kept_schema = pa.schema([f for f in schema if f.name not in bookkeeping | {DROP_REASON}])
         dropped_schema = pa.schema([f for f in schema if f.name not in bookkeeping])
+        index_schema = pa.schema([schema.field(name) for name in DROPPED_INDEX_COLUMNS])
 
-        fs, root = resolve(self.out)
-        tmp_root = f"{root}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp_uri = tmp_root if "://" not in self.out else self.out.split("://")[0] + "://" + tmp_root
-        fs.create_dir(f"{tmp_root}/{DROPPED_DIR}" if keep_dropped else tmp_root, recursive=True)
-
-        writer = _PartitionWriter(tmp_uri, kept_schema, dropped_schema, config, keep_dropped)
+        tmp = temporary_folder(self.out)
+        fs, tmp_root = resolve(tmp)
+        fs.create_dir(f"{tmp_root}/{DROPPED_INDEX_DIR}", recursive=True)
+        if keep_dropped:
+            fs.create_dir(f"{tmp_root}/{DROPPED_DIR}", recursive=True)
         try:
+            writer = _PartitionWriter(tmp, kept_schema, dropped_schema, index_schema, config, keep_dropped)
             counts = pa.Table.from_batches(
                 df.mapInArrow(writer, _COUNT_DDL).toArrow().to_batches(), schema=_COUNT_SCHEMA
             ).to_pylist()
-        except Exception:
-            fs.delete_dir(tmp_root)  # a failed job leaves nothing behind
-            raise
-
-        written = {(c["bucket"], c["dropped"]) for c in counts}
-        for b in range(config.num_buckets):
-            if (b, False) not in written:
-                _write_empty(fs, f"{tmp_root}/{part_name(b)}", kept_schema, config)
-            if keep_dropped and (b, True) not in written:
-                _write_empty(fs, f"{tmp_root}/{DROPPED_DIR}/{part_name(b)}", dropped_schema, config)
-
-        try:
+            written = {(c["bucket"], c["dropped"]) for c in counts}
+            for b in range(config.num_buckets):
+                if (b, False) not in written:
+                    _write_empty(fs, f"{tmp_root}/{part_name(b)}", kept_schema, config)
+                if (b, True) not in written:
+                    _write_empty(fs, f"{tmp_root}/{DROPPED_INDEX_DIR}/{part_name(b)}", index_schema, config)
+                    if keep_dropped:
+                        _write_empty(fs, f"{tmp_root}/{DROPPED_DIR}/{part_name(b)}", dropped_schema, config)
             stats = _stats_from_counts(self.stage, counts, reasons)
             stats.extra = (extra(stats) if callable(extra) else extra) or {}
             if callable(expected_in_rows):
@@ -256,32 +177,24 @@ class StageOutput:
                 raise AccountingError(f"{self.stage}: read {expected_in_rows} rows but accounted for {stats.in_rows}")
             stats.check()
             if write_files is not None:
-                write_files(tmp_uri)
-        except Exception:
-            fs.delete_dir(tmp_root)
+                write_files(tmp)
+            write_text(f"{tmp}/{STATS}", stats.to_json())
+            write_text(f"{tmp}/{SUCCESS}", json.dumps(self.success_record(), indent=2) + "\n")
+        except BaseException:
+            fs.delete_dir(tmp_root)  # a failed job leaves nothing behind
             raise
-        _write_text(fs, f"{tmp_root}/{STATS}", stats.to_json())
-        _write_text(fs, f"{tmp_root}/{SUCCESS}", json.dumps(self.success_record(), indent=2) + "\n")
-        self._swap_into_place(fs, root, tmp_root)
+        swap_into_place(tmp, self.out)
         return stats
-
-    def _swap_into_place(self, fs: pafs.FileSystem, root: str, tmp_root: str) -> None:
-        old = None
-        if fs.get_file_info(root).type != pafs.FileType.NotFound:
-            old = f"{root}.old-{uuid.uuid4().hex[:8]}"
-            fs.move(root, old)
-        fs.move(tmp_root, root)
-        if old:
-            fs.delete_dir(old)
 
 
 class _PartitionWriter:
     """Runs on executors: writes the (bucket, kept|dropped) runs of a sorted partition to their files."""
 
-    def __init__(self, tmp_uri, kept_schema, dropped_schema, config: OutputConfig, keep_dropped: bool):
+    def __init__(self, tmp_uri, kept_schema, dropped_schema, index_schema, config: OutputConfig, keep_dropped: bool):
         self.tmp_uri = tmp_uri
         self.kept_schema = kept_schema
         self.dropped_schema = dropped_schema
+        self.index_schema = index_schema
         self.config = config
         self.keep_dropped = keep_dropped
 
@@ -303,21 +216,19 @@ class _PartitionWriter:
 
 
 class _RunSink:
-    """One output file: buffers rows and writes row groups of exactly rows_per_row_group rows."""
+    """The files of one (bucket, kept|dropped) run: the part file, or the dropped index and the dropped
+    rows; counts its rows by reason."""
 
     def __init__(self, key, fs, root, owner: _PartitionWriter):
         self.key = key
         bucket, dropped = key
-        self.schema = owner.dropped_schema if dropped else owner.kept_schema
-        self.group_rows = owner.config.rows_per_row_group
-        self.writer = None
-        if not dropped or owner.keep_dropped:
-            path = f"{root}/{DROPPED_DIR}/{part_name(bucket)}" if dropped else f"{root}/{part_name(bucket)}"
-            self.writer = pq.ParquetWriter(
-                fs.open_output_stream(path), self.schema, compression=owner.config.compression
-            )
-        self.pending: list[pa.Table] = []
-        self.pending_rows = 0
+        name = part_name(bucket)
+        if not dropped:
+            self.files = [_RowGroupWriter(fs, f"{root}/{name}", owner.kept_schema, owner.config)]
+        else:
+            self.files = [_RowGroupWriter(fs, f"{root}/{DROPPED_INDEX_DIR}/{name}", owner.index_schema, owner.config)]
+            if owner.keep_dropped:
+                self.files.append(_RowGroupWriter(fs, f"{root}/{DROPPED_DIR}/{name}", owner.dropped_schema, owner.config))
         self.counts: dict[str | None, list[int]] = {}
 
     def add(self, run: pa.Table) -> None:
@@ -331,8 +242,32 @@ class _RunSink:
             c[1] += r
             c[2] += b
             c[3] += t
-        if self.writer is None:
-            return
+        for f in self.files:
+            f.add(run)
+
+    def close(self) -> pa.RecordBatch:
+        for f in self.files:
+            f.close()
+        bucket, dropped = self.key
+        rows = [
+            {"bucket": bucket, "dropped": dropped, "reason": reason, "rows": c[0], "in_rows": c[1],
+             "in_bytes": c[2], "text_bytes": c[3]}
+            for reason, c in self.counts.items()
+        ]
+        return pa.RecordBatch.from_pylist(rows, schema=_COUNT_SCHEMA)
+
+
+class _RowGroupWriter:
+    """One Parquet file: buffers rows and writes row groups of exactly rows_per_row_group rows."""
+
+    def __init__(self, fs, path: str, schema: pa.Schema, config: OutputConfig):
+        self.schema = schema
+        self.group_rows = config.rows_per_row_group
+        self.writer = pq.ParquetWriter(fs.open_output_stream(path), schema, compression=config.compression)
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+
+    def add(self, run: pa.Table) -> None:
         self.pending.append(run.select(self.schema.names).cast(self.schema))
         self.pending_rows += run.num_rows
         while self.pending_rows >= self.group_rows:
@@ -344,18 +279,10 @@ class _RunSink:
         rest = table.slice(n)
         self.pending, self.pending_rows = [rest], rest.num_rows
 
-    def close(self) -> pa.RecordBatch:
-        if self.writer is not None:
-            if self.pending_rows:
-                self._flush(self.pending_rows)
-            self.writer.close()
-        bucket, dropped = self.key
-        rows = [
-            {"bucket": bucket, "dropped": dropped, "reason": reason, "rows": c[0], "in_rows": c[1],
-             "in_bytes": c[2], "text_bytes": c[3]}
-            for reason, c in self.counts.items()
-        ]
-        return pa.RecordBatch.from_pylist(rows, schema=_COUNT_SCHEMA)
+    def close(self) -> None:
+        if self.pending_rows:
+            self._flush(self.pending_rows)
+        self.writer.close()
 
 
 def _runs(table: pa.Table):
@@ -390,7 +317,3 @@ def _write_empty(fs, path: str, schema: pa.Schema, config: OutputConfig) -> None
     with pq.ParquetWriter(fs.open_output_stream(path), schema, compression=config.compression) as w:
         w.write_table(schema.empty_table())
 
-
-def _write_text(fs, path: str, text: str) -> None:
-    with fs.open_output_stream(path) as f:
-        f.write(text.encode())

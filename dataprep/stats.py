@@ -1,4 +1,11 @@
-"""stats.json: every input row is kept or dropped for exactly one reason, and the funnel says so."""
+"""stats.json: every input row is kept or dropped for exactly one reason, and the funnel says so.
+
+    {"stage": ..., "version": 1, "in": {"rows", "bytes"}, "kept": {"rows", "bytes"},
+     "dropped": {reason: rows, ... in the stage's order}, "out": {"rows", "bytes", "tokens"}, "extra": {...}}
+
+in.rows == kept.rows + sum(dropped) always (check() raises AccountingError otherwise); a kept input row
+may become several output rows (out.rows). docs/contracts.md, "stats.json", says what each figure counts.
+"""
 
 from __future__ import annotations
 

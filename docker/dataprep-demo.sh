@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo of `make demo` through spark-submit: sample crawl -> the curation pipeline (every stage,
-# dataprep/pipeline.py) -> tokenized shards + manifest, all under out/demo.
+# dataprep/pipeline.py, into out/documents) -> tokenized shards + manifest (out/demo).
 #
 #   SPARK_MASTER       the cluster (default local[*]); executors must see out/ at the same path
 #   DEMO_SUBMIT_ARGS   extra spark-submit options (memory, --conf key=value, ...)
@@ -13,6 +13,7 @@ read -r -a submit_opts <<< "${DEMO_SUBMIT_ARGS:-}"
 # Absolute: executors open files from their own working folder, not the driver's. infra/blend_demo.yaml
 # names the same folders relative to the repository root.
 demo=$PWD/out/demo
+documents=$PWD/out/documents
 
 submit() {
     spark-submit --master "$master" "${submit_opts[@]}" "$@"
@@ -20,6 +21,6 @@ submit() {
 
 python -m dataprep.samplecrawl --out "$demo/crawl" --records "${DEMO_RECORDS:-3000}" \
     --files "${DEMO_FILES:-6}" --seed 1
-submit dataprep/jobs/run.py --input "$demo/crawl/*.warc.gz" --out "$demo"
+submit dataprep/jobs/run.py --input "$demo/crawl/*.warc.gz" --out "$documents"
 submit infra/spark/run_module.py blending build --config infra/blend_demo.yaml --out "$demo/shards"
 python -m blending verify "$demo/shards/manifest.json"

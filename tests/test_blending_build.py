@@ -15,16 +15,17 @@ import torch
 
 from blending.__main__ import main
 from blending.blend import blending_indices, normalize
-from blending.build import OutputExistsError, build
+from blending.build import build
 from blending.config import BlendConfig
 from blending.docindex import read_document_index, write_document_index
-from blending.documents import InputError, is_validation
+from blending.documents import is_validation
 from blending.indexed import read_document
 from blending.locate import locate_samples
 from blending.manifest import ManifestError, load_manifest
 from blending.preview import preview
 from blending.reader import DataStream, build_gpt_datasets
 from blending.tokenizer import EOD_TOKEN, train_bpe
+from dataprep.stage_folder import InputError, OutputExistsError
 from tests.test_blending_units import document_rows, paragraphs, write_stage_folder
 
 with warnings.catch_warnings():
@@ -418,3 +419,32 @@ def test_the_passes_without_spark_write_the_same_shards(built, corpus, tmp_path)
         write_shard(shard, tmp_path, tmp_path / "runs", np.dtype(np.uint16))
         for ext in (".bin", ".idx", ".docs.parquet"):
             assert (tmp_path / (shard.prefix + ext)).read_bytes() == (built["one"] / (shard.prefix + ext)).read_bytes()
+
+
+# -- on the pipeline's output --------------------------------------------------------------------------------
+
+
+def test_a_pipeline_run_folder_blends_its_last_stage_and_a_partial_one_is_refused(pipeline_run, tmp_path):
+    from dataprep.pipeline import last_stage
+    from dataprep.schema import DEFAULT_SOURCE
+
+    raw = {"tokenizer": {"file": str(tmp_path / "tokenizer.json"), "train_vocab_size": 600},
+           "shard_size_tokens": 1_000_000, "sources": [{"name": DEFAULT_SOURCE, "inputs": [str(pipeline_run)], "weight": 1}]}
+    manifest = load_manifest(build(BlendConfig.from_dict(raw), tmp_path / "shards", master="local[2]"))
+    last = json.loads((pipeline_run / last_stage() / "stats.json").read_text())
+    source = manifest.sources[DEFAULT_SOURCE]
+    assert source.documents("train") + source.documents("valid") == last["out"]["rows"] > 0
+
+    raw["sources"][0]["inputs"] = [str(pipeline_run / "extract")]
+    with pytest.raises(InputError, match="output of the extract stage.*--allow-partial"):
+        build(BlendConfig.from_dict(raw), tmp_path / "partial")
+    assert main(["build", "--config", str(_yaml(tmp_path, raw)), "--out", str(tmp_path / "partial")]) == 2
+    assert not (tmp_path / "partial").exists()
+
+
+def _yaml(tmp_path, raw: dict):
+    import yaml
+
+    path = tmp_path / "blend.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path

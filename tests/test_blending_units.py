@@ -30,7 +30,8 @@ from blending.tokenizer import (
     prepare,
     train_bpe,
 )
-from dataprep.schema import DOCUMENT_SCHEMA, bucket_of, doc_id
+from dataprep.pipeline import last_stage
+from dataprep.schema import DEFAULT_SOURCE, DOCUMENT_SCHEMA, bucket_of, doc_id
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -56,13 +57,14 @@ def document_rows(source: str, fixture: str, texts: list) -> list[dict]:
 
 
 def write_stage_folder(folder: Path, rows: list[dict], buckets: int = 3) -> None:
-    """A stage output folder as DESIGN.md describes it: bucketed part files sorted by doc_id, stats, _SUCCESS."""
+    """A folder of curated documents as the pipeline's last stage writes it (docs/contracts.md): bucketed
+    part files sorted by doc_id, stats, _SUCCESS."""
     folder.mkdir(parents=True)
     for b in range(buckets):
         part = sorted((r for r in rows if bucket_of(r["doc_id"], buckets) == b), key=lambda r: r["doc_id"])
         pq.write_table(pa.Table.from_pylist(part, schema=DOCUMENT_SCHEMA), folder / f"part-{b:05d}.parquet")
-    (folder / "stats.json").write_text(json.dumps({"stage": "ingest", "in": {"rows": len(rows)}}))
-    (folder / "_SUCCESS").write_text(json.dumps({"stage": "ingest"}))
+    (folder / "stats.json").write_text(json.dumps({"stage": last_stage(), "in": {"rows": len(rows)}}))
+    (folder / "_SUCCESS").write_text(json.dumps({"stage": last_stage()}))
 
 
 @pytest.fixture(scope="module")
@@ -245,9 +247,14 @@ def test_paper_table1_is_consistent():
 
 def test_default_config_is_the_paper_blend():
     config = BlendConfig.load(ROOT / "infra" / "blend.yaml")
-    assert [s.name for s in config.sources] == [p.name for p in MTNLG_TABLE1]
-    assert [s.weight for s in config.sources] == [p.weight_percent / 100 for p in MTNLG_TABLE1]
+    *paper, default = config.sources
+    assert [s.name for s in paper] == [p.name for p in MTNLG_TABLE1]
+    assert [s.weight for s in paper] == [p.weight_percent / 100 for p in MTNLG_TABLE1]
     assert config.skip_missing_sources and config.valid_fraction == 0.02
+    # and the pipeline's default source (`dataprep run --input WARCS`, `make demo`), weighted as the
+    # paper's two Common Crawl snapshots together; absent from a run of the paper's sources
+    cc = {p.name: p.weight_percent / 100 for p in MTNLG_TABLE1 if p.name.startswith("cc_20")}
+    assert (default.name, default.weight) == (DEFAULT_SOURCE, pytest.approx(sum(cc.values())))
 
 
 @pytest.mark.parametrize("change, message", [

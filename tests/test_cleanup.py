@@ -1,4 +1,4 @@
-"""Cleanup: the paper's heuristics in DESIGN.md's order on real text, seeded langdetect, ftfy where
+"""Cleanup: the paper's heuristics in their documented order on real text, seeded langdetect, ftfy where
 not yet done, and the stage on extract's and ingest's outputs."""
 
 import json
@@ -8,17 +8,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dataprep.cleanup.heuristics import cleanup_reason, detect_language, seed_langdetect
+from dataprep.cleanup.heuristics import heuristic_reason, keeps_all_languages
 from dataprep.config import CleanupConfig, DataprepConfig
 from dataprep.extract.html_text import html_to_text
 from dataprep.ingest.readers import read_text
 from dataprep.spark import get_spark
 from dataprep.stage import run
+from dataprep.text.language import detect_language, seed_langdetect
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ENGLISH = CleanupConfig()
 # Vue's stock <noscript> text, served by many sites to crawlers.
 JS_NOTICE = "We're sorry but this site doesn't work properly without JavaScript enabled. Please enable it to continue."
+
+
+def cleanup_reason(text: str, config: CleanupConfig) -> tuple[str | None, str | None]:
+    """The stage's decision on one text: (drop reason or None, langdetect's language or None if not run)."""
+    language = None if keeps_all_languages(config) else detect_language(text)
+    return heuristic_reason(text, language, config), language
 
 
 @pytest.fixture(scope="module")

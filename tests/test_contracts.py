@@ -16,7 +16,8 @@ import pytest
 from dataprep.config import DataprepConfig, OutputConfig, config_hash
 from dataprep.schema import bucket_of, doc_id
 from dataprep.spark import get_spark
-from dataprep.stage_output import IncompleteInputError, OutputExistsError, StageOutput, read_stage_output
+from dataprep.stage_folder import InputError, OutputExistsError, folder_record
+from dataprep.stage_output import StageOutput, read_stage_outputs
 from dataprep.stats import AccountingError, StageStats
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +101,10 @@ def test_write_accounts_for_every_row_and_buckets_sorted(frame, tmp_path):
     assert kept == stats.kept_rows
     dropped = pq.read_table(out / "dropped").column("drop_reason").to_pylist()
     assert sorted(set(dropped)) == REASONS and len(dropped) == sum(expected_dropped.values())
+    index = pq.read_table(out / "dropped_index")
+    assert index.column_names == ["doc_id", "origin", "drop_reason"]
+    assert sorted(index.to_pylist(), key=lambda r: r["doc_id"]) == sorted(
+        pq.read_table(out / "dropped", columns=index.column_names).to_pylist(), key=lambda r: r["doc_id"])
     assert json.loads((out / "_SUCCESS").read_text())["stage"] == "test"
     assert "too_short" in stats.funnel_table() and "3,000" in stats.funnel_table()
 
@@ -112,7 +117,7 @@ def test_byte_identical_with_1_and_4_partitions(frame, tmp_path):
         StageOutput(str(out), "test", [], "h").write(frame.repartition(parts), config, REASONS, keep_dropped=True)
         results.append(_hashes(out))
     assert results[0] == results[1]
-    assert len(results[0]) == 3 + 3 + 2  # parts, dropped parts, stats.json, _SUCCESS
+    assert len(results[0]) == 3 + 3 + 3 + 2  # parts, dropped index, dropped parts, stats.json, _SUCCESS
 
 
 def test_undeclared_drop_reason_is_an_error(frame, tmp_path):
@@ -128,6 +133,9 @@ def test_reuse_refuse_overwrite(frame, tmp_path):
     first = StageOutput(out, "test", inputs, config_hash(config))
     assert not first.reusable()
     first.write(frame, config, REASONS)
+    # without keep_dropped the dropped rows are still traceable: their index is always written
+    assert not (Path(out) / "dropped").exists()
+    assert pq.read_table(Path(out) / "dropped_index").num_rows == 3000 - first.load_stats().kept_rows
     assert StageOutput(out, "test", inputs, config_hash(config)).reusable()
     assert first.load_stats().in_rows == 3000
 
@@ -147,12 +155,19 @@ def test_reuse_refuse_overwrite(frame, tmp_path):
 def test_read_stage_output_refuses_incomplete_folder(spark, frame, tmp_path):
     out = tmp_path / "out"
     StageOutput(str(out), "test", [], "h").write(frame, OutputConfig(num_buckets=2), REASONS)
-    df, inputs = read_stage_output(spark, str(out))
-    assert df.count() == 3000 - sum(1 for i in range(3000) if i % 7 == 0 or i % 5 == 0)
-    assert [Path(i["path"]).name for i in inputs] == ["part-00000.parquet", "part-00001.parquet"]
+    folders = read_stage_outputs(spark, [str(out)])
+    assert folders.documents.count() == folders.rows == 3000 - sum(1 for i in range(3000) if i % 7 == 0 or i % 5 == 0)
+    (record,) = folders.records
+    assert [p["name"] for p in record["parts"]] == ["part-00000.parquet", "part-00001.parquet"]
+    assert record["stage"] == "test" and record["config_hash"] == "h" and len(record["success_sha256"]) == 64
+    # a copy of the folder is recorded alike: the record names no path
+    import shutil
+
+    shutil.copytree(out, tmp_path / "copy")
+    assert folder_record(str(tmp_path / "copy")) == record
     (out / "_SUCCESS").unlink()
-    with pytest.raises(IncompleteInputError, match="_SUCCESS"):
-        read_stage_output(spark, str(out))
+    with pytest.raises(InputError, match="_SUCCESS"):
+        read_stage_outputs(spark, [str(out)])
 
 
 def test_failing_stage_leaves_no_output(spark, tmp_path):
@@ -232,3 +247,10 @@ def test_funnel_steps_and_plot(tmp_path):
     assert sum(s[2] for s in steps) == 80
     plot_funnel([extract, cleanup], tmp_path / "funnel.png")
     assert (tmp_path / "funnel.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_folder_protocol_and_blendings_reader_of_it_need_no_spark():
+    code = ("import sys, dataprep.stage_folder, blending.documents; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pyspark'))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -278,3 +278,12 @@ def test_batch_rows_pieces_and_untouched_documents(matcher, items, web_documents
     assert counts[("characters_removed",)] == cut["end"] - cut["start"]
     found = sorted(matcher.index.item(item) for (kind, *rest), _ in counts.items() if kind == "item" for item in rest)
     assert found == [("lambada", "test", i) for i in [11, *range(200, 211)]]
+
+
+def test_index_command_prints_counts_size_and_build_time(tmp_path, capsys):
+    from dataprep.decontaminate.index import main
+
+    assert main(["--out", str(tmp_path / "piqa.npz"), "--task", "piqa"]) == 0
+    printed = capsys.readouterr().out
+    assert "piqa" in printed and "24,811" in printed and "built in" in printed and " MB" in printed
+    assert TaskIndex.load(tmp_path / "piqa.npz").counts["piqa"]["ngrams"] == 24811

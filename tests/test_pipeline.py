@@ -14,6 +14,8 @@ from dataprep.spark import get_spark
 from tests.conftest import PIPELINE_OPTIONS, pipeline_run_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# Options that keep the stages after cleanup cheap where the test is about the pipeline, not about them.
+SMALL = {"task": ["copa"]}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,8 @@ def test_a_changed_cleanup_threshold_reruns_cleanup_and_after_not_extract(spark,
     config.cleanup.min_chars = 300
     logged = []
     source = SourceSpec(DEFAULT_SOURCE, "extract", [str(sample_crawl[0] / "*.warc.gz")])
-    run_pipeline(spark, [source], str(copy), config, PIPELINE_OPTIONS, keep_dropped=True, log=logged.append)
+    run_pipeline(spark, [source], str(copy), config, {**PIPELINE_OPTIONS, **SMALL}, keep_dropped=True,
+                 log=logged.append)
     after = _written(copy)
     rerun = {name for name in before if after[name] != before[name]}
     assert rerun == {s.name for s in chain()}  # cleanup and every stage after it
@@ -88,7 +91,7 @@ def test_several_sources_run_apart_until_a_whole_dataset_stage(spark, tmp_path):
     config, sources = load_run_config(config_file)
     assert [(s.name, s.kind, s.options) for s in sources] == [
         ("web", "extract", {}), ("books", "ingest", {"format": "text", "unit": "paragraph"})]
-    done = run_pipeline(spark, sources, str(tmp_path / "run"), config, log=lambda _: None)
+    done = run_pipeline(spark, sources, str(tmp_path / "run"), config, SMALL, log=lambda _: None)
     folders = [str(Path(folder).relative_to(tmp_path / "run")) for folder, _ in done]
     assert folders[:4] == ["web/extract", "books/ingest", "web/cleanup", "books/cleanup"]
     books = _stats(tmp_path / "run" / "books" / "cleanup")

@@ -12,7 +12,7 @@ import pytest
 from dataprep.config import DataprepConfig
 from dataprep.spark import get_spark
 from dataprep.stage import DocumentFilter, Option, WholeDatasetStage, run
-from dataprep.stage_output import DuplicateDocumentsError
+from dataprep.stage_folder import InputError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BEFORE = FIXTURES / "stages_before"  # written by the stages before they were moved onto dataprep/stage.py
@@ -138,7 +138,7 @@ def test_a_whole_dataset_stage_splits_documents_and_accounts_for_input_rows(spar
 
 
 def test_several_inputs_are_unioned_and_a_document_twice_is_refused(spark, documents, tmp_path):
-    with pytest.raises(DuplicateDocumentsError, match="the same doc_id"):
+    with pytest.raises(InputError, match="the same doc_id"):
         run(ShortLines, spark, [str(documents), str(documents)], str(tmp_path / "out"), _config())
     assert not (tmp_path / "out").exists()
 

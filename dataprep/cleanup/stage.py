@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from dataprep.cleanup.heuristics import (
-    REASONS,
-    detect_language,
-    fix_text,
-    heuristic_reason,
-    keeps_all_languages,
-    seed_langdetect,
-)
+from dataprep.cleanup.heuristics import REASONS, fix_text, heuristic_reason, keeps_all_languages
 from dataprep.file_stage import Summary, histogram
 from dataprep.schema import DROP_REASON
 from dataprep.stage import DocumentFilter, Option
 from dataprep.stats import StageStats
+from dataprep.text.language import detect_language, seed_langdetect
 
 STAGES_WITH_FTFY = frozenset({"extract"})
 LANGDETECT = "_langdetect"  # langdetect's language of the text: for the decision and stats, not written

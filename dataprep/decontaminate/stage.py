@@ -44,7 +44,7 @@ from dataprep.decontaminate.rows import (
 from dataprep.file_stage import Summaries, Summary, partition_unit
 from dataprep.stage import Option, WholeDatasetStage, per_worker
 from dataprep.stage import shipped_path as local_copy
-from dataprep.stage_output import resolve
+from dataprep.stage_folder import resolve
 from dataprep.stats import StageStats
 
 INDEX_FILE = "task_index.npz"

@@ -21,9 +21,9 @@ from dataprep.config import config_hash
 from dataprep.dedup.frames import CLUSTER_ID, DUPLICATE_OF, REASONS, deduplicate, with_assignments
 from dataprep.dedup.keys import MINHASH
 from dataprep.file_stage import Summary
-from dataprep.inputs import InputError
 from dataprep.stage import Option, WholeDatasetStage
-from dataprep.stage_output import DuplicateDocumentsError, read_stage_outputs, resolve
+from dataprep.stage_folder import InputError, folder_record, resolve
+from dataprep.stage_output import read_stage_outputs
 from dataprep.stats import StageStats
 
 SIGNATURES_FILE = "minhash.json"
@@ -68,7 +68,7 @@ class DedupStage(WholeDatasetStage):
         """The section but its `partitions` (which cannot change the output), and what the earlier outputs
         of --against are (their _SUCCESS records), not only where."""
         section = {k: v for k, v in vars(self.config).items() if k != "partitions"}
-        against = [_success_record(folder) for folder in self.opts["against"] or ()]
+        against = [folder_record(folder) for folder in self.opts["against"] or ()]
         return config_hash(section, self.ctx.config.output, against)
 
     def transform(self, spark: SparkSession, documents: DataFrame) -> DataFrame:
@@ -91,7 +91,7 @@ class DedupStage(WholeDatasetStage):
         both = earlier.select("doc_id").join(documents.select("doc_id"), "doc_id", "left_semi").limit(3).collect()
         if both:
             ids = ", ".join(r.doc_id for r in both)
-            raise DuplicateDocumentsError(f"documents both in the inputs and in --against ({ids})")
+            raise InputError(f"documents both in the inputs and in --against ({ids})")
         return earlier.where(F.col(MINHASH).isNotNull())
 
     def extra(self, summary: Summary, stats: StageStats) -> dict:
@@ -117,9 +117,3 @@ def _signature_record(folder: str) -> dict | None:
     if record is None:
         raise InputError(f"--against {folder}: not a dedup output (no {SIGNATURES_FILE})")
     return record
-
-
-def _success_record(folder: str) -> dict | None:
-    from dataprep.stage_output import SUCCESS
-
-    return _read_json(folder, SUCCESS)

@@ -10,10 +10,10 @@ Checks, in order (the order of REASONS, which stats.json's funnel keeps):
                      does not start like HTML)
   payload_too_large  record block over ExtractConfig.max_payload_bytes (10 MB): not read, not parsed
   empty_payload      nothing but whitespace after the HTTP headers
-  decode_error       content or transfer encoding broken, or bytes no charset decodes (charset.py)
+  decode_error       content or transfer encoding broken, or bytes no charset decodes (text/charset.py)
   extraction_error   language ID, jusText or ftfy raised on the page (the error is reported)
   empty_extraction   jusText kept fewer than ExtractConfig.min_extracted_chars characters
-A kept page: decoded (charset.py), language-identified by CLD2 on the HTML (language.py), its main
+A kept page: decoded (text/charset.py), language-identified by CLD2 on the HTML (text/language.py), its main
 text extracted by jusText with the stoplist of that language (html_text.py; language-independent mode
 for languages without one, such as Japanese, Chinese and Thai), then repaired by ftfy.
 """
@@ -26,12 +26,12 @@ import ftfy
 from fastwarc.warc import WarcRecord, WarcRecordType
 
 from dataprep.config import ExtractConfig
-from dataprep.extract.charset import decode_html
 from dataprep.extract.html_text import html_to_text
-from dataprep.extract.language import identify_language
 from dataprep.extract.payload import PayloadTooLarge, decode_content, looks_like_markup
 from dataprep.extract.warc_reader import CORRUPT, TRUNCATED, RawRecord
 from dataprep.schema import doc_id, warc_origin
+from dataprep.text.charset import decode_html
+from dataprep.text.language import identify_language
 
 REASONS = [
     CORRUPT,

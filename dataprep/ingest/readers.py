@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 import pyarrow.parquet as pq
 
-from dataprep.extract.charset import decode_text
+from dataprep.text.charset import decode_text
 
 FORMATS = ("jsonl", "parquet", "text")
 TEXT_UNITS = ("file", "line", "paragraph")

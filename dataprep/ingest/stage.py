@@ -1,7 +1,7 @@
 """The ingest stage: an already-extracted source (JSONL, Parquet, plain text) -> document rows.
 
 The rows are extract's document rows: `origin` is the file's basename and row number, `lang` and
-`lang_score` come from CLD2 on the text (language.py, as for pages). ftfy is left to cleanup, which
+`lang_score` come from CLD2 on the text (text/language.py, as for pages). ftfy is left to cleanup, which
 runs it on every source that has not had it. One Spark task per file.
 """
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dataprep.extract.language import identify_language
 from dataprep.file_stage import Summary, bad_file_row, faults_listed, histogram
 from dataprep.ingest.readers import FORMATS, REASONS, TEXT_UNITS, UnreadableFileError, read_source
 from dataprep.inputs import open_input, open_random_access
 from dataprep.schema import DROP_REASON, IN_BYTES, doc_id, line_origin
 from dataprep.stage import Option, SourceStage
 from dataprep.stats import StageStats
+from dataprep.text.language import identify_language
 
 
 class IngestStage(SourceStage):
