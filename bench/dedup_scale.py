@@ -1,5 +1,7 @@
-"""Dedup at scale: the whole dedup stage on 10k, 50k and 100k ingested sample-crawl documents, and its
-quality on their planted near-duplicate groups, against datatrove-style banding without verification.
+"""Dedup at scale and quality: the whole stage on 10k, 50k and 100k sample-crawl documents, and no-verification banding
+
+The whole dedup stage on 10k, 50k and 100k ingested sample-crawl documents, and its quality on their
+planted near-duplicate groups, against datatrove-style banding without verification.
 
 Documents: the pages the sample-crawl builder plans (dataprep.samplecrawl, material ../shared/data),
 each page's content text as one JSONL line (URL included): originals, recrawls of the same URL, edited

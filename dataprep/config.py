@@ -34,10 +34,26 @@ class CleanupConfig:
 
 @dataclass
 class QualityConfig:
-    pareto_alpha: float = 3.0
-    seed: int = 42
-    word_ngrams: int = 2
-    heldout_fraction: float = 0.1
+    pareto_alpha: float = 3.0  # GPT-3's Pareto filter: keep when pareto_draw > 1 - quality_score
+    pareto_seed: int = 0  # mixed into each document's draw: sha256(doc_id + NUL + str(seed))
+    batch_rows: int = 1024  # documents scored per fastText call
+
+
+@dataclass
+class ClassifierConfig:
+    """The quality classifier's training (python -m dataprep train-classifier)."""
+
+    word_ngrams: int = 2  # the paper's word 2-grams
+    dim: int = 16  # model bytes ~ (words + bucket) x dim x 4: ~6 MB, not fastText's ~800 MB default
+    bucket: int = 65536  # hash buckets for the 2-grams
+    epoch: int = 10
+    lr: float = 0.5
+    min_count: int = 1
+    seed: int = 0  # fastText's seed; training runs on one thread, so the model is the same every time
+    window_chars: int = 512  # every example is a window of this many characters (cleanup's min_chars)
+    max_windows_per_group: int = 50  # per book / speech / article / web host and label
+    folds: int = 5  # cross-validation, grouped by book / page host
+    heldout_fraction: float = 0.1  # groups held out of the shipped model's training (the paper: 10%)
 
 
 # Which copy of a duplicate survives, best first (unlisted sources come after, by name): curated
@@ -78,6 +94,7 @@ class DataprepConfig:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     cleanup: CleanupConfig = field(default_factory=CleanupConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     decontamination: DecontaminationConfig = field(default_factory=DecontaminationConfig)
 
