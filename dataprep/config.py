@@ -36,7 +36,6 @@ class CleanupConfig:
 class QualityConfig:
     pareto_alpha: float = 3.0  # GPT-3's Pareto filter: keep when pareto_draw > 1 - quality_score
     pareto_seed: int = 0  # mixed into each document's draw: sha256(doc_id + NUL + str(seed))
-    batch_rows: int = 1024  # documents scored per fastText call
 
 
 @dataclass

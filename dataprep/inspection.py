@@ -223,7 +223,8 @@ def write_html(result: Inspection, path: str | Path, lines: int = 4) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dataprep inspect", description=__doc__.split("\n\n")[0],
-                                     epilog=__doc__.split("\n\n", 1)[1])
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_dir", metavar="OUT_DIR", help="a run folder (python -m dataprep run --out) or a stage folder")
     parser.add_argument("--stage", help="only this stage")
     parser.add_argument("--reason", help="only this drop reason")
