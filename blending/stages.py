@@ -136,8 +136,10 @@ def rows_where(files: Sequence[Path], column: str, values: Iterable, columns: Se
 
 
 def decisions(row: dict) -> dict:
-    """What the stages recorded on a row: every column but the document's own and the bookkeeping."""
-    return {k: v for k, v in row.items() if k not in DOCUMENT_COLUMNS + BOOKKEEPING_COLUMNS}
+    """What the stages recorded on a row: every column but the document's own and the bookkeeping;
+    binary values (dedup's MinHash signature) as their size."""
+    return {k: (f"<{len(v)} bytes>" if isinstance(v, bytes) else v) for k, v in row.items()
+            if k not in DOCUMENT_COLUMNS + BOOKKEEPING_COLUMNS}
 
 
 @dataclass

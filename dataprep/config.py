@@ -55,12 +55,26 @@ class ClassifierConfig:
     heldout_fraction: float = 0.1  # groups held out of the shipped model's training (the paper: 10%)
 
 
+# Which copy of a duplicate survives, best first (unlisted sources come after, by name): curated
+# sources before crawls, then the paper's Table 1 order. A choice of this config, not the paper's.
+DEDUP_PRIORITY = (
+    "books3", "openwebtext2", "stack_exchange", "pubmed_abstracts", "wikipedia", "gutenberg_pg19",
+    "bookcorpus2", "nih_exporter", "pile_cc", "arxiv", "github", "cc_2020_50", "cc_2021_04", "realnews",
+    "cc_stories",
+)
+
+
 @dataclass
 class DedupConfig:
     num_perm: int = 260
     bands: int = 20
     rows_per_band: int = 13
     jaccard_threshold: float = 0.8
+    shingle_words: int = 5  # word 5-grams of the normalised text
+    seed: int = 1  # MinHash permutations, drawn as datasketch.MinHash(num_perm, seed) draws them
+    bucket_anchors: int = 8  # members of an LSH bucket every other member is compared with
+    priority: tuple[str, ...] = DEDUP_PRIORITY
+    partitions: int = 0  # Spark shuffle partitions of the stage's joins; 0: twice the default parallelism
 
 
 @dataclass

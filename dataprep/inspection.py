@@ -115,7 +115,8 @@ def first_lines(text: str | None, lines: int, width: int = 140) -> list[str]:
 
 def shown_columns(row: dict) -> dict:
     hidden = {"text", "doc_id", "origin", "url", "source", "reason", "in_bytes", "in_rows"}
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items() if k not in hidden and v is not None}
+    return {k: (round(v, 4) if isinstance(v, float) else f"<{len(v)} bytes>" if isinstance(v, bytes) else v)
+            for k, v in row.items() if k not in hidden and v is not None}
 
 
 def funnel_table(folders: list[StageFolder]) -> str:

@@ -44,6 +44,7 @@ STAGES = [
     "dataprep.ingest.stage:IngestStage",
     "dataprep.cleanup.stage:CleanupStage",
     "dataprep.quality.stage:QualityStage",
+    "dataprep.dedup.stage:DedupStage",
     "dataprep.decontaminate.stage:DecontaminateStage",
 ]
 

@@ -112,7 +112,8 @@ def test_checkpoints_carry_the_tokenizer_and_the_run_scores_downstream_tasks(tra
     result = json.loads((trained["run"] / "eval" / "step_00000015.json").read_text())
     piqa = result["tasks"]["piqa"]["by_shots"]["0"]
     assert result["step"] == 15 and piqa["items"] + piqa["skipped_too_long"] == 12
-    assert "piqa" in trained["log"] and "0-shot" in trained["log"]
+    assert "downstream tasks, step_00000015" in trained["log"] and "piqa" in trained["log"] and "0-shot" in trained["log"]
+    assert (trained["run"] / "eval" / "step_00000015.log").is_file()
     assert not (trained["run"] / "run.lock").exists()  # released at the end
 
 

@@ -13,7 +13,8 @@ run had never stopped. Progress: a log line per `run.log_interval` steps, RUN/me
 RUN/valid.csv, RUN/tensorboard/ and RUN/loss.png.
 
 Downstream tasks: `--eval-tasks lambada,piqa` scores the final checkpoint (and, with `--eval-every N`,
-every N-th step's) with trainer.evaluate into RUN/eval/step_N.json and prints the table. RUN/run.lock
+every N-th step's) with trainer.evaluate, in the background (trainer.downstream), into
+RUN/eval/step_N.json and prints the table. RUN/run.lock
 keeps a second run off a live run's folder; ranks exit when their launcher dies.
 
 Stopping: `--max-steps`, `--exit-duration-mins` and `--target-val-loss` (a number, `unigram` for
@@ -338,6 +339,7 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
     import torch.distributed as dist
 
     from blending.reader import DataStream
+    from trainer.downstream import DownstreamEvals
     from trainer.engine import build_engine
     from trainer.metrics import peak_tflops
     from trainer.parallel.groups import init_distributed
@@ -378,8 +380,11 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
                    StartUp(join_s=joined_at - started_at, data_s=data_ready - joined_at,
                            engine_s=time.perf_counter() - data_ready))
 
+    evaluations = DownstreamEvals(args.eval_tasks, args.eval_shots, args.eval_limit, active=is_logger,
+                                  log=lambda text: print(text, flush=True))
     status, progress, last_val = train_loop(args, cfg, engine, train_ds, valid_ds, progress, target, stop,
-                                            reporter, manifest, manifest_sha256, ckpt_root, started_at)
+                                            reporter, manifest, manifest_sha256, ckpt_root, started_at, evaluations)
+    evaluations.wait()
     reporter.finish(status=status, steps=progress.step, tokens=progress.tokens(cfg.model.seq_length),
                     val_loss=last_val, target=target, target_is_unigram="unigram" in (args.target_val_loss or ""),
                     signal_name=stop.signal_name)
@@ -401,30 +406,9 @@ def resume(engine, resume_from: Path, cfg: TrainConfig) -> tuple[Progress, str |
     return progress, None
 
 
-def evaluate_downstream(args, checkpoint_dir: Path, out: Path, active: bool) -> None:
-    """Rank 0 scores the checkpoint just saved with trainer.evaluate, in a process of its own (one-process
-    model, its own process group); the other ranks wait at the barrier."""
-    import subprocess
-
-    import torch.distributed as dist
-
-    if active:
-        launcher_keys = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR",
-                         "MASTER_PORT", "CROSS_RANK", "NODE_RANK")
-        env = {k: v for k, v in os.environ.items() if k not in launcher_keys and not k.startswith("TORCHELASTIC")}
-        command = [sys.executable, "-m", "trainer.evaluate", "--checkpoint", str(checkpoint_dir), "--tasks",
-                   args.eval_tasks, "--shots", args.eval_shots, "--out", str(out)]
-        if args.eval_limit:
-            command += ["--limit", str(args.eval_limit)]
-        done = subprocess.run(command, env=env, capture_output=True, text=True)
-        print(done.stdout[done.stdout.find("\n" + str(checkpoint_dir)):] if done.returncode == 0 else
-              f"downstream evaluation failed (exit {done.returncode}): {done.stderr[-2000:]}", flush=True)
-    dist.barrier()
-
-
 def train_loop(args, cfg: TrainConfig, engine, train_ds, valid_ds, progress: Progress, target: float | None,
                stop: StopRequest, reporter, manifest, manifest_sha256: str, ckpt_root: Path,
-               started_at: float) -> tuple[str, Progress, float | None]:
+               started_at: float, evaluations) -> tuple[str, Progress, float | None]:
     """Steps until the tokens are used up or a stop condition holds; returns (status, progress, last
     validation loss). Every rank takes the same decisions, so all stop at the same step."""
     from trainer.data import micro_batch_sample_ids, micro_batches
@@ -482,8 +466,7 @@ def train_loop(args, cfg: TrainConfig, engine, train_ds, valid_ds, progress: Pro
                                        tokenizer_file=manifest.tokenizer_path)
             reporter.checkpoint(progress.step, saved_to)
             if downstream:
-                evaluate_downstream(args, saved_to, ckpt_root.parent / "eval" / f"{saved_to.name}.json",
-                                    active=reporter.active)
+                evaluations.start(saved_to, ckpt_root.parent / "eval" / f"{saved_to.name}.json")
         if finished:
             break
     return status, progress, last_val
