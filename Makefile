@@ -15,7 +15,7 @@ DOCUMENTS := out/documents
 DEMO_RECORDS ?= 3000
 DEMO_FILES ?= 6
 
-.PHONY: setup test demo shards train bench lint lint-docker clean
+.PHONY: setup test demo classifier shards train bench lint lint-docker clean
 
 setup: $(STAMP)
 
@@ -47,6 +47,13 @@ demo: setup $(DEMO)/crawl/truth.json
 
 $(DEMO)/crawl/truth.json: | setup
 	$(PY) -m dataprep.samplecrawl --out $(DEMO)/crawl --records $(DEMO_RECORDS) --files $(DEMO_FILES) --seed 1 --overwrite
+
+# The quality stage's default classifier, from the training texts the repository ships: model.bin and
+# metrics.json (cross-validated accuracy, length-only baseline, held-out accuracy). `python -m dataprep
+# run` trains the same model by itself when no --model is given (cached, see dataprep/quality/default_model.py).
+CLASSIFIER ?= out/classifier
+classifier: setup
+	$(PY) -m dataprep train-classifier --out $(CLASSIFIER)
 
 BLEND_CONFIG ?= infra/blend.yaml
 SHARDS ?= out/shards

@@ -35,7 +35,6 @@ class SourceConfig:
     name: str
     inputs: list[str]  # stage output folders (part-*.parquet, _SUCCESS)
     weight: float | None = None  # None: taken from `weights_preset`
-    dedup_priority: int = 0  # read by the dedup stage: lower wins when duplicates span sources
     select_source: str | None = None  # rows whose `source` column equals this; default: `name`
 
     @property

@@ -18,6 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+
 from blending.docindex import find_documents, read_document_index
 from blending.indexed import read_document
 from blending.manifest import SPLITS, Manifest, ManifestError, Shard, load_manifest
@@ -58,14 +60,14 @@ class Describer:
         self.with_text = with_text
         self.refs = shards_by_prefix(manifest)
         self._tokenizer = None
-        self._indexes: dict[str, list[dict]] = {}
+        self._indexes: dict[str, pa.Table] = {}
 
     def _lineage(self, shard: Shard, doc: int) -> dict:
         if shard.docs_path is None:
             return {"doc_id": None, "origin": None, "url": None}
         if shard.prefix not in self._indexes:
-            self._indexes[shard.prefix] = read_document_index(shard.prefix).to_pylist()
-        return self._indexes[shard.prefix][doc]
+            self._indexes[shard.prefix] = read_document_index(shard.prefix)
+        return self._indexes[shard.prefix].slice(doc, 1).to_pylist()[0]
 
     def __call__(self, prefix: str, doc: int, token_range: tuple[int, int] | None = None) -> dict:
         ref = self.refs.get(prefix)

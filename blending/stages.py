@@ -15,6 +15,7 @@ import heapq
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pyarrow as pa
@@ -42,7 +43,7 @@ class StageFolder:
     def parts(self) -> list[Path]:
         return sorted(self.path.glob("part-*.parquet"))
 
-    @property
+    @cached_property
     def dropped_files(self) -> list[Path]:
         """Parquet files of the dropped rows: the full rows (--keep-dropped) when the stage kept them,
         else its slim index (doc_id, origin, reason)."""
@@ -134,8 +135,10 @@ def rows_where(files: Sequence[Path], column: str, values: Iterable, columns: Se
 
 
 def decisions(row: dict) -> dict:
-    """What the stages recorded on a row: every column but the document's own and the bookkeeping."""
-    return {k: v for k, v in row.items() if k not in DOCUMENT_COLUMNS + BOOKKEEPING_COLUMNS}
+    """What the stages recorded on a row: every column but the document's own and the bookkeeping;
+    binary values (dedup's MinHash signature) as their size."""
+    return {k: (f"<{len(v)} bytes>" if isinstance(v, bytes) else v) for k, v in row.items()
+            if k not in DOCUMENT_COLUMNS + BOOKKEEPING_COLUMNS}
 
 
 @dataclass

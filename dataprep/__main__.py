@@ -1,4 +1,5 @@
-"""`python -m dataprep run ...` runs the pipeline, `python -m dataprep <stage> ...` one stage of it.
+"""`python -m dataprep run ...` runs the pipeline, `python -m dataprep <stage> ...` one stage of it,
+`python -m dataprep train-classifier ...` trains the quality stage's classifier.
 
 Under spark-submit: dataprep/jobs/run.py (the pipeline) and dataprep/jobs/stage.py <stage> (one stage).
 The stages are dataprep/pipeline.py's STAGES; each one's options come from its declaration.
@@ -15,6 +16,7 @@ def _usage() -> str:
     lines = ["usage: python -m dataprep run [options]       the whole pipeline (python -m dataprep run --help)",
              "       python -m dataprep inspect OUT_DIR     funnel and dropped documents of a run (inspect --help)",
              "       python -m dataprep <stage> [options]   one stage (python -m dataprep <stage> --help)",
+             "       python -m dataprep train-classifier [options]   the quality classifier (--help)",
              "", "stages, in pipeline order:"]
     lines += [f"  {stage.name:<14} {stage.help}" for stage in pipeline.all_stages()]
     return "\n".join(lines)
@@ -30,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         from dataprep.inspection import main as inspect
 
         return inspect(argv[1:])
+    if argv and argv[0] == "train-classifier":
+        from dataprep.quality.train import train_command
+
+        return train_command(argv[1:])
     stages = {stage.name: stage for stage in pipeline.all_stages()}
     if not argv or argv[0] not in stages:
         asked = bool(argv) and argv[0] in ("-h", "--help")

@@ -14,12 +14,12 @@ from dataprep.config import DataprepConfig
 from dataprep.file_stage import BadInputFilesError
 from dataprep.schema import DEFAULT_SOURCE
 from dataprep.spark import get_spark
-from dataprep.stage import Stage, add_stage_options, help_epilog, run
+from dataprep.stage import Stage, StageSettingsError, add_stage_options, help_epilog, run, stage_options
 from dataprep.stage_folder import InputError, OutputExistsError
 from dataprep.stats import StageStats
 
 # Errors that are the user's to fix: one line on stderr and exit code 1, no traceback.
-USER_ERRORS = (BadInputFilesError, OutputExistsError, InputError, FileNotFoundError)
+USER_ERRORS = (BadInputFilesError, OutputExistsError, InputError, FileNotFoundError, StageSettingsError)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, input_help: str) -> None:
@@ -75,6 +75,9 @@ def run_stage_command(stage: type[Stage], argv: list[str]) -> int:
     options = {o.dest: getattr(args, o.dest) for o in stage.options}
     try:
         config = load_config(args)
+        # settings checked (and defaults such as a model filled in) before a Spark session starts
+        given = {k: v for k, v in options.items() if v is not None}
+        options.update(stage.prepare(*stage_options(stage, given, config)))
         with spark_session(args.master, f"dataprep-{stage.name}") as spark:
             stats = run(stage, spark, args.input, args.output, config, overwrite=args.overwrite,
                         keep_dropped=args.keep_dropped, **options)
@@ -108,7 +111,14 @@ def pipeline_parser() -> argparse.ArgumentParser:
 def run_pipeline_command(argv: list[str]) -> int:
     """`python -m dataprep run ARGS`: every stage in order, then the funnel over all of them."""
     from dataprep.funnel import plot_funnel
-    from dataprep.pipeline import RunConfigError, SourceSpec, funnel_levels, load_run_config, run_pipeline
+    from dataprep.pipeline import (
+        RunConfigError,
+        SourceSpec,
+        funnel_levels,
+        load_run_config,
+        prepare_options,
+        run_pipeline,
+    )
 
     parser = pipeline_parser()
     args = parser.parse_args(argv)
@@ -123,6 +133,7 @@ def run_pipeline_command(argv: list[str]) -> int:
             sources.append(SourceSpec(args.source, kind, args.input, own))
         if not sources:
             parser.error("no sources: give --input FILES or a --config with `sources:`")
+        options = prepare_options(config, options)  # before a Spark session starts
         with spark_session(args.master, "dataprep-run") as spark:
             done = run_pipeline(spark, sources, args.out.rstrip("/"), config, options, overwrite=args.overwrite,
                                 keep_dropped=args.keep_dropped)

@@ -34,10 +34,34 @@ class CleanupConfig:
 
 @dataclass
 class QualityConfig:
-    pareto_alpha: float = 3.0
-    seed: int = 42
-    word_ngrams: int = 2
-    heldout_fraction: float = 0.1
+    pareto_alpha: float = 3.0  # GPT-3's Pareto filter: keep when pareto_draw > 1 - quality_score
+    pareto_seed: int = 0  # mixed into each document's draw: sha256(doc_id + NUL + str(seed))
+
+
+@dataclass
+class ClassifierConfig:
+    """The quality classifier's training (python -m dataprep train-classifier)."""
+
+    word_ngrams: int = 2  # the paper's word 2-grams
+    dim: int = 16  # model bytes ~ (words + bucket) x dim x 4: ~6 MB, not fastText's ~800 MB default
+    bucket: int = 65536  # hash buckets for the 2-grams
+    epoch: int = 10
+    lr: float = 0.5
+    min_count: int = 1
+    seed: int = 0  # fastText's seed; training runs on one thread, so the model is the same every time
+    window_chars: int = 512  # every example is a window of this many characters (cleanup's min_chars)
+    max_windows_per_group: int = 50  # per book / speech / article / web host and label
+    folds: int = 5  # cross-validation, grouped by book / page host
+    heldout_fraction: float = 0.1  # groups held out of the shipped model's training (the paper: 10%)
+
+
+# Which copy of a duplicate survives, best first (unlisted sources come after, by name): curated
+# sources before crawls, then the paper's Table 1 order. A choice of this config, not the paper's.
+DEDUP_PRIORITY = (
+    "books3", "openwebtext2", "stack_exchange", "pubmed_abstracts", "wikipedia", "gutenberg_pg19",
+    "bookcorpus2", "nih_exporter", "pile_cc", "arxiv", "github", "cc_2020_50", "cc_2021_04", "realnews",
+    "cc_stories",
+)
 
 
 @dataclass
@@ -46,6 +70,11 @@ class DedupConfig:
     bands: int = 20
     rows_per_band: int = 13
     jaccard_threshold: float = 0.8
+    shingle_words: int = 5  # word 5-grams of the normalised text
+    seed: int = 1  # MinHash permutations, drawn as datasketch.MinHash(num_perm, seed) draws them
+    bucket_anchors: int = 8  # members of an LSH bucket every other member is compared with
+    priority: tuple[str, ...] = DEDUP_PRIORITY
+    partitions: int = 0  # Spark shuffle partitions of the stage's joins; 0: twice the default parallelism
 
 
 @dataclass
@@ -64,6 +93,7 @@ class DataprepConfig:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     cleanup: CleanupConfig = field(default_factory=CleanupConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     decontamination: DecontaminationConfig = field(default_factory=DecontaminationConfig)
 

@@ -115,7 +115,8 @@ def first_lines(text: str | None, lines: int, width: int = 140) -> list[str]:
 
 def shown_columns(row: dict) -> dict:
     hidden = {"text", "doc_id", "origin", "url", "source", "reason", "in_bytes", "in_rows"}
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items() if k not in hidden and v is not None}
+    return {k: (round(v, 4) if isinstance(v, float) else f"<{len(v)} bytes>" if isinstance(v, bytes) else v)
+            for k, v in row.items() if k not in hidden and v is not None}
 
 
 def funnel_table(folders: list[StageFolder]) -> str:
@@ -167,10 +168,11 @@ def _histogram_png(h: Histogram) -> str:
     fig, ax = plt.subplots(figsize=(6, 2.6))
     centers = [(a + b) / 2 for a, b in zip(h.edges, h.edges[1:])]
     width = h.edges[1] - h.edges[0]
-    ax.bar(centers, h.kept, width=width, alpha=0.6, label="kept")
-    bottom = np.zeros(len(centers))
+    # stacked: kept, then each reason's dropped rows on top, so a bar's height is every row in the bin
+    ax.bar(centers, h.kept, width=width, label="kept")
+    bottom = np.asarray(h.kept, dtype=float)
     for reason, counts in h.dropped.items():
-        ax.bar(centers, counts, width=width, alpha=0.6, bottom=bottom, label=f"dropped: {reason}")
+        ax.bar(centers, counts, width=width, bottom=bottom, label=f"dropped: {reason}")
         bottom += np.asarray(counts)
     ax.set_title(f"{h.stage}: {h.column}", fontsize=9)
     ax.set_ylabel("rows", fontsize=8)
@@ -221,7 +223,8 @@ def write_html(result: Inspection, path: str | Path, lines: int = 4) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dataprep inspect", description=__doc__.split("\n\n")[0],
-                                     epilog=__doc__.split("\n\n", 1)[1])
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_dir", metavar="OUT_DIR", help="a run folder (python -m dataprep run --out) or a stage folder")
     parser.add_argument("--stage", help="only this stage")
     parser.add_argument("--reason", help="only this drop reason")

@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from dataprep.config import DataprepConfig
-from dataprep.stage import DocumentFilter, SourceStage, Stage, run
+from dataprep.stage import DocumentFilter, SourceStage, Stage, run, stage_options
 from dataprep.stats import StageStats
 
 # "module:class", in pipeline order; imported on use.
@@ -43,6 +43,8 @@ STAGES = [
     "dataprep.extract.stage:ExtractStage",
     "dataprep.ingest.stage:IngestStage",
     "dataprep.cleanup.stage:CleanupStage",
+    "dataprep.quality.stage:QualityStage",
+    "dataprep.dedup.stage:DedupStage",
     "dataprep.decontaminate.stage:DecontaminateStage",
 ]
 
@@ -119,6 +121,20 @@ def load_run_config(path: str | Path | None) -> tuple[DataprepConfig, list[Sourc
     return config, sources
 
 
+def prepare_options(config: DataprepConfig, options: dict[str, Any]) -> dict[str, Any]:
+    """Every stage's `prepare` over the run's options, before any stage runs: a bad setting of the last
+    stage (a missing model) stops the run before the first one starts; defaults filled in (the default
+    classifier) reach every step."""
+    options = dict(options)
+    for stage in chain():
+        declared = {o.dest for o in stage.options}
+        given = {k: v for k, v in options.items() if k in declared and v is not None}
+        _, plain = stage_options(stage, given, config)
+        prepared = stage.prepare(config, plain)
+        options.update({k: v for k, v in prepared.items() if k in declared and v is not None})
+    return options
+
+
 def run_pipeline(
     spark,
     sources: list[SourceSpec],
@@ -132,7 +148,7 @@ def run_pipeline(
     """Every stage, in order, each reused when unchanged; (folder, stats) of each stage run."""
     if not sources:
         raise RunConfigError("no sources to run the pipeline on")
-    options = options or {}
+    options = prepare_options(config, options or {})
     done: list[tuple[str, StageStats]] = []
 
     def step(stage: type[Stage], inputs: list[str], folder: str, own: dict | None = None) -> str:

@@ -37,6 +37,8 @@ Writing a stage
                            that stands for the input row); rows that are extra pieces of one input row
                            carry IN_ROWS 0, the others 1 (the default when the column is absent)
      and, when it needs them:
+       prepare(config, options)     (classmethod) before any Spark work: check the settings, fill in
+                                    defaults (a model file); StageSettingsError for one that cannot work
        setup()                      in each task before its first row: load models lazily; `per_worker`
                                     keeps one copy per Python worker, `shipped_path` finds a file listed by
                                     shipped_files() (SparkFiles) on the executor
@@ -77,6 +79,10 @@ from dataprep.inputs import describe_files, expand_inputs
 from dataprep.schema import DOCUMENT_FIELDS, DROP_REASON, IN_BYTES
 from dataprep.stage_output import StageOutput, read_stage_outputs
 from dataprep.stats import StageStats
+
+
+class StageSettingsError(ValueError):
+    """A stage's settings cannot work (a missing or unusable model file): refused before any Spark work."""
 
 
 class Option:
@@ -134,6 +140,12 @@ class Stage:
         return self.ctx.options
 
     # -- hooks with defaults ------------------------------------------------------------------------------
+
+    @classmethod
+    def prepare(cls, config: DataprepConfig, options: dict[str, Any]) -> dict[str, Any]:
+        """Before any Spark work: check the stage's options (a model file exists and loads) and fill in
+        what they leave to a default; raise StageSettingsError. Returns the options to run with."""
+        return options
 
     def setup(self) -> None:
         """Runs in each task before its first row."""
@@ -336,6 +348,7 @@ def run(
     inputs = [inputs] if isinstance(inputs, str) else list(inputs)
     config, plain = stage_options(stage, {k: v for k, v in options.items() if v is not None},
                                   config or DataprepConfig())
+    plain = stage.prepare(config, plain)
     documents = None
     expected_in_rows = None
     if issubclass(stage, SourceStage):

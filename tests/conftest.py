@@ -16,8 +16,30 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 # The shared pipeline run: a small sample crawl (plus real faulty WARC files) through every stage of
 # dataprep/pipeline.py, once per test session. A stage added to the pipeline runs in it by itself; one
 # that needs settings (a model file, task files) adds them in pipeline_run_config() / PIPELINE_OPTIONS.
+# The quality stage uses the default classifier (the `default_classifier` fixture's).
 SAMPLE_RECORDS, SAMPLE_FILES, SAMPLE_SEED = 240, 2, 3
 PIPELINE_OPTIONS: dict = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dataprep_cache(tmp_path_factory):
+    """The default quality classifier is trained once per session into a fresh cache, not ~/.cache."""
+    before = os.environ.get("DATAPREP_CACHE")
+    os.environ["DATAPREP_CACHE"] = str(tmp_path_factory.mktemp("dataprep-cache"))
+    yield Path(os.environ["DATAPREP_CACHE"])
+    if before is None:
+        os.environ.pop("DATAPREP_CACHE", None)
+    else:
+        os.environ["DATAPREP_CACHE"] = before
+
+
+@pytest.fixture(scope="session")
+def default_classifier(dataprep_cache) -> Path:
+    """The default classifier's model.bin (metrics.json beside it), as `python -m dataprep run` makes it."""
+    from dataprep.config import ClassifierConfig
+    from dataprep.quality.default_model import default_model
+
+    return default_model(ClassifierConfig())
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +74,7 @@ def pipeline_run_config():
 
 
 @pytest.fixture(scope="session")
-def pipeline_run(sample_crawl, tmp_path_factory) -> Path:
+def pipeline_run(sample_crawl, default_classifier, tmp_path_factory) -> Path:
     """The run folder of `python -m dataprep run --input CRAWL/*.warc.gz --keep-dropped`: DIR/<stage>/."""
     from dataprep.pipeline import SourceSpec, run_pipeline
     from dataprep.schema import DEFAULT_SOURCE

@@ -4,6 +4,7 @@ every stage's decision on it, a dropped record traced to its stage and reason, i
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from blending.__main__ import main as blending_main
@@ -89,3 +90,20 @@ def test_every_drop_reason_of_every_stage_has_inspectable_examples(pipeline_run,
         assert f"{stage}: {reason} (" in out and f"{stage}: {reason} (" in html
     assert html.count("data:image/png;base64") >= 2  # the funnel and at least one histogram
     assert inspect_main([str(pipeline_run), "--stage", "cleanup", "--reason", "no_such_reason"]) == 2
+
+
+def test_without_the_full_dropped_rows_the_slim_index_samples_and_traces(pipeline_run, pipeline_shards, tmp_path,
+                                                                         capsys):
+    """A run without --keep-dropped: every stage's dropped-row index alone (doc_id, origin, reason)."""
+    slim = tmp_path / "run"
+    shutil.copytree(pipeline_run, slim, ignore=shutil.ignore_patterns("dropped"))
+    assert not list(slim.glob("*/dropped")) and list(slim.glob("*/dropped_index/*.parquet"))
+    full = inspect(pipeline_run, "cleanup", "non_english", 2).samples[0].rows
+    rows = inspect(slim, "cleanup", "non_english", 2).samples[0].rows
+    assert [r["doc_id"] for r in rows] == [r["doc_id"] for r in full]  # the same sample, from the index
+    assert all("text" not in r and r["origin"] == f["origin"] for r, f in zip(rows, full, strict=True))
+    code, answer = locate_json(["locate", str(pipeline_shards), "--origin", rows[0]["origin"], "--stages",
+                                str(slim), "--json"], capsys)
+    assert code == 1 and answer["dropped_at"] == {"stage": "cleanup", "reason": "non_english"}
+    assert inspect_main([str(slim), "--stage", "cleanup", "--sample", "1"]) == 0
+    assert "no text: the stage ran without --keep-dropped" in capsys.readouterr().out

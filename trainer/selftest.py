@@ -36,6 +36,7 @@ from trainer.parallel.groups import (
     init_megatron_groups,
     megatron_group_ranks,
 )
+from trainer.parallel.lifeline import exit_with_launcher
 from trainer.parallel.topology import Layout, rows_as_dicts
 from trainer.plain import PlainTrainer
 from trainer.synthetic import BigramStream, replica_micro_batches
@@ -199,6 +200,7 @@ def _shared_temp_dir() -> str:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    exit_with_launcher()
     init_distributed()
     stream = BigramStream(args.vocab, args.seq, seed=args.seed)
     results = {}

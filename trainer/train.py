@@ -12,6 +12,11 @@ of the step in flight), and `--resume` continues from the newest complete checkp
 run had never stopped. Progress: a log line per `run.log_interval` steps, RUN/metrics.csv,
 RUN/valid.csv, RUN/tensorboard/ and RUN/loss.png.
 
+Downstream tasks: `--eval-tasks lambada,piqa` scores the final checkpoint (and, with `--eval-every N`,
+every N-th step's) with trainer.evaluate, in the background (trainer.downstream), into
+RUN/eval/step_N.json and prints the table. RUN/run.lock
+keeps a second run off a live run's folder; ranks exit when their launcher dies.
+
 Stopping: `--max-steps`, `--exit-duration-mins` and `--target-val-loss` (a number, or `unigram` for
 the unigram model of the blend, measured on the same validation samples) stop with a checkpoint. A
 signal is acted on at the end of the step in flight; torchrun and the deepspeed launcher give their
@@ -33,7 +38,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer import checkpoint, schedules
+from trainer import checkpoint, runlock, schedules
 from trainer.config import (
     STREAM_FIELDS,
     ConfigError,
@@ -71,6 +76,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--target-val-loss", help="stop once the validation loss is below this number, "
                         "or below the unigram model of the data with 'unigram'")
     parser.add_argument("--peak-tflops", type=float, help="peak TFLOP/s of one device, for MFU on unknown GPUs")
+    parser.add_argument("--eval-tasks", help="downstream tasks (trainer.evaluate) to score the final checkpoint on, "
+                        "e.g. lambada,piqa; results in RUN/eval/step_N.json")
+    parser.add_argument("--eval-every", type=int, help="also checkpoint and score the tasks every N steps")
+    parser.add_argument("--eval-shots", default="0", help="shot counts for --eval-tasks (default 0)")
+    parser.add_argument("--eval-limit", type=int, help="first N items of each task only")
     parser.add_argument("--local_rank", "--local-rank", type=int, help=argparse.SUPPRESS)  # deepspeed launcher
     return parser.parse_args(argv)
 
@@ -132,16 +142,21 @@ def check_resume_compatible(saved: checkpoint.TrainerState, cfg: TrainConfig, ma
         raise RunError(f"refusing to resume from {where}: it was trained on another manifest "
                        f"(sha256 {saved.manifest_sha256[:12]}, this one {manifest_sha256[:12]})")
     saved_cfg = _as_namespace(saved.config)
-    for name in STREAM_FIELDS + ("model.num_layers", "model.hidden_size", "model.vocab_size",
-                                 "parallel.tensor", "parallel.pipeline"):
+    for name in STREAM_FIELDS + ("model.num_layers", "model.hidden_size", "model.vocab_size"):
         old, new = get_field(saved_cfg, name), get_field(cfg, name)
         if old != new:
             raise RunError(f"refusing to resume from {where}: {name} was {old}, now {new}")
+    tp, pp = cfg.parallel.tensor, cfg.parallel.pipeline
+    reshard = (f"convert it first: python -m trainer.reshard --checkpoint {where} --tp {tp} --pp {pp} "
+               f"--out NEW_RUN_DIR, then resume with --out NEW_RUN_DIR")
+    saved_layout = (get_field(saved_cfg, "parallel.tensor"), get_field(saved_cfg, "parallel.pipeline"))
+    if saved_layout != (tp, pp):
+        raise RunError(f"refusing to resume from {where}: it was written for TP{saved_layout[0]} x PP{saved_layout[1]}, "
+                       f"this launch is TP{tp} x PP{pp}; {reshard}")
     if saved.data_parallel is not None and saved.data_parallel != data_parallel:
         raise RunError(f"refusing to resume from {where}: written with data parallelism {saved.data_parallel}, "
-                       f"this launch has {data_parallel}: ZeRO-1 optimizer partitions are cut per DP rank and "
-                       f"DeepSpeed does not re-cut them; launch {saved.data_parallel * cfg.parallel.tensor * cfg.parallel.pipeline} "
-                       f"processes to resume")
+                       f"this launch has {data_parallel}: ZeRO-1 optimizer partitions are cut per DP rank; launch "
+                       f"{saved.data_parallel * tp * pp} processes, or {reshard} (any DP size resumes it)")
 
 
 class _as_namespace:
@@ -222,35 +237,50 @@ def main(argv: list[str] | None = None) -> int:
     quiet_known_warnings()
     try:
         return run(args)
-    except (RunError, ConfigError, checkpoint.CheckpointError) as error:
+    except (RunError, ConfigError, checkpoint.CheckpointError, runlock.RunLocked) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2
 
 
 def run(args: argparse.Namespace) -> int:
+    from trainer.parallel.lifeline import exit_with_launcher
+
+    exit_with_launcher()  # a SIGKILLed launcher must not leave this rank training
     cfg = build_config(args)
     # Sizes on every rank (cheap); full hashes once per node.
     verify_here = args.verify and int(os.environ.get("LOCAL_RANK", "0")) == 0
     manifest = open_manifest(args, cfg, verify_hashes=verify_here)
     validate(cfg, int(os.environ.get("WORLD_SIZE", "1")))
+    if args.eval_tasks and args.no_save:
+        raise RunError("--eval-tasks scores saved checkpoints: it cannot be combined with --no-save")
     manifest_sha256 = file_sha256(args.manifest)
     run_dir = Path(args.out)
-    ckpt_root = run_dir / "checkpoints"
-    resume_from = None
-    if args.resume:
-        resume_from = checkpoint.latest_checkpoint(ckpt_root)
-        if resume_from is None:
-            if os.environ.get("RANK", "0") == "0":
-                print(f"no complete checkpoint under {ckpt_root}: starting from step 0", flush=True)
-        else:
-            check_resume_compatible(checkpoint.read_state(resume_from), cfg, manifest_sha256, resume_from,
-                                    data_parallel_size(cfg, int(os.environ.get("WORLD_SIZE", "1"))))
-    elif checkpoint.latest_checkpoint(ckpt_root) is not None:
-        raise RunError(f"{ckpt_root} already holds checkpoints: pass --resume to continue that run, "
-                       "or choose another --out")
+    # Rank 0 owns the run folder while the run lives; a second run on it stops here.
+    lock = runlock.acquire(run_dir) if os.environ.get("RANK", "0") == "0" else None
+    try:
+        resume_from = checkpoint_to_resume(args, cfg, manifest_sha256, run_dir / "checkpoints")
+        stop = StopRequest()
+        return train(args, cfg, manifest, manifest_sha256, run_dir, run_dir / "checkpoints", resume_from, stop)
+    finally:
+        if lock is not None:
+            lock.release()
 
-    stop = StopRequest()
-    return train(args, cfg, manifest, manifest_sha256, run_dir, ckpt_root, resume_from, stop)
+
+def checkpoint_to_resume(args, cfg: TrainConfig, manifest_sha256: str, ckpt_root: Path) -> Path | None:
+    """The checkpoint `--resume` continues from (None: start from step 0), checked against this launch."""
+    if not args.resume:
+        if checkpoint.latest_checkpoint(ckpt_root) is not None:
+            raise RunError(f"{ckpt_root} already holds checkpoints: pass --resume to continue that run, "
+                           "or choose another --out")
+        return None
+    resume_from = checkpoint.latest_checkpoint(ckpt_root)
+    if resume_from is None:
+        if os.environ.get("RANK", "0") == "0":
+            print(f"no complete checkpoint under {ckpt_root}: starting from step 0", flush=True)
+        return None
+    check_resume_compatible(checkpoint.read_state(resume_from), cfg, manifest_sha256, resume_from,
+                            data_parallel_size(cfg, int(os.environ.get("WORLD_SIZE", "1"))))
+    return resume_from
 
 
 def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path, ckpt_root: Path,
@@ -260,6 +290,7 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
     import torch.distributed as dist
 
     from blending.reader import DataStream
+    from trainer.downstream import DownstreamEvals
     from trainer.engine import build_engine
     from trainer.metrics import peak_tflops
     from trainer.parallel.groups import init_distributed
@@ -302,8 +333,11 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
                    StartUp(join_s=joined_at - started_at, data_s=data_ready - joined_at,
                            engine_s=time.perf_counter() - data_ready))
 
+    evaluations = DownstreamEvals(args.eval_tasks, args.eval_shots, args.eval_limit, active=is_logger,
+                                  log=lambda text: print(text, flush=True))
     status, progress, last_val = train_loop(args, cfg, engine, train_ds, valid_ds, progress, target, stop,
-                                            reporter, manifest_sha256, ckpt_root, started_at)
+                                            reporter, manifest, manifest_sha256, ckpt_root, started_at, evaluations)
+    evaluations.wait()
     reporter.finish(status=status, steps=progress.step, tokens=progress.tokens(cfg.model.seq_length),
                     val_loss=last_val, target=target, target_is_unigram=args.target_val_loss == "unigram",
                     signal_name=stop.signal_name)
@@ -326,8 +360,8 @@ def resume(engine, resume_from: Path, cfg: TrainConfig) -> tuple[Progress, str |
 
 
 def train_loop(args, cfg: TrainConfig, engine, train_ds, valid_ds, progress: Progress, target: float | None,
-               stop: StopRequest, reporter, manifest_sha256: str, ckpt_root: Path,
-               started_at: float) -> tuple[str, Progress, float | None]:
+               stop: StopRequest, reporter, manifest, manifest_sha256: str, ckpt_root: Path,
+               started_at: float, evaluations) -> tuple[str, Progress, float | None]:
     """Steps until the tokens are used up or a stop condition holds; returns (status, progress, last
     validation loss). Every rank takes the same decisions, so all stop at the same step."""
     from trainer.data import micro_batch_sample_ids, micro_batches
@@ -372,12 +406,20 @@ def train_loop(args, cfg: TrainConfig, engine, train_ds, valid_ds, progress: Pro
         if signalled:
             status, finished = "signal", True
         periodic = cfg.run.save_interval and progress.step % cfg.run.save_interval == 0
-        if not args.no_save and (finished or periodic):
+        downstream = args.eval_tasks and (finished or (args.eval_every and progress.step % args.eval_every == 0))
+        if not args.no_save and (finished or periodic or downstream):
             state = checkpoint.TrainerState(step=progress.step, consumed_samples=progress.consumed_samples,
                                             consumed_tokens=progress.tokens(seq), config=to_dict(cfg),
                                             manifest_sha256=manifest_sha256, data_parallel=dp_size,
-                                            scheduler={"lr": plan.lr, "global_batch": plan.global_batch})
-            reporter.checkpoint(progress.step, checkpoint.save(ckpt_root, engine, state, keep=cfg.run.keep_checkpoints))
+                                            scheduler={"lr": plan.lr, "global_batch": plan.global_batch},
+                                            tokenizer={"file": checkpoint.TOKENIZER_FILE,
+                                                       "sha256": manifest.tokenizer_sha256,
+                                                       "vocab_size": manifest.vocab_size, "eod_id": manifest.eod_id})
+            saved_to = checkpoint.save(ckpt_root, engine, state, keep=cfg.run.keep_checkpoints,
+                                       tokenizer_file=manifest.tokenizer_path)
+            reporter.checkpoint(progress.step, saved_to)
+            if downstream:
+                evaluations.start(saved_to, ckpt_root.parent / "eval" / f"{saved_to.name}.json")
         if finished:
             break
     return status, progress, last_val

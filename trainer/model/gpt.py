@@ -232,3 +232,12 @@ def weight_decay_groups(module: nn.Module, weight_decay: float) -> list[dict]:
         if param.requires_grad:
             (decay if param.dim() >= 2 else no_decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def param_names_in_groups(module: nn.Module) -> list[list[str]]:
+    """The parameter names of each group of `weight_decay_groups`, in the optimizer's order."""
+    decay, no_decay = [], []
+    for name, param in module.named_parameters():
+        if param.requires_grad:
+            (decay if param.dim() >= 2 else no_decay).append(name)
+    return [decay, no_decay]

@@ -1,0 +1,224 @@
+"""Quality stage throughput (local[1] against a bare pyarrow + model.predict loop) and the default classifier's accuracy.
+
+Also the classifier's size and training time.
+
+Documents: real text from ../shared/data cut into documents of about 1,000 characters at paragraph or
+line boundaries: prose (Gutenberg books, WikiText-2, Shakespeare, the NLTK speeches) and the visible
+text of real crawled pages (the article-extraction benchmark's and trafilatura's evaluation pages), so
+that both the kept and the dropped side of the Pareto filter are exercised; repeated under distinct
+doc_ids up to --documents (50,000). They are written as a stage folder of 8 Parquet files.
+
+Both sides use the default classifier (trained first, from the shipped texts: that gives its
+cross-validated and held-out accuracy, model size and training time) and do the same per-document
+work on one core: read the Parquet, normalise and score the texts with `model.predict` in batches,
+draw the Pareto numbers, decide, write Parquet. The stage adds what a stage is: Spark, the Arrow
+transfer to its Python worker, bucketing and sorting by doc_id, stats.json. Figures are medians of
+--repeats runs after one untimed warm-up run of the stage. Throughput is in documents per CPU second
+(the stage's CPU: driver, JVM and Python worker together), so a loaded machine does not skew it;
+`ratio` is the median over runs of the stage's documents per CPU second over the bare loop's, each
+stage run paired with the bare run right after it.
+
+    .venv/bin/python bench/quality_throughput.py [--documents 50000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dataprep.config import ClassifierConfig, DataprepConfig  # noqa: E402
+from dataprep.quality.corpus import default_paths  # noqa: E402
+from dataprep.quality.model import check_model, score_texts  # noqa: E402
+from dataprep.quality.pareto import DROP_REASON, keeps, pareto_draw  # noqa: E402
+from dataprep.quality.train import MODEL_FILE, summary, train_classifier  # noqa: E402
+from dataprep.samplecrawl.text_sources import decode_text, visible_lines  # noqa: E402
+from dataprep.schema import DOCUMENT_SCHEMA, bucket_of, doc_id  # noqa: E402
+from dataprep.spark import get_spark  # noqa: E402
+from dataprep.stage import run  # noqa: E402
+from dataprep.text.charset import decode_html  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+README_FIGURES = ("ratio", "stage_docs_per_cpu_s", "heldout_accuracy", "cv_accuracy", "length_baseline_accuracy",
+                  "model_mb")  # the figures bench/_results.py puts in the README table
+DOCUMENT_CHARS = 1000
+BATCH = 1024
+
+
+def chunks(pieces: list[str], size: int = DOCUMENT_CHARS) -> list[str]:
+    """Consecutive pieces joined (by blank lines) into documents of at least `size` characters."""
+    out, current = [], []
+    for piece in pieces:
+        current.append(piece)
+        if sum(len(p) for p in current) >= size:
+            out.append("\n\n".join(current))
+            current = []
+    return out
+
+
+def prose_documents() -> list[str]:
+    texts = [decode_text(p.read_bytes()) for p in sorted((DATA / "prose").glob("*/*.txt"))]
+    for archive in sorted((DATA / "prose" / "nltk_data").glob("*.zip")):
+        with zipfile.ZipFile(archive) as z:
+            texts += [decode_text(z.read(n)) for n in sorted(z.namelist()) if n.endswith(".txt")]
+    documents = []
+    for text in texts:
+        paragraphs = [" ".join(p.split()) for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+        documents += chunks(paragraphs)
+    return documents
+
+
+def page_documents() -> list[str]:
+    pages = [gzip.decompress(p.read_bytes()) for p in sorted((DATA / "html" / "aeb_html").glob("*.html.gz"))]
+    pages += [p.read_bytes() for p in sorted((DATA / "html" / "trafilatura_eval").glob("*.html"))]
+    documents = []
+    for payload in pages:
+        decoded = decode_html(payload, None)
+        if decoded is not None:
+            documents += chunks(visible_lines(decoded.text))
+    return documents
+
+
+def write_stage_folder(folder: Path, texts: list[str], count: int, buckets: int = 8) -> int:
+    rows = []
+    for i in range(count):
+        origin = f"bench.jsonl:{i}"
+        rows.append({"doc_id": doc_id("bench", origin), "source": "bench", "url": None, "origin": origin,
+                     "lang": "en", "lang_score": 1.0, "text": texts[i % len(texts)]})
+    folder.mkdir(parents=True)
+    for b in range(buckets):
+        part = sorted((r for r in rows if bucket_of(r["doc_id"], buckets) == b), key=lambda r: r["doc_id"])
+        pq.write_table(pa.Table.from_pylist(part, schema=DOCUMENT_SCHEMA), folder / f"part-{b:05d}.parquet")
+    (folder / "_SUCCESS").write_text(json.dumps({"stage": "ingest", "code_version": "bench", "config_hash": "bench"}))
+    (folder / "stats.json").write_text(json.dumps({"out": {"rows": count}}))
+    return sum(len(r["text"]) for r in rows)
+
+
+def tree_cpu_seconds() -> float:
+    """CPU time of this process and all its descendants (the Spark JVM, its Python workers), reaped ones included."""
+    parents, times = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        times[pid] = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    tree, frontier = set(), {os.getpid()}
+    while frontier:
+        tree |= frontier
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - tree
+    return sum(times.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+
+
+def bare_loop(folder: Path, model_path: Path, out: Path, seed: int, alpha: float) -> int:
+    """Read the Parquet, score in batches, draw, decide, write Parquet. Returns the documents dropped."""
+    model = check_model(model_path)
+    table = pq.read_table(sorted(folder.glob("part-*.parquet")))
+    writer, dropped = None, 0
+    for batch in table.to_batches(BATCH):
+        scores = score_texts(model, batch.column("text").to_pylist())
+        draws = [pareto_draw(i, seed, alpha) for i in batch.column("doc_id").to_pylist()]
+        reasons = [None if keeps(s, d) else DROP_REASON for s, d in zip(scores, draws)]
+        dropped += sum(r is not None for r in reasons)
+        scored = pa.Table.from_batches([batch]).append_column("quality_score", pa.array(scores, pa.float64()))
+        scored = scored.append_column("pareto_draw", pa.array(draws, pa.float64()))
+        scored = scored.append_column("drop_reason", pa.array(reasons, pa.string()))
+        writer = writer or pq.ParquetWriter(out, scored.schema, compression="zstd")
+        writer.write_table(scored)
+    writer.close()
+    return dropped
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--documents", type=int, default=50_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+    work = Path(tempfile.mkdtemp(prefix="quality_bench-"))
+    try:
+        started = time.perf_counter()
+        metrics = train_classifier(work / "classifier", *default_paths(), ClassifierConfig())
+        print(summary(metrics))
+        print(f"(training with cross-validation: {time.perf_counter() - started:.1f} s)")
+        model = work / "classifier" / MODEL_FILE
+
+        prose, pages = prose_documents(), page_documents()
+        texts = [t for pair in zip(prose, pages * (len(prose) // len(pages) + 1)) for t in pair]
+        chars = write_stage_folder(work / "docs", texts, args.documents)
+        print(f"documents: {args.documents:,} ({len(prose):,} prose and {len(pages):,} page-text documents, "
+              f"repeated; {chars / 1e6:.1f} M characters)")
+
+        config = DataprepConfig()
+        config.output.num_buckets = 8
+        quiet = {"log": lambda *_: None}
+        started = time.perf_counter()
+        spark = get_spark("local[1]", app_name="quality_throughput")
+        run("quality", spark, [str(work / "docs")], str(work / "warmup"), config, model=str(model), **quiet)
+        session_s = time.perf_counter() - started
+        ours_cpu, theirs_cpu, ours_wall, theirs_wall, removed = [], [], [], [], {}
+        for r in range(args.repeats):
+            out = work / f"quality{r}"
+            started, cpu = time.perf_counter(), tree_cpu_seconds()
+            stats = run("quality", spark, [str(work / "docs")], str(out), config, model=str(model), **quiet)
+            ours_wall.append(time.perf_counter() - started)
+            ours_cpu.append(tree_cpu_seconds() - cpu)
+            removed = stats.extra["removed_fraction"]
+            shutil.rmtree(out)
+
+            started, cpu = time.perf_counter(), time.process_time()
+            dropped = bare_loop(work / "docs", model, work / "bare.parquet", config.quality.pareto_seed,
+                                config.quality.pareto_alpha)
+            theirs_wall.append(time.perf_counter() - started)
+            theirs_cpu.append(time.process_time() - cpu)
+            assert dropped == stats.dropped[DROP_REASON], (dropped, stats.dropped)
+            print(f"run {r + 1}: stage {ours_wall[-1]:.1f} s ({ours_cpu[-1]:.1f} CPU s), "
+                  f"bare loop {theirs_wall[-1]:.1f} s ({theirs_cpu[-1]:.1f} CPU s), {dropped:,} dropped")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    n = args.documents
+    ratio = statistics.median(t / o for o, t in zip(ours_cpu, theirs_cpu, strict=True))
+    print(f"stage (Spark local[1]): {n / statistics.median(ours_cpu):,.0f} documents per CPU second; "
+          f"bare loop: {n / statistics.median(theirs_cpu):,.0f}")
+    print(json.dumps({
+        "ratio": round(ratio, 3),
+        "stage_docs_per_cpu_s": round(n / statistics.median(ours_cpu)),
+        "baseline_docs_per_cpu_s": round(n / statistics.median(theirs_cpu)),
+        "stage_docs_per_s": round(n / statistics.median(ours_wall)),
+        "baseline_docs_per_s": round(n / statistics.median(theirs_wall)),
+        "documents": n,
+        "removed_fraction_documents": round(removed["documents"], 4),
+        "removed_fraction_characters": round(removed["characters"], 4),
+        "heldout_accuracy": round(metrics["heldout"]["accuracy"], 4),
+        "cv_accuracy": round(metrics["cv"]["accuracy_mean"], 4),
+        "cv_accuracy_std": round(metrics["cv"]["accuracy_std"], 4),
+        "length_baseline_accuracy": round(metrics["cv"]["length_baseline"]["accuracy_mean"], 4),
+        "model_mb": round(metrics["model"]["bytes"] / 1e6, 2),
+        "training_s": metrics["training_seconds"]["model"],
+        "training_with_cv_s": metrics["training_seconds"]["total"],
+        "master": "local[1]",
+        "spark_start_and_warmup_s": round(session_s, 1),
+        "repeats": args.repeats,
+    }))
+
+
+if __name__ == "__main__":
+    main()

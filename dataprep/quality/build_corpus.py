@@ -1,0 +1,214 @@
+"""Regenerate the default classifier's training texts (dataprep/quality/data/) from a shared data folder.
+
+    python -m dataprep.quality.build_corpus --data ../shared/data [--out dataprep/quality/data]
+
+Writes `positives.jsonl.gz` and `negatives.jsonl.gz`, one document per line:
+{"source": ..., "group": ..., "text": ...}. `group` is what cross-validation splits by: a book, a
+speech, a Wikipedia article, a web host (all pages of one host share their boilerplate, so they stay
+on one side of a split, and a page's gold article body stays with its extracted text).
+
+Positives, curated prose:
+  wikipedia  WikiText-2 valid and test, its tokenisation (` @-@ `, ` , `) undone, `<unk>` removed
+  books      Project Gutenberg books without their licence header and footer, one document per chapter
+  speeches   US inaugural and State of the Union addresses
+  articles   the article-extraction benchmark's gold article bodies in English (the paper's positives
+             are English; the pipeline scores what cleanup kept, English by default)
+Negatives, text of real crawled pages as the pipeline sees it:
+  extracted  our extract stage's text (decode, CLD2, jusText, ftfy) of every HTML response in the Common
+             Crawl, wget (dolma) and ClueWeb WARC files and of the article-extraction benchmark's pages
+  whole-page every visible line of the same pages: what extraction without boilerplate removal gives
+  The benchmark pages are articles whose gold body is a positive: of them, only the lines that are not
+  the article count as negatives (`*-boilerplate`), so no sentence is labelled both ways.
+
+Every positive source is cut to at most MAX_SOURCE_CHARS characters and every book to MAX_BOOK_CHARS
+(whole paragraphs, in file order), so the shipped files stay a few MB and no source or book dominates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import ftfy
+from fastwarc.warc import WarcRecord
+
+from dataprep.config import ExtractConfig
+from dataprep.extract.html_text import html_to_text
+from dataprep.extract.record import _payload, extract_record
+from dataprep.extract.warc_reader import read_warc
+from dataprep.quality.text import normalize
+from dataprep.samplecrawl import text_sources as ts
+from dataprep.text.charset import decode_html
+from dataprep.text.language import identify_language
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "data"
+MAX_SOURCE_CHARS = 900_000
+MAX_BOOK_CHARS = 300_000  # the first chapters of each book
+CRAWLS = {  # WARC file -> the crawl it comes from (the negatives' source name)
+    "resiliparse_warcfile.warc.gz": "common-crawl",
+    "whirlwind.warc.gz": "common-crawl",
+    "jwarc_cc.warc.gz": "common-crawl",
+    "dolma_sample-0000.warc.gz": "wget-crawl",
+    "dolma_sample-0001.warc.gz": "wget-crawl",
+    "resiliparse_clueweb-quirk.warc.gz": "clueweb",
+}
+
+
+def host_of(url: str | None, fallback: str) -> str:
+    host = urlsplit((url or "").strip("<>")).netloc.lower().removeprefix("www.")
+    return f"web:{host}" if host else f"web:{fallback}"
+
+
+def _documents(source: str, pairs: Iterator[tuple[str, str]], prefix: str) -> Iterator[dict]:
+    """(title, paragraph) pairs -> one document per title, paragraphs joined by blank lines."""
+    title, paragraphs = None, []
+    for next_title, paragraph in [*pairs, (None, None)]:
+        if next_title != title and paragraphs:
+            yield {"source": source, "group": f"{prefix}:{title}", "text": "\n\n".join(paragraphs)}
+            paragraphs = []
+        title = next_title
+        if paragraph:
+            paragraphs.append(paragraph)
+
+
+def _capped(documents: Iterator[dict], max_chars: int) -> Iterator[dict]:
+    total = 0
+    for document in documents:
+        if total >= max_chars:
+            return
+        total += len(document["text"])
+        yield document
+
+
+def book_paragraphs(data: bytes, max_chars: int) -> Iterator[tuple[str, str]]:
+    """A Gutenberg book's (chapter, paragraph) pairs up to `max_chars`, without the lines around the
+    licence markers that still name the project ("Produced by ...", "End of the Project Gutenberg ...")."""
+    total = 0
+    for chapter, paragraph in ts.gutenberg_paragraphs(data):
+        if "project gutenberg" in paragraph.lower() or paragraph.startswith("Produced by"):
+            continue
+        if total >= max_chars:
+            return
+        total += len(paragraph)
+        yield chapter, paragraph
+
+
+def positives(data: Path) -> Iterator[dict]:
+    wiki = (ts.wikitext_paragraphs((data / "prose/wikitext-2" / name).read_bytes()) for name in ("valid.txt", "test.txt"))
+    yield from _capped(_documents("wikipedia", (p for part in wiki for p in part), "wikipedia"), MAX_SOURCE_CHARS)
+
+    def books() -> Iterator[dict]:
+        for path in sorted((data / "prose/gutenberg").glob("*.txt")):
+            for document in _documents("books", book_paragraphs(path.read_bytes(), MAX_BOOK_CHARS), "chapter"):
+                book = document["group"].split(":", 1)[1].split(",")[0]
+                yield {**document, "group": f"book:{book}"}
+
+    yield from _capped(books(), MAX_SOURCE_CHARS)
+
+    def speeches() -> Iterator[dict]:
+        for name in ("inaugural.zip", "state_union.zip"):
+            pairs = ts.speech_paragraphs((data / "prose/nltk_data" / name).read_bytes())
+            yield from _documents("speeches", pairs, "speech")
+
+    yield from _capped(speeches(), MAX_SOURCE_CHARS)
+    for page in aeb_pages(data):
+        if ts.language_of(page["gold"]) == "en":
+            yield {"source": "articles", "group": page["group"], "text": page["gold"]}
+
+
+def aeb_pages(data: Path) -> Iterator[dict]:
+    truth = json.loads((data / "html/aeb_ground-truth.json").read_text(encoding="utf-8"))
+    for page_id in sorted(truth):
+        payload = gzip.decompress((data / "html/aeb_html" / f"{page_id}.html.gz").read_bytes())
+        url = truth[page_id].get("url")
+        yield {"group": host_of(url, page_id), "url": url, "payload": payload, "gold": truth[page_id]["articleBody"]}
+
+
+def page_texts(payload: bytes, url: str | None, http_charset: str | None = None) -> tuple[str, str]:
+    """(our extract stage's text, the whole page's visible text) of one HTML page."""
+    decoded = decode_html(payload, http_charset)
+    if decoded is None:
+        return "", ""
+    language, _ = identify_language(decoded.text, is_html=True, url=url)
+    extracted = ftfy.fix_text(html_to_text(decoded.text, language))
+    whole = ftfy.fix_text("\n".join(ts.visible_lines(decoded.text)))
+    return extracted, whole
+
+
+def crawled_pages(data: Path) -> Iterator[tuple[str, str | None, bytes, str | None]]:
+    """(crawl, url, payload, charset) of every HTML response extract keeps in the crawl WARC files."""
+    config = ExtractConfig()
+    for name, crawl in CRAWLS.items():
+        with open(data / "warc" / name, "rb") as f:
+            for raw in read_warc(f, config.max_payload_bytes):
+                row = extract_record(raw, name, crawl, config)
+                if row.drop_reason:
+                    continue
+                record = WarcRecord.from_bytes(raw.data)
+                record.parse_http(auto_decode="transfer", quirks_mode=True)
+                yield crawl, row.url, _payload(record, raw, config.max_payload_bytes), record.http_charset
+
+
+def _trigrams(text: str) -> set[tuple[str, ...]]:
+    words = normalize(text).split()
+    return set(zip(words, words[1:], words[2:]))
+
+
+def without_article(text: str, article: str) -> str:
+    """The lines of `text` that are not the article: a line most of whose word trigrams occur in the
+    article (or a short line inside it) is article text."""
+    article_trigrams = _trigrams(article)
+    article_normalized = normalize(article)
+    kept = []
+    for line in text.split("\n"):
+        trigrams = _trigrams(line)
+        if trigrams and len(trigrams & article_trigrams) >= 0.5 * len(trigrams):
+            continue
+        if not trigrams and normalize(line) and normalize(line) in article_normalized:
+            continue
+        kept.append(line)
+    return "\n".join(kept).strip()
+
+
+def negatives(data: Path) -> Iterator[dict]:
+    pages = [(crawl, url, payload, charset, None) for crawl, url, payload, charset in crawled_pages(data)]
+    pages += [("benchmark-pages", p["url"], p["payload"], None, p["gold"]) for p in aeb_pages(data)]
+    for crawl, url, payload, charset, article in pages:
+        group = host_of(url, crawl)
+        extracted, whole = page_texts(payload, url, charset)
+        for kind, text in (("extracted", extracted), ("whole-page", whole)):
+            if article is not None:
+                text, kind = without_article(text, article), f"{kind}-boilerplate"
+            if text.strip():
+                yield {"source": f"{crawl}/{kind}", "group": group, "text": text}
+
+
+def write_jsonl_gz(path: Path, documents: Iterator[dict]) -> tuple[int, int]:
+    count = chars = 0
+    # mtime=0: the same documents give the same bytes
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=9) as f:
+        for document in documents:
+            f.write((json.dumps(document, ensure_ascii=False, sort_keys=True) + "\n").encode())
+            count += 1
+            chars += len(document["text"])
+    return count, chars
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dataprep.quality.build_corpus", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, type=Path, help="the shared data folder (../shared/data)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, documents in (("positives", positives(args.data)), ("negatives", negatives(args.data))):
+        count, chars = write_jsonl_gz(args.out / f"{name}.jsonl.gz", documents)
+        print(f"{name}: {count} documents, {chars:,} characters")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
