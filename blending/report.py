@@ -425,17 +425,20 @@ def write_report(report: Report, out: str | Path) -> Path:
             if stage.stats.get("extra"):
                 page.details(f"{stage.label} ({stage.name}): details from stats.json", _extra_lines(stage.stats["extra"]))
 
+    drawn: set[str] = set()  # a column is drawn at the stage that added it, not again where it is carried on
     for stage in report.stages:
-        kept, dropped = scored_values(stage, "quality_score")
+        kept, dropped = ([], []) if "quality_score" in drawn else scored_values(stage, "quality_score")
         if kept or dropped:
+            drawn.add("quality_score")
             name = f"quality-{_anchor(stage.label)}.png"
             page.heading(f"Quality scores: {stage.label}")
             plot_scores(kept, dropped, stage, out / name)
             page.image(name, f"quality score histogram of {stage.label}")
             if not dropped:
                 page.para("Dropped documents were not kept by this run (--keep-dropped): only kept ones are shown.")
-        sizes = cluster_sizes(stage)
+        sizes = Counter() if "cluster_id" in drawn else cluster_sizes(stage)
         if sizes:
+            drawn.add("cluster_id")
             name = f"clusters-{_anchor(stage.label)}.png"
             page.heading(f"Duplicate clusters: {stage.label}")
             plot_clusters(sizes, stage, out / name)
