@@ -190,8 +190,9 @@ def _read_sources(spark: SparkSession, config: BlendConfig, present: list[Source
 
 
 def build(config: BlendConfig, out: str | Path, overwrite: bool = False, master: str | None = None,
-          partitions: int | None = None, allow_partial: bool = False, log=print) -> Path:
-    """Build the shards and manifest into `out`; returns the manifest's path."""
+          partitions: int | None = None, allow_partial: bool = False, log=print, replace_changed: bool = False) -> Path:
+    """Build the shards and manifest into `out`; returns the manifest's path. An identical build is
+    reused; one of other inputs or config is refused, or rebuilt with `replace_changed`."""
     out = Path(out).absolute()
     started = time.perf_counter()
     config = with_documents_folders(config)
@@ -199,7 +200,7 @@ def build(config: BlendConfig, out: str | Path, overwrite: bool = False, master:
     names = [s.name for s in present]
     tokenizer = resolve_tokenizer(config, log, present)
     record = folder_success_record(STAGE, __version__, describe_inputs(present), config.digest(tokenizer.sha256))
-    if reusable(str(out), record, overwrite):
+    if reusable(str(out), record, overwrite, replace_changed):
         log(f"{out} is up to date (same inputs, config and tokenizer)")
         return out / MANIFEST_FILE
     spark = get_spark(master, app_name="blending")

@@ -61,9 +61,9 @@ def reason_column(path: Path) -> str | None:
     return next((c for c in REASON_COLUMNS if c in names), None)
 
 
-def find_stage_folders(out_dir: str | Path, max_depth: int = 3) -> list[StageFolder]:
-    """Every finished stage folder under OUT_DIR (OUT_DIR itself included), upstream stages first."""
-    root = Path(out_dir)
+def find_stage_folders(out_dir: str | Path | Sequence[str | Path], max_depth: int = 3) -> list[StageFolder]:
+    """Every finished stage folder under OUT_DIR (OUT_DIR itself included; or under each of several
+    folders, e.g. a run's documents and its shards), upstream stages first."""
     folders: list[StageFolder] = []
 
     def visit(folder: Path, depth: int) -> None:
@@ -81,9 +81,10 @@ def find_stage_folders(out_dir: str | Path, max_depth: int = 3) -> list[StageFol
             for child in sorted(p for p in folder.iterdir() if p.is_dir() and ".tmp-" not in p.name):
                 visit(child, depth + 1)
 
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such folder")
-    visit(root, 0)
+    for root in [Path(out_dir)] if isinstance(out_dir, str | Path) else [Path(d) for d in out_dir]:
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root}: no such folder")
+        visit(root, 0)
     return _in_pipeline_order(folders)
 
 

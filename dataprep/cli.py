@@ -12,6 +12,7 @@ from pyspark.sql import SparkSession
 
 from dataprep.config import DataprepConfig
 from dataprep.file_stage import BadInputFilesError
+from dataprep.finished_files import FolderInUseError
 from dataprep.schema import DEFAULT_SOURCE
 from dataprep.spark import get_spark
 from dataprep.stage import Stage, StageSettingsError, add_stage_options, help_epilog, run, stage_options
@@ -19,7 +20,8 @@ from dataprep.stage_folder import InputError, OutputExistsError
 from dataprep.stats import StageStats
 
 # Errors that are the user's to fix: one line on stderr and exit code 1, no traceback.
-USER_ERRORS = (BadInputFilesError, OutputExistsError, InputError, FileNotFoundError, StageSettingsError)
+USER_ERRORS = (BadInputFilesError, OutputExistsError, InputError, FileNotFoundError, StageSettingsError,
+               FolderInUseError)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, input_help: str) -> None:

@@ -23,6 +23,7 @@ from pyspark import AccumulatorParam, TaskContext
 from pyspark.sql import DataFrame, SparkSession
 
 from dataprep.config import OutputConfig
+from dataprep.finished_files import FinishedFiles
 from dataprep.stage_output import StageOutput
 from dataprep.stats import StageStats
 
@@ -100,35 +101,57 @@ Describe = Callable[[dict], tuple[tuple, tuple[str, str, str] | None]]  # row ->
 
 class _PerFile:
     """mapInArrow function: each input row carries a file index; yields that file's rows in batches
-    and records the file's summary."""
+    and records the file's summary. With a store of finished files (per-file resume), a file found
+    there is not read: its stored rows and summary are; a file read is stored as it goes."""
 
-    def __init__(self, files, rows_of_file, schema, describe: Describe, summaries: Summaries, allow_bad_files):
+    def __init__(self, files, rows_of_file, schema, describe: Describe, summaries: Summaries, allow_bad_files,
+                 store: FinishedFiles | None = None):
         self.files = files
         self.rows_of_file = rows_of_file
         self.schema = schema
         self.describe = describe
         self.summaries = summaries
         self.allow_bad_files = allow_bad_files
+        self.store = store
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for index in batch.column("id").to_pylist():
-                summary = Summary()
+                yield from self._file(index)
+
+    def _file(self, index: int) -> Iterator[pa.RecordBatch]:
+        path = self.files[index]
+        stored = self.store.load(path) if self.store else None
+        if stored is not None:
+            batches, fields = stored
+            yield from batches
+            self.summaries.record(index, Summary(*FinishedFiles.summary_fields(fields)))
+            return
+        sink = self.store.writer(path, self.schema) if self.store else None
+        summary = Summary()
+        rows = []
+        for row in self.rows_of_file(path):
+            if BAD_FILE in row:
+                if not self.allow_bad_files:
+                    raise BadInputFilesError(row[BAD_FILE])
+                summary.bad_files.append(row[BAD_FILE])
+                continue
+            summary.add(*self.describe(row))
+            rows.append(row)
+            if len(rows) == ROWS_PER_BATCH:
+                yield self._batch(rows, sink)
                 rows = []
-                for row in self.rows_of_file(self.files[index]):
-                    if BAD_FILE in row:
-                        if not self.allow_bad_files:
-                            raise BadInputFilesError(row[BAD_FILE])
-                        summary.bad_files.append(row[BAD_FILE])
-                        continue
-                    summary.add(*self.describe(row))
-                    rows.append(row)
-                    if len(rows) == ROWS_PER_BATCH:
-                        yield pa.RecordBatch.from_pylist(rows, schema=self.schema)
-                        rows = []
-                if rows:
-                    yield pa.RecordBatch.from_pylist(rows, schema=self.schema)
-                self.summaries.record(index, summary)
+        if rows:
+            yield self._batch(rows, sink)
+        if sink is not None:
+            sink.commit(summary)
+        self.summaries.record(index, summary)
+
+    def _batch(self, rows: list[dict], sink) -> pa.RecordBatch:
+        batch = pa.RecordBatch.from_pylist(rows, schema=self.schema)
+        if sink is not None:
+            sink.write(batch)
+        return batch
 
 
 def rows_from_files(
@@ -139,13 +162,15 @@ def rows_from_files(
     describe: Describe,
     summaries: Summaries,
     allow_bad_files: bool = False,
+    store: FinishedFiles | None = None,
 ) -> DataFrame:
     """A frame of every file's rows, one Spark task per file. `rows_of_file(path)` must be picklable
     and yield dicts with the schema's fields (other keys are for `describe` only); for a file it cannot
-    read it yields {BAD_FILE: why}."""
+    read it yields {BAD_FILE: why}. With `store`, finished files' rows come from it (see
+    dataprep/finished_files.py)."""
     tasks = spark.range(0, len(files), 1, numPartitions=max(len(files), 1))
     return tasks.mapInArrow(
-        _PerFile(files, rows_of_file, schema, describe, summaries, allow_bad_files), spark_ddl(schema)
+        _PerFile(files, rows_of_file, schema, describe, summaries, allow_bad_files, store), spark_ddl(schema)
     )
 
 
@@ -181,6 +206,7 @@ def write_stage(
     extra: Callable[[Summary, StageStats], dict],
     write_files: Callable[[str], None] | None = None,
     expected_in_rows: int | None = None,
+    work_dir: str | None = None,
 ) -> StageStats:
     """Write the stage's rows (computing them), with `extra(merged summary, stats)` as stats.json's
     `extra`. The rows counted must be `expected_in_rows`, by default the rows the summaries counted."""
@@ -188,7 +214,7 @@ def write_stage(
     try:
         return out.write(
             frame, config, reasons, keep_dropped=keep_dropped, expected_in_rows=expected,
-            extra=lambda stats: extra(summaries.merged(), stats), write_files=write_files,
+            extra=lambda stats: extra(summaries.merged(), stats), write_files=write_files, work_dir=work_dir,
         )
     except Exception as e:
         # A task's error reaches the driver as the text of its Python traceback.

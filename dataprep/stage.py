@@ -73,8 +73,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
+from dataprep import __version__
 from dataprep.config import DataprepConfig, config_hash
 from dataprep.file_stage import Summaries, Summary, partition_unit, rows_from_files, write_stage
+from dataprep.finished_files import FinishedFiles
 from dataprep.inputs import describe_files, expand_inputs
 from dataprep.schema import DOCUMENT_FIELDS, DROP_REASON, IN_BYTES
 from dataprep.stage_output import StageOutput, read_stage_outputs
@@ -197,12 +199,12 @@ class SourceStage(Stage):
         return pa.schema(list(DOCUMENT_FIELDS) + list(self.columns)
                          + [pa.field(DROP_REASON, pa.string()), pa.field(IN_BYTES, pa.int64())])
 
-    def rows(self, spark, documents, summaries):
+    def rows(self, spark, documents, summaries, store: FinishedFiles | None = None):
         def describe(row):
             return self.describe(row), self.fault(row)
 
         return rows_from_files(spark, self.files, self.rows_of_file, self.row_schema(), describe, summaries,
-                               self.opts.get("allow_bad_files", False))
+                               self.opts.get("allow_bad_files", False), store)
 
 
 class DocumentFilter(Stage):
@@ -360,15 +362,33 @@ def run(
         instance = stage(StageContext(config, plain, inputs, folders.upstream))
         expected_in_rows = folders.rows
     out = StageOutput(output, stage.name, described, instance.config_hash(), overwrite, replace_changed)
+    # Source stages keep each finished file's rows until their output is in place (per-file resume).
+    store = FinishedFiles(output, [stage.name, __version__, instance.config_hash()], described) \
+        if isinstance(instance, SourceStage) else None
     if out.reusable():
         log(f"{output}: complete for the same inputs and config; reused")
+        if store:
+            store.remove()  # left by a run killed between its output's rename and this removal
         return out.load_stats()
     for path in instance.shipped_files():
         spark.sparkContext.addFile(path)
     summaries = Summaries(spark)
-    frame = instance.rows(spark, documents, summaries)
-    return write_stage(frame, summaries, out, config.output, stage.reasons, keep_dropped, instance.extra,
-                       write_files=instance.write_files, expected_in_rows=expected_in_rows)
+
+    def write(frame, work_dir=None):
+        return write_stage(frame, summaries, out, config.output, stage.reasons, keep_dropped, instance.extra,
+                           write_files=instance.write_files, expected_in_rows=expected_in_rows, work_dir=work_dir)
+
+    if store is None:
+        return write(instance.rows(spark, documents, summaries))
+    with store.locked():
+        finished = store.finished()
+        if finished:
+            log(f"{output}: {len(finished)} of {len(instance.files)} input files finished by an earlier run "
+                f"({store.uri}): their stored rows are used, the files not read again")
+        # The output is assembled inside the store's folder too: a killed run leaves only that folder.
+        stats = write(instance.rows(spark, documents, summaries, store), work_dir=store.output_uri)
+    store.remove()
+    return stats
 
 
 def help_epilog(stage: type[Stage]) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -127,12 +128,14 @@ class StageOutput:
         expected_in_rows: int | Callable[[], int] | None = None,
         extra: dict | Callable[[StageStats], dict] | None = None,
         write_files: Callable[[str], None] | None = None,
+        work_dir: str | None = None,
     ) -> StageStats:
         """Write the stage's rows, stats.json and _SUCCESS atomically; return the stats.
 
         `expected_in_rows` and `extra` may be callables, called once the rows are written: figures a
         stage gathers while its rows are computed (Spark accumulators) are known only then; `extra`
-        gets the counted stats. `write_files(folder)` adds files to the temporary folder."""
+        gets the counted stats. `write_files(folder)` adds files to the temporary folder, which is
+        `work_dir` when given (emptied first), else a new OUT.tmp-*."""
         if IN_ROWS not in df.columns:
             df = df.withColumn(IN_ROWS, F.lit(1).cast("long"))
         bucket = F.pmod(F.conv(F.substring("doc_id", 1, 8), 16, 10).cast("long"), F.lit(config.num_buckets))
@@ -151,8 +154,10 @@ class StageOutput:
         dropped_schema = pa.schema([f for f in schema if f.name not in bookkeeping])
         index_schema = pa.schema([schema.field(name) for name in DROPPED_INDEX_COLUMNS])
 
-        tmp = temporary_folder(self.out)
+        tmp = work_dir or temporary_folder(self.out)
         fs, tmp_root = resolve(tmp)
+        if work_dir and fs.get_file_info(tmp_root).type != pafs.FileType.NotFound:
+            fs.delete_dir(tmp_root)  # what a killed run had begun to write
         fs.create_dir(f"{tmp_root}/{DROPPED_INDEX_DIR}", recursive=True)
         if keep_dropped:
             fs.create_dir(f"{tmp_root}/{DROPPED_DIR}", recursive=True)

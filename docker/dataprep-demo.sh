@@ -19,8 +19,10 @@ submit() {
     spark-submit --master "$master" "${submit_opts[@]}" "$@"
 }
 
-python -m dataprep.samplecrawl --out "$demo/crawl" --records "${DEMO_RECORDS:-3000}" \
-    --files "${DEMO_FILES:-6}" --seed 1
+if [ ! -f "$demo/crawl/truth.json" ]; then  # written last: a complete crawl from an earlier run is reused
+    python -m dataprep.samplecrawl --out "$demo/crawl" --records "${DEMO_RECORDS:-3000}" \
+        --files "${DEMO_FILES:-6}" --seed 1 --overwrite
+fi
 submit dataprep/jobs/run.py --input "$demo/crawl/*.warc.gz" --out "$documents"
 submit infra/spark/run_module.py blending build --config infra/blend_demo.yaml --out "$demo/shards"
 python -m blending verify "$demo/shards/manifest.json"

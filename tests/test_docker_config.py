@@ -1,11 +1,13 @@
 """docker/ checked without a Docker engine: the compose file against the Compose Specification schema,
-build contexts and COPY sources against the tree and .dockerignore, every command against the CLI it
-calls, and each image's requirements against the imports of the code it ships."""
+build contexts and COPY sources against the tree and .dockerignore, every command (compose, the scripts
+it runs, Dockerfiles, Makefile) against the CLI it calls, and each image's requirements against the
+imports of the code it ships."""
 
 import fnmatch
 import importlib.resources
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -19,8 +21,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
 COMPOSE = DOCKER / "compose.yaml"
-DEMO_SCRIPT = "docker/dataprep-demo.sh"
 SPARK_LAUNCHER = "infra/spark/run_module.py"
+IMAGES = {"docker/dataprep.Dockerfile": "dataprep", "docker/trainer.Dockerfile": "trainer"}
 
 # Packages only one image installs: the other image's code must not need them.
 DATAPREP_ONLY = ("pyspark", "fasttext", "justext", "lxml_html_clean", "pycld2", "ftfy", "langdetect",
@@ -41,21 +43,35 @@ def test_compose_file_follows_the_compose_spec(compose):
     assert errors == []
 
     broken = json.loads(json.dumps(compose))
-    broken["services"]["trainer"]["depends_on"]["dataprep"]["condition"] = "finished"
+    broken["services"]["trainer"]["depends_on"]["curate"]["condition"] = "finished"
     assert not jsonschema.Draft202012Validator(schema).is_valid(broken)  # the schema is strict
+
+
+def test_depends_on_names_services_that_exist(compose):
+    # The schema cannot see this: a dependency on a missing service fails only when `up` runs.
+    services = compose["services"]
+    for name, service in services.items():
+        for target in service.get("depends_on", {}):
+            assert target in services, f"{name} depends on {target}, which is not a service"
+            assert not services[target].get("profiles") or set(services[target]["profiles"]) >= set(
+                service.get("profiles", [])), f"{name} depends on {target}, which its profiles may leave out"
 
 
 def test_services_cover_the_stack_and_share_the_data_volume(compose):
     services = compose["services"]
-    assert {"spark-master", "spark-worker", "dataprep", "trainer", "trainer-gpu"} <= set(services)
+    assert set(services) == {"spark-master", "spark-worker", "curate", "trainer", "trainer-cpu"}
     for name, service in services.items():
         assert "data:/opt/mtnlg/out" in service["volumes"], name
-    assert services["dataprep"]["environment"]["SPARK_MASTER"] == "spark://spark-master:7077"
-    assert services["trainer"]["environment"]["DS_ACCELERATOR"] == "cpu"
-    assert services["trainer"]["depends_on"]["dataprep"]["condition"] == "service_completed_successfully"
-    gpu = services["trainer-gpu"]
-    assert gpu["profiles"] == ["gpu"]
+    assert services["curate"]["environment"]["SPARK_MASTER"] == "spark://spark-master:7077"
+    worker = services["spark-worker"]
+    # scalable: replicas, and nothing a second replica would collide on
+    assert "replicas" in worker["deploy"] and "ports" not in worker and "container_name" not in worker
+    gpu, cpu = services["trainer"], services["trainer-cpu"]
+    for trainer in (gpu, cpu):
+        assert trainer["depends_on"] == {"curate": {"condition": "service_completed_successfully"}}
+    assert gpu["profiles"] == ["gpu"] and cpu["profiles"] == ["cpu"]
     assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert "deploy" not in cpu and cpu["environment"]["DS_ACCELERATOR"] == "cpu"
 
 
 def _dockerignore_patterns() -> list[tuple[bool, str]]:
@@ -129,29 +145,68 @@ def _script_commands(script: Path) -> list[list[str]]:
     for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("#") and not line.endswith(("{", "}")) and "=" not in line.split()[0]:
-            commands.append(shlex.split(line))
-    return commands
+            commands.append(shlex.split(line, comments=True))
+    return [c[1:] if c and c[0] == "exec" else c for c in commands if c]
+
+
+def _makefile_commands() -> list[list[str]]:
+    """Recipe lines of the Makefile with its variables for programs expanded."""
+    text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    names = {"$(PY)": "python", "$(VENV)/bin/": "", "$(COMPOSE)": "docker compose -f docker/compose.yaml",
+             "$(MAKE)": "make"}
+    commands = []
+    for line in text.splitlines():
+        if line.startswith("\t"):
+            line = line.strip().lstrip("@-")
+            for name, value in names.items():
+                line = line.replace(name, value)
+            for part in re.split(r"\s(?:&&|\|\|)\s", line):
+                try:
+                    commands.append(shlex.split(part))
+                except ValueError:  # a shell construct (quotes across parts): not a program call
+                    continue
+    return [c for c in commands if c]
+
+
+def _compose_scripts(compose) -> list[str]:
+    return sorted({c[0] for c in _compose_commands(compose) if c[0].endswith(".sh")})
 
 
 @pytest.fixture(scope="module")
 def commands(compose) -> list[list[str]]:
     found = _compose_commands(compose)
-    assert [DEMO_SCRIPT] in found
-    script = ROOT / DEMO_SCRIPT
-    assert os.access(script, os.X_OK)
-    return found + _script_commands(script)
+    for script in _compose_scripts(compose):
+        assert os.access(ROOT / script, os.X_OK), f"{script} is not executable"
+        found += _script_commands(ROOT / script)
+    for dockerfile in IMAGES:
+        for line in (ROOT / dockerfile).read_text().splitlines():
+            if line.startswith("CMD ["):
+                found.append(json.loads(line[len("CMD "):]))
+    return found + _makefile_commands()
 
 
-def test_spark_services_start_real_spark_classes(commands):
+def test_compose_scripts_ship_in_the_image_that_runs_them(compose):
+    for name, service in compose["services"].items():
+        command = service.get("command", [])
+        if command and command[0].endswith(".sh"):
+            dockerfile = service["build"]["dockerfile"]
+            copied = _dockerfile_copies(ROOT / dockerfile)
+            assert any(command[0] == c or command[0].startswith(c + "/") for c in copied), (
+                f"{name} runs {command[0]}, which {dockerfile} does not COPY")
+
+
+def test_spark_services_start_real_spark_classes(compose, commands):
     import pyspark
 
     jars = Path(pyspark.__file__).parent / "jars"
     core = next(jars.glob("spark-core_*.jar"))
     classes = set(zipfile.ZipFile(core).namelist())
-    started = [c[1] for c in commands if c[0] == "spark-class"]
-    assert sorted(started) == ["org.apache.spark.deploy.master.Master", "org.apache.spark.deploy.worker.Worker"]
+    started = sorted({c[1] for c in commands if c[0] == "spark-class"})
+    assert started == ["org.apache.spark.deploy.master.Master", "org.apache.spark.deploy.worker.Worker"]
     for name in started:
         assert name.replace(".", "/") + ".class" in classes
+    # the cluster services run the same scripts a user runs on real machines (infra/spark/)
+    assert {"infra/spark/master.sh", "infra/spark/worker.sh"} <= set(_compose_scripts(compose))
 
 
 def _cli_call(command: list[str]) -> tuple[tuple[str, ...], list[str]] | None:
@@ -159,8 +214,10 @@ def _cli_call(command: list[str]) -> tuple[tuple[str, ...], list[str]] | None:
 
     The program is `-m MODULE [SUBCOMMAND]` or a script file; `submit` is the demo script's spark-submit.
     """
-    if command[0] in ("python", "python3") and command[1] == "-m":
+    if command[0] in ("python", "python3") and len(command) > 2 and command[1] == "-m":
         module, args = command[2], command[3:]
+        if module == "torch.distributed.run":
+            return _cli_call(["torchrun", *args])
     elif command[0] == "torchrun":
         at = command.index("-m")
         module, args = command[at + 1], command[at + 2:]
@@ -173,7 +230,7 @@ def _cli_call(command: list[str]) -> tuple[tuple[str, ...], list[str]] | None:
         return (command[1],), command[2:]
     else:
         return None
-    if args and args[0].isidentifier():  # a subcommand, e.g. `blending build`
+    if args and not args[0].startswith("-") and args[0].replace("-", "_").isidentifier():  # `blending build`
         return ("-m", module, args[0]), args[1:]
     return ("-m", module), args
 
@@ -181,8 +238,9 @@ def _cli_call(command: list[str]) -> tuple[tuple[str, ...], list[str]] | None:
 def test_commands_name_real_modules_subcommands_and_options(commands):
     calls = [call for call in map(_cli_call, commands) if call]
     programs = {program for program, _ in calls}
-    assert {("-m", "dataprep.samplecrawl"), ("dataprep/jobs/run.py",),
-            ("-m", "blending", "build"), ("-m", "blending", "verify"), ("-m", "trainer.train")} <= programs
+    assert {("-m", "dataprep.samplecrawl"), ("dataprep/jobs/run.py",), ("-m", "dataprep", "run"),
+            ("-m", "blending", "build"), ("-m", "blending", "verify"), ("-m", "blending", "report"),
+            ("-m", "trainer.train")} <= programs
     helps: dict[tuple[str, ...], str] = {}
     for program, args in calls:
         # the program, its subcommand and every option the command passes must be in its own --help
@@ -196,6 +254,22 @@ def test_commands_name_real_modules_subcommands_and_options(commands):
         for value in args:  # repository files the command reads must exist
             if value.startswith(("infra/", "docker/")):
                 assert (ROOT / value).exists(), value
+
+
+def test_scripts_and_make_targets_that_commands_name_exist(compose, commands):
+    services = set(compose["services"])
+    targets = set(re.findall(r"^([\w./$()-]+):", (ROOT / "Makefile").read_text(), flags=re.M))
+    for command in commands:
+        if command[0].endswith((".sh", ".py")) and "$" not in command[0]:
+            assert (ROOT / command[0]).is_file(), command
+        if command[0] == "make":
+            named = [w for w in command[1:] if not w.startswith("-") and "=" not in w]
+            assert set(named) <= targets, command
+        if command[:2] == ["docker", "compose"]:
+            words = [w for w in command if not w.startswith("-") and "$" not in w and "/" not in w]
+            verb = next(w for w in words[2:] if w in ("build", "up", "run", "down"))
+            named = words[words.index(verb) + 1:]
+            assert set(named) <= services | {"cpu", "gpu"}, command
 
 
 def test_spark_launcher_runs_a_module_as_python_m_does(tmp_path):
@@ -260,7 +334,7 @@ print("imported", len(names))
 @pytest.mark.parametrize("packages, modules, skip, blocked", [
     # blending.reader is the trainer's side of the shard format (megatron-core datasets)
     (("dataprep", "blending"), (), ("blending.reader",), TRAINER_ONLY),
-    (("trainer",), ("blending.reader",), (), DATAPREP_ONLY),
+    (("trainer",), ("blending.reader", "blending.report"), (), DATAPREP_ONLY),
 ], ids=["dataprep-image", "trainer-image"])
 def test_each_image_ships_code_that_imports_with_its_own_requirements(packages, modules, skip, blocked):
     done = _import_all(packages, modules, skip, blocked)

@@ -29,7 +29,8 @@ STEPS = 8
 # dropout on, so that the resumed run repeats the losses only if the RNG states come back too.
 OVERRIDES = {
     "parallel.tensor": 1, "model.dropout": 0.1, "model.num_layers": 2, "model.hidden_size": 32, "model.num_attention_heads": 2, "model.seq_length": 32,
-    "batch.micro_batch_size": 4, "batch.global_batch_size": 96, "batch.rampup_tokens": 6144,
+    "batch.micro_batch_size": 4, "batch.global_batch_size": 96, "batch.rampup_start": 32, "batch.rampup_increment": 32,
+    "batch.rampup_tokens": 6144,
     "optimizer.lr": 3e-3, "optimizer.warmup_tokens": 4096, "optimizer.decay_tokens": 16384,
     "train_tokens": 16384, "run.log_interval": 1, "run.eval_interval": 4, "run.eval_samples": 16,
     "run.save_interval": 0, "run.keep_checkpoints": 2,
@@ -161,3 +162,14 @@ def test_resume_refuses_another_manifest_or_stream(runs, tmp_path, capsys, monke
     other = build_prose_shards(tmp_path / "other", weights={"shakespeare": 0.5, "frankenstein": 0.5})
     assert main(["--manifest", str(other), "--out", str(runs["resumed"]), *sets, "--resume"]) == 2
     assert "another manifest" in capsys.readouterr().err
+
+
+def test_a_finished_run_resumed_is_reused_not_trained_again(runs, capsys, monkeypatch):
+    from trainer.train import main
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    sets = [arg for key, value in OVERRIDES.items() for arg in ("--set", f"{key}={value}")]
+    before = (runs["straight"] / "metrics.csv").read_bytes()
+    assert main(["--manifest", str(runs["manifest"]), "--out", str(runs["straight"]), *sets, "--resume"]) == 0
+    assert "complete (all 16,384 tokens trained); nothing to do" in capsys.readouterr().out
+    assert (runs["straight"] / "metrics.csv").read_bytes() == before

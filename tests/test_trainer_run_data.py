@@ -147,6 +147,7 @@ def test_same_samples_reach_the_model_with_dp1_and_dp2(shards, process_group):
 
     cfg = get_preset("tiny-cpu")
     cfg.model.seq_length, cfg.batch.micro_batch_size, cfg.train_tokens = 32, 4, 32 * 400
+    cfg.batch.rampup_start, cfg.batch.rampup_increment, cfg.batch.global_batch_size = 32, 32, 64
     cfg.batch.rampup_tokens = 32 * 160
     train_ds, _ = build_gpt_datasets(load_manifest(shards), seq_length=32,
                                      num_samples={"train": schedules.total_samples(cfg), "valid": 16}, seed=cfg.seed)

@@ -74,18 +74,20 @@ def test_micro_batch_count_follows_the_ramp():
 def test_plan_step_uses_batch_before_and_lr_after():
     cfg = get_preset("tiny-cpu")
     seq = cfg.model.seq_length
+    start, full, micro = cfg.batch.rampup_start, cfg.batch.global_batch_size, cfg.batch.micro_batch_size
+    assert start < full  # the preset ramps its batch, as the paper does
     step = schedules.plan_step(0, 0, cfg, data_parallel_size=2)
-    assert step.global_batch == 32 and step.micro_batches == 32 // (4 * 2)
-    assert step.tokens_after == 32 * seq
-    assert step.lr == pytest.approx(cfg.optimizer.lr * 32 * seq / cfg.optimizer.warmup_tokens)
+    assert step.global_batch == start and step.micro_batches == start // (micro * 2)
+    assert step.tokens_after == start * seq
+    assert step.lr == pytest.approx(cfg.optimizer.lr * start * seq / cfg.optimizer.warmup_tokens)
     # Walk the run: the ramp reaches the full batch exactly when its token budget is consumed.
     consumed, sizes = 0, []
-    for index in range(40):
-        step = schedules.plan_step(index, consumed, cfg, 2)
+    while not sizes or sizes[-1] < full:
+        step = schedules.plan_step(len(sizes), consumed, cfg, 2)
         assert step.global_batch == schedules.global_batch_size(consumed * seq, cfg.batch)
         sizes.append(step.global_batch)
         consumed += step.global_batch
-    first_full = sizes.index(64)
+    first_full = sizes.index(full)
     assert sum(sizes[:first_full]) * seq >= cfg.batch.rampup_tokens > sum(sizes[: first_full - 1]) * seq
 
 
@@ -183,3 +185,33 @@ def test_narayanan_formula_reproduces_the_papers_throughput():
     assert peak_tflops("NVIDIA H100 80GB HBM3", "bf16") == 989.4
     assert peak_tflops("NVIDIA A100-SXM4-80GB", "bf16") == 312.0
     assert peak_tflops("cpu", "fp32") is None
+
+
+def test_target_val_loss_is_a_number_the_unigram_loss_or_a_percentage_below_it():
+    from trainer.train import target_loss
+
+    assert target_loss("unigram", 7.0) == 7.0
+    assert target_loss("unigram-15%", 7.0) == pytest.approx(5.95)
+    assert target_loss(" unigram - 0% ", 7.0) == 7.0 and target_loss("4.5", 7.0) == 4.5
+    for bad in ("unigram-15", "unigram-100%", "unigram+5%", "low"):
+        with pytest.raises(ConfigError, match="unigram-P%"):
+            target_loss(bad, 7.0)
+
+
+def test_a_run_that_reached_its_target_is_finished_for_that_target_only(tmp_path):
+    from trainer.checkpoint import TrainerState
+    from trainer.train import finished_run
+
+    cfg = get_preset("tiny-cpu")
+    saved = TrainerState(step=140, consumed_samples=4480, consumed_tokens=573440, config={}, manifest_sha256="0" * 64,
+                         data_parallel=2, scheduler=None)
+    assert finished_run(tmp_path, saved, cfg, "unigram-15%") is None  # no summary.json: never finished
+    summary = {"status": "target", "steps": 140, "tokens": 573440, "val_loss": 5.96, "unigram_val_loss": 7.0556}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    assert "5.9600 below the target 5.9973" in finished_run(tmp_path, saved, cfg, "unigram-15%")
+    assert finished_run(tmp_path, saved, cfg, "unigram-20%") is None  # a stricter target: train on
+    assert finished_run(tmp_path, saved, cfg, None) is None
+    later = TrainerState(**{**saved.__dict__, "step": 160})
+    assert finished_run(tmp_path, later, cfg, "unigram-15%") is None  # the summary is of an older step
+    (tmp_path / "summary.json").write_text(json.dumps({**summary, "status": "signal"}))
+    assert finished_run(tmp_path, saved, cfg, "unigram-15%") is None  # stopped by a signal: resume

@@ -105,7 +105,7 @@ class RunReporter:
         self.records.close()
         reference = self.reference_loss
         summary = {"status": status, "steps": steps, "tokens": tokens,
-                   "val_loss": val_loss, "unigram_val_loss": reference,
+                   "val_loss": val_loss, "unigram_val_loss": reference, "target_val_loss": target,
                    "beats_unigram": val_loss is not None and val_loss < reference}
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         if status == "signal":
@@ -113,6 +113,6 @@ class RunReporter:
         if target is not None and val_loss is not None:
             verdict = "beats" if val_loss < target else "does not beat"
             print(f"validation loss {val_loss:.4f} {verdict} the target {target:.4f}"
-                  f"{' (unigram model of the data)' if target_is_unigram else ''} after "
+                  f"{f' (from the unigram model of the data, {reference:.4f})' if target_is_unigram else ''} after "
                   f"{steps} steps, {tokens:,} tokens", flush=True)
         print(json.dumps(summary), flush=True)

@@ -17,18 +17,19 @@ every N-th step's) with trainer.evaluate, in the background (trainer.downstream)
 RUN/eval/step_N.json and prints the table. RUN/run.lock
 keeps a second run off a live run's folder; ranks exit when their launcher dies.
 
-Stopping: `--max-steps`, `--exit-duration-mins` and `--target-val-loss` (a number, or `unigram` for
-the unigram model of the blend, measured on the same validation samples) stop with a checkpoint. A
-signal is acted on at the end of the step in flight; torchrun and the deepspeed launcher give their
-workers about 30 s after forwarding it, so for models whose checkpoint takes longer, signal the
-workers themselves (as SLURM does) or rely on the last periodic checkpoint, which a killed save
-never damages.
+Stopping: `--max-steps`, `--exit-duration-mins` and `--target-val-loss` (a number, `unigram` for
+the unigram model of the blend, measured on the same validation samples, or `unigram-15%` for 15%
+below it) stop with a checkpoint. A signal is acted on at the end of the step in flight; torchrun
+and the deepspeed launcher give their workers about 30 s after forwarding it, so for models whose
+checkpoint takes longer, signal the workers themselves (as SLURM does) or rely on the last periodic
+checkpoint, which a killed save never damages.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import math
 import os
 import signal
@@ -74,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="stop (with a checkpoint) at the first step end after this many minutes")
     parser.add_argument("--no-save", action="store_true", help="write no checkpoint at all (benchmarks)")
     parser.add_argument("--target-val-loss", help="stop once the validation loss is below this number, "
-                        "or below the unigram model of the data with 'unigram'")
+                        "below the unigram model of the data with 'unigram', or P%% below it with 'unigram-P%%'")
     parser.add_argument("--peak-tflops", type=float, help="peak TFLOP/s of one device, for MFU on unknown GPUs")
     parser.add_argument("--eval-tasks", help="downstream tasks (trainer.evaluate) to score the final checkpoint on, "
                         "e.g. lambada,piqa; results in RUN/eval/step_N.json")
@@ -218,6 +219,27 @@ def broadcast_value(value, src: int = 0):
     return box[0]
 
 
+def target_loss(spec: str, unigram: float) -> float:
+    """The validation loss `--target-val-loss` asks for: a number, `unigram` (the unigram model's loss on
+    the same samples) or `unigram-P%` (P percent below it: a model that only learnt word frequencies
+    cannot get there)."""
+    text = spec.strip().replace(" ", "")
+    if text == "unigram":
+        return unigram
+    if text.startswith("unigram-") and text.endswith("%"):
+        try:
+            percent = float(text[len("unigram-"):-1])
+        except ValueError:
+            percent = -1.0
+        if 0 <= percent < 100:
+            return unigram * (1 - percent / 100)
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"--target-val-loss {spec!r}: give a number, 'unigram' or 'unigram-P%' "
+                          "(e.g. unigram-15%)") from None
+
+
 def unigram_baseline(manifest, valid_ds, cfg: TrainConfig) -> float:
     """Cross-entropy of the blend's unigram model on the validation samples the model is scored on."""
     from trainer.data import blend_unigram_probs, unigram_cross_entropy
@@ -247,6 +269,8 @@ def run(args: argparse.Namespace) -> int:
 
     exit_with_launcher()  # a SIGKILLed launcher must not leave this rank training
     cfg = build_config(args)
+    if args.target_val_loss:
+        target_loss(args.target_val_loss, 1.0)  # a malformed target stops the run before it starts
     # Sizes on every rank (cheap); full hashes once per node.
     verify_here = args.verify and int(os.environ.get("LOCAL_RANK", "0")) == 0
     manifest = open_manifest(args, cfg, verify_hashes=verify_here)
@@ -259,6 +283,11 @@ def run(args: argparse.Namespace) -> int:
     lock = runlock.acquire(run_dir) if os.environ.get("RANK", "0") == "0" else None
     try:
         resume_from = checkpoint_to_resume(args, cfg, manifest_sha256, run_dir / "checkpoints")
+        finished = resume_from and finished_run(run_dir, checkpoint.read_state(resume_from), cfg, args.target_val_loss)
+        if finished:
+            if os.environ.get("RANK", "0") == "0":
+                print(f"{run_dir}: complete ({finished}); nothing to do", flush=True)
+            return 0
         stop = StopRequest()
         return train(args, cfg, manifest, manifest_sha256, run_dir, run_dir / "checkpoints", resume_from, stop)
     finally:
@@ -281,6 +310,26 @@ def checkpoint_to_resume(args, cfg: TrainConfig, manifest_sha256: str, ckpt_root
     check_resume_compatible(checkpoint.read_state(resume_from), cfg, manifest_sha256, resume_from,
                             data_parallel_size(cfg, int(os.environ.get("WORLD_SIZE", "1"))))
     return resume_from
+
+
+def finished_run(run_dir: Path, saved: checkpoint.TrainerState, cfg: TrainConfig, target_spec: str | None) -> str | None:
+    """Why the run whose newest checkpoint is `saved` has nothing left to do, or None: it stopped at
+    that step having used up its tokens or having reached the same or a stricter target (its
+    summary.json says so). A resumed finished run is then reused, as a finished pipeline stage is."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if summary.get("steps") != saved.step:
+        return None
+    if summary.get("status") == "done" and saved.consumed_tokens >= cfg.train_tokens:
+        return f"all {cfg.train_tokens:,} tokens trained"
+    val_loss, unigram = summary.get("val_loss"), summary.get("unigram_val_loss")
+    if summary.get("status") == "target" and target_spec and val_loss is not None and unigram is not None:
+        target = target_loss(target_spec, unigram)
+        if val_loss < target:
+            return f"validation loss {val_loss:.4f} below the target {target:.4f} at step {saved.step}"
+    return None
 
 
 def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path, ckpt_root: Path,
@@ -320,9 +369,7 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
     progress, note = Progress(), None
     if resume_from is not None:
         progress, note = resume(engine, resume_from, cfg)
-    target = None
-    if args.target_val_loss:
-        target = reference if args.target_val_loss == "unigram" else float(args.target_val_loss)
+    target = target_loss(args.target_val_loss, reference) if args.target_val_loss else None
 
     peak = args.peak_tflops or (peak_tflops(torch.cuda.get_device_name(), precision) if on_gpu else None)
     reporter = RunReporter(run_dir, cfg, active=is_logger, last_step=progress.step, reference_loss=reference,
@@ -339,7 +386,7 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
                                             reporter, manifest, manifest_sha256, ckpt_root, started_at, evaluations)
     evaluations.wait()
     reporter.finish(status=status, steps=progress.step, tokens=progress.tokens(cfg.model.seq_length),
-                    val_loss=last_val, target=target, target_is_unigram=args.target_val_loss == "unigram",
+                    val_loss=last_val, target=target, target_is_unigram="unigram" in (args.target_val_loss or ""),
                     signal_name=stop.signal_name)
     dist.barrier()
     # A run that used up its tokens without reaching its target failed at what it was asked to do.
