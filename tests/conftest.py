@@ -101,6 +101,7 @@ def pipeline_shards(pipeline_run, tmp_path_factory) -> Path:
     config = BlendConfig.from_dict({
         "tokenizer": {"file": str(out / "tokenizer" / "tokenizer.json"), "train_vocab_size": 500},
         "shard_size_tokens": 20_000,
+        "valid_fraction": 0.2,  # a few dozen documents: 2% might leave the validation split empty
         "sources": [{"name": DEFAULT_SOURCE, "inputs": [str(last)], "weight": 1.0}],
     })
     return build(config, out / "shards", master="local[2]")

@@ -107,3 +107,24 @@ def test_without_the_full_dropped_rows_the_slim_index_samples_and_traces(pipelin
     assert code == 1 and answer["dropped_at"] == {"stage": "cleanup", "reason": "non_english"}
     assert inspect_main([str(slim), "--stage", "cleanup", "--sample", "1"]) == 0
     assert "no text: the stage ran without --keep-dropped" in capsys.readouterr().out
+
+
+def test_an_origin_dropped_by_dedup_is_reported_with_its_representative(pipeline_run, pipeline_shards, capsys):
+    dedup = next(f for f in find_stage_folders(pipeline_run) if f.name == "dedup")
+    reasons = [r for r, n in dedup.dropped_counts.items() if n]
+    assert reasons  # the sample crawl holds recrawls and near-duplicates
+    for reason in reasons:
+        row = inspect(pipeline_run, "dedup", reason, 1).samples[0].rows[0]
+        code, answer = locate_json(["locate", str(pipeline_shards), "--origin", row["origin"], "--stages",
+                                    str(pipeline_run), "--json"], capsys)
+        assert code == 1 and answer["dropped_at"] == {"stage": "dedup", "reason": reason}
+        verdict = answer["stages"][-1]
+        representative = verdict["representative"]
+        assert representative["doc_id"] == verdict["decisions"]["duplicate_of"] == row["duplicate_of"]
+        kept = locate_json(["locate", str(pipeline_shards), "--origin", representative["origin"], "--stages",
+                            str(pipeline_run), "--json"], capsys)[1]
+        history = kept["documents"][0]["stages"] if kept["documents"] else kept["stages"]
+        at_dedup = next(h for h in history if h["stage"] == "dedup")
+        assert at_dedup["kept"] and at_dedup["decisions"]["cluster_id"] == representative["doc_id"]
+    assert blending_main(["locate", str(pipeline_shards), "--origin", row["origin"], "--stages", str(pipeline_run)]) == 1
+    assert f"representative {row['duplicate_of']}" in capsys.readouterr().out

@@ -24,7 +24,7 @@ STEPS = 3
 OVERRIDES = {
     "parallel.tensor": 1, "parallel.pipeline": 1, "model.num_layers": 2, "model.hidden_size": 32,
     "model.num_attention_heads": 2, "model.seq_length": 32, "batch.micro_batch_size": 4,
-    "batch.global_batch_size": 64, "batch.rampup_tokens": 2048, "train_tokens": 32 * 64 * 20,
+    "batch.global_batch_size": 64, "batch.rampup_start": 32, "batch.rampup_increment": 32, "batch.rampup_tokens": 2048, "train_tokens": 32 * 64 * 20,
     "run.log_interval": 1, "run.eval_interval": 0, "run.eval_samples": 8, "run.save_interval": 0,
 }
 
