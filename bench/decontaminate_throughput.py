@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import random
 import re
 import shutil
@@ -40,6 +39,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from _cputime import tree_cpu_seconds  # noqa: E402
 
 from blending.evaltasks import load_task
 from dataprep.config import DataprepConfig
@@ -142,24 +142,6 @@ def write_stage_folder(spark, documents: list[str], folder: Path) -> None:
 
 
 # -- the two ways -------------------------------------------------------------------------------------------
-
-
-def tree_cpu_seconds() -> float:
-    """CPU time of this process and all its descendants (the Spark JVM, its Python workers), reaped ones included."""
-    parents, times = {}, {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(stat.parent.name)
-        parents[pid] = int(fields[1])
-        times[pid] = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-    tree, frontier = set(), {os.getpid()}
-    while frontier:
-        tree |= frontier
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - tree
-    return sum(times.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
 
 
 def bare_loop(folder: Path, out: Path, config: DataprepConfig) -> dict:

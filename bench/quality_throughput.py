@@ -41,6 +41,8 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _cputime import tree_cpu_seconds  # noqa: E402
+
 from dataprep.config import ClassifierConfig, DataprepConfig  # noqa: E402
 from dataprep.quality.corpus import default_paths  # noqa: E402
 from dataprep.quality.model import check_model, score_texts  # noqa: E402
@@ -106,24 +108,6 @@ def write_stage_folder(folder: Path, texts: list[str], count: int, buckets: int 
     (folder / "_SUCCESS").write_text(json.dumps({"stage": "ingest", "code_version": "bench", "config_hash": "bench"}))
     (folder / "stats.json").write_text(json.dumps({"out": {"rows": count}}))
     return sum(len(r["text"]) for r in rows)
-
-
-def tree_cpu_seconds() -> float:
-    """CPU time of this process and all its descendants (the Spark JVM, its Python workers), reaped ones included."""
-    parents, times = {}, {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(stat.parent.name)
-        parents[pid] = int(fields[1])
-        times[pid] = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-    tree, frontier = set(), {os.getpid()}
-    while frontier:
-        tree |= frontier
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - tree
-    return sum(times.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
 
 
 def bare_loop(folder: Path, model_path: Path, out: Path, seed: int, alpha: float) -> int:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -34,6 +33,8 @@ import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _cputime import tree_cpu_seconds  # noqa: E402
 
 from blending.build import build  # noqa: E402
 from blending.config import BlendConfig  # noqa: E402
@@ -94,24 +95,6 @@ def write_stage_folder(folder: Path, rows: list[dict], buckets: int = 8) -> None
         part = sorted((r for r in rows if bucket_of(r["doc_id"], buckets) == b), key=lambda r: r["doc_id"])
         pq.write_table(pa.Table.from_pylist(part, schema=DOCUMENT_SCHEMA), folder / f"part-{b:05d}.parquet")
     (folder / "_SUCCESS").write_text(json.dumps({"stage": "bench"}))
-
-
-def tree_cpu_seconds() -> float:
-    """CPU time of this process and all its descendants (the Spark JVM, its Python workers), reaped ones included."""
-    parents, times = {}, {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(stat.parent.name)
-        parents[pid] = int(fields[1])
-        times[pid] = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-    tree, frontier = set(), {os.getpid()}
-    while frontier:
-        tree |= frontier
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - tree
-    return sum(times.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
 
 
 def baseline(folder: Path, tokenizer_path: Path, out: Path) -> int:

@@ -1,0 +1,24 @@
+"""CPU time of a benchmark's whole process tree: Spark's JVM and Python workers included."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def tree_cpu_seconds() -> float:
+    """CPU time of this process and all its descendants (the Spark JVM, its Python workers), reaped ones included."""
+    parents, times = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        times[pid] = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    tree, frontier = set(), {os.getpid()}
+    while frontier:
+        tree |= frontier
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - tree
+    return sum(times.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
