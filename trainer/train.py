@@ -361,6 +361,9 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
     if is_logger:
         stream.save(run_dir)
     train_ds, valid_ds = stream.datasets(manifest, cache_dir=run_dir / "index-cache")
+    if valid_ds is None:
+        raise RunError(f"refusing to train: {manifest.path} has no validation documents, so nothing can be "
+                       "validated on; build the shards from more documents (the valid split is a small fraction)")
     reference = unigram_baseline(manifest, valid_ds, cfg) if is_logger else None
     reference = broadcast_value(reference)
     data_ready = time.perf_counter()
