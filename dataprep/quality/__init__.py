@@ -1,2 +1,2 @@
 """The quality stage: a fastText word-2-gram classifier scores each document, GPT-3's Pareto rule keeps
-or drops it (DESIGN.md, "Pareto filter")."""
+or drops it (docs/contracts.md, "The Pareto draw")."""

@@ -1,4 +1,4 @@
-"""GPT-3's Pareto filter, deterministic per document (DESIGN.md, "Pareto filter").
+"""GPT-3's Pareto filter, deterministic per document (docs/contracts.md, "The Pareto draw").
 
 A document is kept when `pareto_draw > 1 - quality_score`, where pareto_draw is numpy's `pareto(alpha)`
 (a Lomax draw, (1 - u) ** (-1 / alpha) - 1) at u = (k + 0.5) / 2**53, k the top 53 bits of
