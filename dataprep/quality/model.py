@@ -7,13 +7,13 @@ so a missing, corrupt or foreign model stops the stage with a message, not a fai
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from pathlib import Path
 
 import fasttext
 import fasttext.FastText
 
+from blending.tokenizer import sha256_file as file_sha256  # noqa: F401 - re-exported for the quality modules
 from dataprep.quality.corpus import HIGH, LOW
 from dataprep.quality.text import normalize
 
@@ -70,12 +70,6 @@ def _complete(path: Path, model) -> bool:
     return in_shape == (rows_in, dim) and out_shape == (rows_out, dim)
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def score_texts(model: fasttext.FastText._FastText, texts: list[str | None]) -> list[float]:
