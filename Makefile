@@ -38,21 +38,34 @@ lint-docker: setup
 	$(VENV)/bin/hadolint docker/*.Dockerfile
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker/compose.yaml
 
-# `make demo`: sample crawl -> curation pipeline -> shards -> training -> report, under $(DEMO). Every step
-# reuses what an earlier run completed (same inputs and config), so a second run takes seconds.
+# `make demo`: sample crawl -> curation pipeline -> shards -> training -> evaluation -> report, under $(DEMO).
+# Every step reuses what an earlier run completed (same inputs and config), so a second run takes seconds.
+# The shards' preview is drawn for tiny-cpu's budget (300 steps x 32 samples x 128 tokens).
+DEMO_EVAL_TASKS ?= lambada,piqa,hellaswag,winogrande,boolq
+DEMO_EVAL_LIMIT ?= 500
+DEMO_EVAL_ARGS = --tasks $(DEMO_EVAL_TASKS) --shots 0 --limit $(DEMO_EVAL_LIMIT)
 demo: setup
-	@echo "== 1/5 sample crawl: $(DEMO_RECORDS) WARC records in $(DEMO_FILES) files -> $(DEMO)/crawl (built once)"
+	@echo "== 1/6 sample crawl: $(DEMO_RECORDS) WARC records in $(DEMO_FILES) files -> $(DEMO)/crawl (built once)"
 	@$(MAKE) --no-print-directory $(DEMO)/crawl/truth.json
-	@echo "== 2/5 curation: python -m dataprep run, every stage of dataprep/pipeline.py -> $(DOCUMENTS)/<stage>/"
+	@echo "== 2/6 curation: python -m dataprep run, every stage of dataprep/pipeline.py -> $(DOCUMENTS)/<stage>/"
 	$(PY) -m dataprep run --input '$(DEMO)/crawl/*.warc.gz' --out $(DOCUMENTS) --keep-dropped
-	@echo "== 3/5 shards: BPE tokenizer, Megatron .bin/.idx per split, manifest.json -> $(DEMO)/shards"
-	@$(MAKE) --no-print-directory shards BLEND_CONFIG=infra/blend_demo.yaml SHARDS=$(DEMO)/shards SHARDS_ARGS=--replace-changed
-	@echo "== 4/5 training: tiny-cpu, TP2 x PP2 x DP2, until the validation loss is 15% below the unigram model's"
+	@echo "== 3/6 shards: BPE tokenizer, Megatron .bin/.idx per split, manifest.json -> $(DEMO)/shards"
+	@$(MAKE) --no-print-directory shards BLEND_CONFIG=infra/blend_demo.yaml SHARDS=$(DEMO)/shards \
+		SHARDS_ARGS=--replace-changed PREVIEW_ARGS="--samples 9600 --seq-len 128"
+	@echo "== 4/6 training: tiny-cpu, TP2 x PP2 x DP2, until the validation loss reaches $(TRAIN_TARGET) (unigram-N%: N% below the unigram model's)"
 	@if [ -f $(DEMO)/train/summary.json ] && [ $(DEMO)/shards/manifest.json -nt $(DEMO)/train/summary.json ]; then \
 		echo "the shards changed since $(DEMO)/train was trained: training again from step 0"; rm -rf $(DEMO)/train; fi
 	@$(MAKE) --no-print-directory train TRAIN_OUT=$(DEMO)/train TRAIN_MANIFEST=$(DEMO)/shards/manifest.json
-	@echo "== 5/5 report: funnel, blend, training -> $(DEMO)/report/index.html"
+	@echo "== 5/6 evaluation: $(DEMO_EVAL_ARGS), clean subset from the decontamination stage -> $(DEMO)/train/eval.json"
+	@echo '$(DEMO_EVAL_ARGS)' | cmp -s - $(DEMO)/train/eval.args || echo '$(DEMO_EVAL_ARGS)' > $(DEMO)/train/eval.args
+	@$(MAKE) --no-print-directory $(DEMO)/train/eval.json
+	@echo "== 6/6 report: funnel, blend, training, evaluation -> $(DEMO)/report/index.html"
 	$(PY) -m blending report $(DEMO) $(DOCUMENTS) --out $(DEMO)/report
+
+# Scored again when the run, the items the decontamination stage found, or the settings change.
+$(DEMO)/train/eval.json: $(DEMO)/train/summary.json $(DOCUMENTS)/decontaminate/task_items_found.jsonl $(DEMO)/train/eval.args
+	$(PY) -m trainer.evaluate --checkpoint $(DEMO)/train $(DEMO_EVAL_ARGS) \
+		--contaminated $(DOCUMENTS)/decontaminate/task_items_found.jsonl --out $@
 
 $(DEMO)/crawl/truth.json: | setup
 	$(PY) -m dataprep.samplecrawl --out $(DEMO)/crawl --records $(DEMO_RECORDS) --files $(DEMO_FILES) --seed 1 --overwrite
@@ -67,9 +80,10 @@ classifier: setup
 BLEND_CONFIG ?= infra/blend.yaml
 SHARDS ?= out/shards
 SHARDS_ARGS ?=
+PREVIEW_ARGS ?= --samples 10000 --seq-len 2048
 shards: setup
 	$(PY) -m blending build --config $(BLEND_CONFIG) --out $(SHARDS) $(SHARDS_ARGS)
-	$(PY) -m blending preview $(SHARDS)/manifest.json --samples 10000 --seq-len 2048
+	$(PY) -m blending preview $(SHARDS)/manifest.json $(PREVIEW_ARGS)
 
 # `make train`: tiny-cpu, TP2 x PP2 x DP2 (8 gloo processes), on the demo's shards until the validation
 # loss is 15% below the unigram model's of the same data (a model that only learnt word frequencies

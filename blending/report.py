@@ -124,8 +124,10 @@ def collect(roots: str | Path | list, out: str | Path) -> Report:
             runs.append(Run(folder, label(folder), _read_json(folder / "config.json") or {},
                             _read_json(folder / "summary.json") or {}, _read_csv(folder / "metrics.csv"),
                             _read_csv(folder / "valid.csv")))
-        if "eval.json" in files:
-            evals[f"{label(folder)}/eval.json"] = _read_json(folder / "eval.json") or {}
+        # trainer.evaluate's results: eval.json, and a run's eval/step_N.json (trainer.train --eval-tasks)
+        for name in sorted(f for f in files if f == "eval.json" or (folder.name == "eval" and f.startswith("step_")
+                                                                     and f.endswith(".json"))):
+            evals[f"{label(folder)}/{name}"] = _read_json(folder / name) or {}
     return Report(roots, stages, manifest, manifest_label, runs, evals)
 
 
@@ -204,8 +206,10 @@ def plot_funnel(report: Report, path: Path) -> None:
     fig, (rows_ax, bytes_ax) = plt.subplots(1, 2, figsize=(11, 0.55 * len(stages) + 1.8 + 0.25 * legend_rows),
                                             gridspec_kw={"width_ratios": [3, 1.3]})
     y = list(range(len(stages)))[::-1]
-    palette = plt.get_cmap("tab20").colors
-    colors = {r: palette[(2 * i + 2) % len(palette)] for i, r in enumerate(reasons)}
+    # tab20 without its blues (kept is blue): the dark shades first, then the light ones, 18 distinct colours
+    tab20 = plt.get_cmap("tab20").colors
+    palette = [tab20[i] for i in (*range(2, 20, 2), *range(3, 20, 2))]
+    colors = {r: palette[i % len(palette)] for i, r in enumerate(reasons)}
     widest = max([s.stats["in"]["rows"] for s in stages] + [1])
     for yi, stage in zip(y, stages):
         kept = stage.stats["kept"]["rows"]
@@ -245,7 +249,9 @@ def plot_scores(kept: list[float], dropped: list[float], stage: Stage, path: Pat
             color=["#3b7dd8", "#e8a33d"][: 2 if dropped else 1],
             label=["kept", "dropped"] if dropped else ["kept"])
     ax.set_xlabel("quality_score (classifier's probability of curated prose)")
-    ax.set_ylabel("documents")
+    # log scale: web text a good classifier keeps piles up near 1, and the few dropped must stay visible
+    ax.set_yscale("log")
+    ax.set_ylabel("documents (log scale)")
     ax.set_title(f"Quality scores ({stage.label})", fontsize=10)
     ax.legend(fontsize=8)
     _save(fig, path)
@@ -383,9 +389,11 @@ def write_report(report: Report, out: str | Path) -> Path:
             figures.append(["validation loss", f"{s['val_loss']:.4f}",
                             f"unigram model {s['unigram_val_loss']:.4f}: {below:.1%} below"
                             + (f"; target {s['target_val_loss']:.4f}" if s.get("target_val_loss") else "")])
-    for label, content in report.evals.items():
-        for task, value in _eval_rows(content)[:6]:
-            figures.append([f"eval: {task}", value, label])
+    for labels in _latest_last(report.evals).values():
+        content = report.evals[labels[-1]]
+        if "tasks" in content:
+            scores = ", ".join(f"{name} {_eval_score(task)}" for name, task in content["tasks"].items())
+            figures.append([f"downstream tasks (step {content.get('step')})", scores, labels[-1]])
 
     page.heading("The run at a glance")
     page.table(["figure", "value", "where"], figures, numeric_from=3)
@@ -485,14 +493,32 @@ def write_report(report: Report, out: str | Path) -> Path:
             if r.summary.get(key) is not None:
                 value = r.summary[key]
                 rows.append([key, f"{value:.4f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)])
-        page.table(["", ""], rows, numeric_from=2)
+        page.table(["setting", "value"], rows, numeric_from=2)
         if r.valid:
             page.details("validation passes", [f"step {v['step']}: {float(v['val_loss']):.4f} after {int(v['tokens']):,} tokens"
                                                for v in r.valid])
 
-    for label, content in report.evals.items():
-        page.heading(f"Evaluation: {label}")
-        page.table(["task / metric", "value"], [list(row) for row in _eval_rows(content)])
+    for folder, labels in _latest_last(report.evals).items():
+        label, content = labels[-1], report.evals[labels[-1]]
+        page.heading(f"Downstream tasks: {label}")
+        if "table" in content:
+            header = content["table"]["header"]
+            skipped = {name: max(m.get("skipped_too_long", 0) for m in task["by_shots"].values())
+                       for name, task in content.get("tasks", {}).items()}
+            page.para(f"Step {content.get('step')}, {content.get('tokens') or 0:,} tokens; accuracy in %"
+                      + (f", first {content['limit']} items of each task" if content.get("limit") else "")
+                      + "".join(f"; {name}: {n} item(s) skipped, a choice longer than the model's context"
+                                for name, n in skipped.items() if n)
+                      + (". Clean: the items the decontamination stage did not find in the training data"
+                         if "Clean items" in header else "") + ".")
+            page.table(header, content["table"]["rows"], numeric_from=2)
+        else:
+            page.table(["task / metric", "value"], [list(row) for row in _eval_rows(content)])
+        if len(labels) > 1:  # a run scored every N steps: the earlier checkpoints in one line each
+            page.details(f"earlier evaluations in {folder}", [
+                f"step {report.evals[x].get('step')}: " + ", ".join(
+                    f"{name} {_eval_score(task)}" for name, task in report.evals[x].get("tasks", {}).items())
+                for x in labels[:-1]])
 
     title = f"Run report: {report.roots[0].resolve().name}"
     nav = " ".join(f"<a href=\"#{_anchor(h)}\">{html.escape(h)}</a>" for h in _headings(page))
@@ -508,6 +534,22 @@ def write_report(report: Report, out: str | Path) -> Path:
 
 def _headings(page: Page) -> list[str]:
     return [line.split(" ", 1)[1].strip() for line in page.md if line.startswith("## ")]
+
+
+def _latest_last(evals: dict[str, dict]) -> dict[str, list[str]]:
+    """Labels of the evaluations grouped by folder, each group by step."""
+    groups: dict[str, list[str]] = {}
+    for label in evals:
+        groups.setdefault(label.rsplit("/", 1)[0] if "/" in label else ".", []).append(label)
+    return {folder: sorted(labels, key=lambda x: (evals[x].get("step") or 0, x)) for folder, labels in groups.items()}
+
+
+def _eval_score(task: dict) -> str:
+    """The task's main metric at its first shot count, e.g. "acc 56.3%"."""
+    by_shots = task.get("by_shots") or {}
+    first = by_shots[min(by_shots, key=int)] if by_shots else {}
+    value = first.get(task.get("metric", "acc"))
+    return f"{task.get('metric', 'acc')} {'-' if value is None else f'{100 * value:.1f}%'}"
 
 
 def _eval_rows(content: dict, prefix: str = "") -> list[tuple[str, str]]:

@@ -117,6 +117,20 @@ def test_checkpoints_carry_the_tokenizer_and_the_run_scores_downstream_tasks(tra
     assert not (trained["run"] / "run.lock").exists()  # released at the end
 
 
+def test_run_report_shows_the_downstream_table(trained, tmp_path):
+    from blending.report import main as report
+
+    assert report([str(trained["run"])], str(tmp_path / "report")) == 0
+    md = (tmp_path / "report" / "report.md").read_text()
+    result = json.loads((trained["run"] / "eval" / "step_00000015.json").read_text())
+    piqa = result["tasks"]["piqa"]
+    acc = piqa["by_shots"]["0"]["acc"]
+    assert "## Downstream tasks: eval/step_00000015.json" in md
+    # the paper's layout: task, metric, items, chance (PIQA has two choices), then the accuracy in %
+    assert f"| piqa | acc | {piqa['items']} | 50.0 | {100 * acc:.1f} |" in md
+    assert f"piqa acc {100 * acc:.1f}%" in md  # and in the run at a glance
+
+
 def test_export_gives_our_logits_and_generates(trained, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -174,6 +188,8 @@ def test_evaluator_log_likelihoods_match_a_plain_transformers_forward(trained, t
     clean = [r for r in records if ("piqa", r["split"], r["index"]) not in found]
     assert metrics["clean_items"] == len(clean) == len(records) - 3
     assert metrics["clean_acc"] == pytest.approx(sum(r["correct"] for r in clean) / len(clean))
+    # every metric has its clean counterpart (HellaSwag is reported by acc_norm)
+    assert metrics["clean_acc_norm"] == pytest.approx(sum(r["correct_norm"] for r in clean) / len(clean))
 
 
 def test_contaminated_items_are_read_from_jsonl_or_json(tmp_path):
@@ -184,6 +200,10 @@ def test_contaminated_items_are_read_from_jsonl_or_json(tmp_path):
     (tmp_path / "found.json").write_text(json.dumps({"items": rows}))
     expected = {("piqa", "validation", 3), ("lambada", "test", 0)}
     assert read_contaminated(tmp_path / "found.jsonl") == read_contaminated(tmp_path / "found.json") == expected
+    (tmp_path / "one.jsonl").write_text(json.dumps(rows[0]) + "\n")  # one line is also a JSON document
+    assert read_contaminated(tmp_path / "one.jsonl") == {("piqa", "validation", 3)}
+    (tmp_path / "none.jsonl").write_text("")  # the stage found nothing
+    assert read_contaminated(tmp_path / "none.jsonl") == set()
 
 
 def _reference_loglikelihood(hf, tokenizer, item, choice: str, items) -> float:

@@ -26,7 +26,8 @@ the evaluated one, else from the evaluated split without the item itself.
 the clean subset (the items not found), as the paper does.
 
 eval.json: {"checkpoint", "step", "tokens", "shots": [..], "tasks": {task: {"split", "items", "metric",
-"by_shots": {"0": {"acc": .., "acc_norm": .., "ppl": .., "clean_acc": .., "clean_items": ..}}}}}.
+"by_shots": {"0": {"acc": .., "acc_norm": .., "ppl": .., "chance": .., "clean_items": .., "clean_acc": .., ...}}}},
+"table": {"header": [..], "rows": [[..]]}} — the printed table, for reports.
 """
 
 from __future__ import annotations
@@ -167,9 +168,12 @@ def evaluate_task(model: LoadedModel, name: str, items: list, shots: int, seed: 
     if contaminated is not None:
         clean = [r for r in records if (name, r["split"], r["index"]) not in contaminated]
         metrics["clean_items"] = len(clean)
-        metrics["clean_acc"] = _metrics(name, clean)["acc"] if clean else None
+        for key, value in _metrics(name, clean).items():
+            metrics[f"clean_{key}"] = value if clean else None
     metrics["items"] = len(records)
     metrics["skipped_too_long"] = too_long
+    # what guessing scores: 1 / choices per item (LAMBADA has no choices to guess among)
+    metrics["chance"] = 0.0 if name == "lambada" else sum(1 / len(i.choices) for i in evaluated) / max(len(evaluated), 1)
     return metrics, records
 
 
@@ -187,7 +191,8 @@ def read_contaminated(path: str | Path) -> set[tuple[str, str, int]]:
     text = Path(path).read_text()
     try:
         data = json.loads(text)
-        rows = data.get("items", []) if isinstance(data, dict) else data
+        # a JSON list, {"items": [...]}, or a JSONL file of one line
+        rows = data if isinstance(data, list) else data["items"] if "items" in data else [data]
     except json.JSONDecodeError:
         rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     return {(r["task"], r["split"], int(r["index"])) for r in rows}
@@ -197,23 +202,32 @@ def main_metric(name: str) -> str:
     return "acc_norm" if name == "hellaswag" else "acc"
 
 
-def format_table(result: dict) -> str:
-    """Task | metric | one column per shot count (| clean) — the layout of the paper's tables."""
+def table(result: dict) -> dict:
+    """{"header", "rows"}: task | metric | items | one column per shot count (| clean subset), the layout of
+    the paper's tables; accuracies in %. Stored in eval.json, so a report shows it without this module."""
     shots = result["shots"]
-    header = ["Task", "Metric", *[f"{k}-shot" for k in shots]]
-    with_clean = any("clean_acc" in m for t in result["tasks"].values() for m in t["by_shots"].values())
+    header = ["Task", "Metric", "Items", "Chance", *[f"{k}-shot" for k in shots]]
+    with_clean = any("clean_items" in m for t in result["tasks"].values() for m in t["by_shots"].values())
     if with_clean:
-        header += [f"{k}-shot clean" for k in shots]
+        header += ["Clean items", *[f"{k}-shot clean" for k in shots]]
     rows = []
     for name, task in result["tasks"].items():
-        metric = task["metric"]
-        by = task["by_shots"]
-        row = [name, metric, *[_pct(by[str(k)].get(metric)) for k in shots]]
+        metric, by = task["metric"], task["by_shots"]
+        first = by[str(shots[0])]
+        row = [name, metric, str(task["items"]), _pct(first.get("chance")), *[_pct(by[str(k)].get(metric)) for k in shots]]
         if with_clean:
-            row += [_pct(by[str(k)].get("clean_acc")) for k in shots]
+            row += [str(first.get("clean_items")), *[_pct(by[str(k)].get(f"clean_{metric}")) for k in shots]]
         rows.append(row)
         if name == "lambada":
-            rows.append([name, "ppl", *[f"{by[str(k)]['ppl']:.2f}" for k in shots], *([""] * len(shots) * with_clean)])
+            row = [name, "ppl", "", "", *[_number(by[str(k)].get("ppl")) for k in shots]]
+            if with_clean:
+                row += ["", *[_number(by[str(k)].get("clean_ppl")) for k in shots]]
+            rows.append(row)
+    return {"header": header, "rows": rows}
+
+
+def format_table(result: dict) -> str:
+    header, rows = table(result).values()
     widths = [max(len(str(r[c])) for r in [header, *rows]) for c in range(len(header))]
     line = lambda r: " | ".join(str(v).ljust(w) for v, w in zip(r, widths))  # noqa: E731
     return "\n".join([line(header), "-+-".join("-" * w for w in widths), *map(line, rows)])
@@ -221,6 +235,10 @@ def format_table(result: dict) -> str:
 
 def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _number(value) -> str:
+    return "-" if value is None else f"{value:.4g}" if value >= 1e6 else f"{value:.2f}"
 
 
 def evaluate(model: LoadedModel, tasks: Sequence[str], shots: Sequence[int], *, limit: int | None = None,
@@ -251,6 +269,7 @@ def evaluate(model: LoadedModel, tasks: Sequence[str], shots: Sequence[int], *, 
     finally:
         if sink:
             sink.close()
+    result["table"] = table(result)
     return result
 
 
