@@ -22,12 +22,18 @@ The run config is the YAML every stage's --config takes (DataprepConfig's sectio
         kind: ingest
         inputs: ["/data/books3/*.jsonl.zst"]
         format: jsonl
+        skip: [quality]                     # per-document stages this source does not go through
+
+`skip` is how the paper's recipe is written down: the quality classifier filters Common Crawl only, not
+the curated sources (a classifier of web prose would throw away code, papers and books). A skipped stage
+passes the source's documents on unchanged and counts them as kept in the funnel.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +84,11 @@ def chain() -> list[type[Stage]]:
     return [s for s in all_stages() if not issubclass(s, SourceStage)]
 
 
+def per_source_stages() -> list[str]:
+    """The per-document stages a source goes through on its own, before the first whole-dataset stage."""
+    return [s.name for s in itertools.takewhile(lambda s: issubclass(s, DocumentFilter), chain())]
+
+
 def pipeline_line() -> str:
     """"extract | ingest -> cleanup -> ...": the order as people write it."""
     return " -> ".join([" | ".join(s.name for s in source_stages())] + [s.name for s in chain()])
@@ -94,6 +105,7 @@ class SourceSpec:
     kind: str  # the name of a source stage
     inputs: list[str]
     options: dict[str, Any] = field(default_factory=dict)  # options of the source stage
+    skip: list[str] = field(default_factory=list)  # per-document stages it does not go through
 
 
 class RunConfigError(ValueError):
@@ -114,7 +126,13 @@ def load_run_config(path: str | Path | None) -> tuple[DataprepConfig, list[Sourc
             raise RunConfigError(f"{path}: a source lacks {e}") from None
         if kind not in kinds:
             raise RunConfigError(f"{path}: source {name!r}: kind {kind!r} is not one of {sorted(kinds)}")
-        sources.append(SourceSpec(name, kind, [inputs] if isinstance(inputs, str) else list(inputs), entry))
+        skip = entry.pop("skip", None) or []
+        skip = [skip] if isinstance(skip, str) else list(skip)
+        skippable = per_source_stages()
+        if not set(skip) <= set(skippable):
+            raise RunConfigError(f"{path}: source {name!r}: skip {sorted(set(skip) - set(skippable))}: only the "
+                                 f"per-document stages can be skipped ({', '.join(skippable)})")
+        sources.append(SourceSpec(name, kind, [inputs] if isinstance(inputs, str) else list(inputs), entry, skip))
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise RunConfigError(f"{path}: a source name is listed twice ({names})")
@@ -161,18 +179,28 @@ def run_pipeline(
         done.append((folder, stats))
         return folder
 
+    def skipped(stage: type[Stage], source: SourceSpec, folder: str) -> str:
+        """The source's documents pass `stage` unchanged: counted as kept, so the funnel adds up."""
+        log(f"== {stage.name}: skipped for {source.name} (its `skip`); {folder} goes on")
+        before = next(stats for f, stats in reversed(done) if f == folder)
+        rows, size = before.out_rows, before.out_bytes
+        done.append((folder, StageStats(stage.name, in_rows=rows, in_bytes=size, kept_rows=rows, kept_bytes=size,
+                                        out_rows=rows, out_bytes=size, extra={"skipped_for": source.name})))
+        return folder
+
     per_source = len(sources) > 1
     heads = []
     for source in sources:
         base = f"{out}/{source.name}" if per_source else out
         stage = stage_class(source.kind)
         folder = step(stage, source.inputs, f"{base}/{stage.name}", {**source.options, "source": source.name})
-        heads.append((base, folder))
+        heads.append((source, base, folder))
     for stage in chain():
         if issubclass(stage, DocumentFilter):  # per document: each source apart
-            heads = [(base, step(stage, [folder], f"{base}/{stage.name}")) for base, folder in heads]
+            heads = [(source, base, skipped(stage, source, folder) if source and stage.name in source.skip
+                      else step(stage, [folder], f"{base}/{stage.name}")) for source, base, folder in heads]
         else:  # whole-dataset: all sources at once, one line from here on
-            heads = [(out, step(stage, [folder for _, folder in heads], f"{out}/{stage.name}"))]
+            heads = [(None, out, step(stage, [folder for _, _, folder in heads], f"{out}/{stage.name}"))]
     return done
 
 

@@ -361,7 +361,7 @@ def run(
         documents, described = folders.documents, folders.records
         instance = stage(StageContext(config, plain, inputs, folders.upstream))
         expected_in_rows = folders.rows
-    out = StageOutput(output, stage.name, described, instance.config_hash(), overwrite, replace_changed)
+    out = StageOutput(output, stage.name, described, instance.config_hash(), overwrite, replace_changed, keep_dropped)
     # Source stages keep each finished file's rows until their output is in place (per-file resume).
     store = FinishedFiles(output, [stage.name, __version__, instance.config_hash()], described) \
         if isinstance(instance, SourceStage) else None

@@ -105,13 +105,18 @@ class StageOutput:
     config_hash: str
     overwrite: bool = False  # rewrite whatever is there
     replace_changed: bool = False  # rewrite an output made from other inputs or config (a pipeline's own folders)
+    keep_dropped: bool = False  # the dropped rows are wanted too: an output written without them is written again
 
     def success_record(self) -> dict:
         return success_record(self.stage, __version__, self.inputs, self.config_hash)
 
     def reusable(self) -> bool:
-        """True when OUT is complete for the same stage, inputs and config; raises when it is in the way."""
-        return reusable(self.out, self.success_record(), self.overwrite, self.replace_changed)
+        """True when OUT is complete for the same stage, inputs and config (and holds the dropped rows when
+        they are wanted); raises when it is in the way."""
+        if not reusable(self.out, self.success_record(), self.overwrite, self.replace_changed):
+            return False
+        fs, root = resolve(self.out)
+        return not self.keep_dropped or fs.get_file_info(f"{root}/{DROPPED_DIR}").type != pafs.FileType.NotFound
 
     def load_stats(self) -> StageStats:
         fs, root = resolve(self.out)

@@ -138,6 +138,12 @@ def test_reuse_refuse_overwrite(frame, tmp_path):
     assert pq.read_table(Path(out) / "dropped_index").num_rows == 3000 - first.load_stats().kept_rows
     assert StageOutput(out, "test", inputs, config_hash(config)).reusable()
     assert first.load_stats().in_rows == 3000
+    # asked for the dropped rows, the same output without them is written again, now with them
+    wanting_dropped = StageOutput(out, "test", inputs, config_hash(config), keep_dropped=True)
+    assert not wanting_dropped.reusable()
+    wanting_dropped.write(frame, config, REASONS, keep_dropped=True)
+    assert pq.read_table(Path(out) / "dropped").num_rows == 3000 - first.load_stats().kept_rows
+    assert wanting_dropped.reusable() and StageOutput(out, "test", inputs, config_hash(config)).reusable()
 
     other_config = OutputConfig(num_buckets=3)
     with pytest.raises(OutputExistsError, match="config_hash"):

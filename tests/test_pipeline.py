@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from dataprep.__main__ import main
-from dataprep.pipeline import SourceSpec, chain, load_run_config, pipeline_line, run_pipeline, source_stages
+from dataprep.pipeline import (
+    RunConfigError,
+    SourceSpec,
+    chain,
+    funnel_levels,
+    load_run_config,
+    pipeline_line,
+    run_pipeline,
+    source_stages,
+)
 from dataprep.schema import DEFAULT_SOURCE
 from dataprep.spark import get_spark
 from tests.conftest import PIPELINE_OPTIONS, pipeline_run_config
@@ -87,15 +96,35 @@ def test_several_sources_run_apart_until_a_whole_dataset_stage(spark, tmp_path):
         f"  - name: web\n    kind: extract\n    inputs: [{FIXTURES / 'warc' / 'whirlwind.warc.gz'}]\n"
         f"  - name: books\n    kind: ingest\n    format: text\n    unit: paragraph\n"
         f"    inputs: [{FIXTURES / 'text' / 'sherlock_holmes_head.txt'}]\n"
+        "    skip: [quality]\n"
     )
     config, sources = load_run_config(config_file)
-    assert [(s.name, s.kind, s.options) for s in sources] == [
-        ("web", "extract", {}), ("books", "ingest", {"format": "text", "unit": "paragraph"})]
+    assert [(s.name, s.kind, s.options, s.skip) for s in sources] == [
+        ("web", "extract", {}, []), ("books", "ingest", {"format": "text", "unit": "paragraph"}, ["quality"])]
     done = run_pipeline(spark, sources, str(tmp_path / "run"), config, SMALL, log=lambda _: None)
     folders = [str(Path(folder).relative_to(tmp_path / "run")) for folder, _ in done]
-    assert folders[:4] == ["web/extract", "books/ingest", "web/cleanup", "books/cleanup"]
+    # the curated source skips the quality classifier, as the paper's recipe does: dedup reads its cleanup
+    assert folders == ["web/extract", "books/ingest", "web/cleanup", "books/cleanup", "web/quality", "books/cleanup",
+                       "dedup", "decontaminate"]
+    assert not (tmp_path / "run" / "books" / "quality").exists()
     books = _stats(tmp_path / "run" / "books" / "cleanup")
     assert books["kept"]["rows"] > 0 and books["dropped"]["too_short"] > 0
+    dedup_inputs = json.loads((tmp_path / "run" / "dedup" / "_SUCCESS").read_text())["inputs"]
+    assert sorted(i["stage"] for i in dedup_inputs) == ["cleanup", "quality"]  # books' cleanup, web's quality
+    # the funnel still adds up: the quality level counts the books as passing through
+    quality = next(level for level in funnel_levels(done) if level.stage == "quality")
+    web = _stats(tmp_path / "run" / "web" / "quality")
+    assert quality.in_rows == web["in"]["rows"] + books["out"]["rows"]
+    assert quality.kept_rows == web["kept"]["rows"] + books["out"]["rows"]
+    quality.check()
+
+
+def test_only_per_source_stages_can_be_skipped(tmp_path):
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(f"sources:\n  - {{name: web, inputs: [{FIXTURES / 'warc' / 'whirlwind.warc.gz'}], "
+                           "skip: [dedup]}\n")
+    with pytest.raises(RunConfigError, match="only the per-document stages can be skipped.*quality"):
+        load_run_config(config_file)
 
 
 def test_the_papers_run_config_names_the_blends_sources():
@@ -110,3 +139,5 @@ def test_the_papers_run_config_names_the_blends_sources():
         stage_options(stage_class(source.kind), source.options, config)  # every option is the stage's
     blend = yaml.safe_load((root / "infra" / "blend.yaml").read_text())
     assert {s.name for s in sources} <= {s["name"] for s in blend["sources"]}
+    # the paper's recipe: the quality classifier filters the Common Crawl snapshots only
+    assert {s.name for s in sources if "quality" not in s.skip} == {"cc_2020_50", "cc_2021_04"}

@@ -28,7 +28,6 @@ checkpoint, which a killed save never damages.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -39,6 +38,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from blending.tokenizer import sha256_file
 from trainer import checkpoint, runlock, schedules
 from trainer.config import (
     STREAM_FIELDS,
@@ -98,14 +98,6 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 # --- data checks, before any process group or model exists ---------------------------------------
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def open_manifest(args: argparse.Namespace, cfg: TrainConfig, verify_hashes: bool):
     """Load and check the manifest; set the model's vocabulary from it. Raises RunError naming the file."""
     from blending.reader import ManifestError, load_manifest
@@ -118,9 +110,9 @@ def open_manifest(args: argparse.Namespace, cfg: TrainConfig, verify_hashes: boo
         raise RunError(f"refusing to train: manifest {args.manifest} not found") from error
     if args.tokenizer and not os.path.isfile(args.tokenizer):
         raise RunError(f"refusing to train: tokenizer {args.tokenizer} not found")
-    if args.tokenizer and file_sha256(args.tokenizer) != manifest.tokenizer_sha256:
+    if args.tokenizer and sha256_file(args.tokenizer) != manifest.tokenizer_sha256:
         raise RunError(
-            f"refusing to train: tokenizer {args.tokenizer} (sha256 {file_sha256(args.tokenizer)[:12]}) is not the "
+            f"refusing to train: tokenizer {args.tokenizer} (sha256 {sha256_file(args.tokenizer)[:12]}) is not the "
             f"one the shards of {args.manifest} were made with ({manifest.tokenizer_path}, sha256 "
             f"{manifest.tokenizer_sha256[:12]})"
         )
@@ -277,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
     validate(cfg, int(os.environ.get("WORLD_SIZE", "1")))
     if args.eval_tasks and args.no_save:
         raise RunError("--eval-tasks scores saved checkpoints: it cannot be combined with --no-save")
-    manifest_sha256 = file_sha256(args.manifest)
+    manifest_sha256 = sha256_file(args.manifest)
     run_dir = Path(args.out)
     # Rank 0 owns the run folder while the run lives; a second run on it stops here.
     lock = runlock.acquire(run_dir) if os.environ.get("RANK", "0") == "0" else None
