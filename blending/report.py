@@ -392,8 +392,7 @@ def write_report(report: Report, out: str | Path) -> Path:
     for labels in _latest_last(report.evals).values():
         content = report.evals[labels[-1]]
         if "tasks" in content:
-            scores = ", ".join(f"{name} {_eval_score(task)}" for name, task in content["tasks"].items())
-            figures.append([f"downstream tasks (step {content.get('step')})", scores, labels[-1]])
+            figures.append([f"downstream tasks (step {content.get('step')})", _eval_scores(content), labels[-1]])
 
     page.heading("The run at a glance")
     page.table(["figure", "value", "where"], figures, numeric_from=3)
@@ -515,10 +514,8 @@ def write_report(report: Report, out: str | Path) -> Path:
         else:
             page.table(["task / metric", "value"], [list(row) for row in _eval_rows(content)])
         if len(labels) > 1:  # a run scored every N steps: the earlier checkpoints in one line each
-            page.details(f"earlier evaluations in {folder}", [
-                f"step {report.evals[x].get('step')}: " + ", ".join(
-                    f"{name} {_eval_score(task)}" for name, task in report.evals[x].get("tasks", {}).items())
-                for x in labels[:-1]])
+            page.details(f"earlier evaluations in {folder}",
+                         [f"step {report.evals[x].get('step')}: {_eval_scores(report.evals[x])}" for x in labels[:-1]])
 
     title = f"Run report: {report.roots[0].resolve().name}"
     nav = " ".join(f"<a href=\"#{_anchor(h)}\">{html.escape(h)}</a>" for h in _headings(page))
@@ -544,12 +541,16 @@ def _latest_last(evals: dict[str, dict]) -> dict[str, list[str]]:
     return {folder: sorted(labels, key=lambda x: (evals[x].get("step") or 0, x)) for folder, labels in groups.items()}
 
 
-def _eval_score(task: dict) -> str:
-    """The task's main metric at its first shot count, e.g. "acc 56.3%"."""
-    by_shots = task.get("by_shots") or {}
-    first = by_shots[min(by_shots, key=int)] if by_shots else {}
-    value = first.get(task.get("metric", "acc"))
-    return f"{task.get('metric', 'acc')} {'-' if value is None else f'{100 * value:.1f}%'}"
+def _eval_scores(content: dict) -> str:
+    """Each task's main metric at its first shot count, e.g. "piqa acc 56.3%, hellaswag acc_norm 24.8%"."""
+    scores = []
+    for name, task in content.get("tasks", {}).items():
+        by_shots = task.get("by_shots") or {}
+        first = by_shots[min(by_shots, key=int)] if by_shots else {}
+        metric = task.get("metric", "acc")
+        value = first.get(metric)
+        scores.append(f"{name} {metric} {'-' if value is None else f'{100 * value:.1f}%'}")
+    return ", ".join(scores)
 
 
 def _eval_rows(content: dict, prefix: str = "") -> list[tuple[str, str]]:

@@ -117,6 +117,7 @@ def load_run_config(path: str | Path | None) -> tuple[DataprepConfig, list[Sourc
     config = DataprepConfig.load(path)
     raw = (yaml.safe_load(Path(path).read_text()) or {}) if path else {}
     kinds = {s.name for s in source_stages()}
+    skippable = per_source_stages()
     sources = []
     for entry in raw.get("sources") or []:
         entry = dict(entry)
@@ -128,7 +129,6 @@ def load_run_config(path: str | Path | None) -> tuple[DataprepConfig, list[Sourc
             raise RunConfigError(f"{path}: source {name!r}: kind {kind!r} is not one of {sorted(kinds)}")
         skip = entry.pop("skip", None) or []
         skip = [skip] if isinstance(skip, str) else list(skip)
-        skippable = per_source_stages()
         if not set(skip) <= set(skippable):
             raise RunConfigError(f"{path}: source {name!r}: skip {sorted(set(skip) - set(skippable))}: only the "
                                  f"per-document stages can be skipped ({', '.join(skippable)})")

@@ -226,8 +226,9 @@ def table(result: dict) -> dict:
     return {"header": header, "rows": rows}
 
 
-def format_table(result: dict) -> str:
-    header, rows = table(result).values()
+def format_table(table: dict) -> str:
+    """table()'s output as aligned text."""
+    header, rows = table["header"], table["rows"]
     widths = [max(len(str(r[c])) for r in [header, *rows]) for c in range(len(header))]
     line = lambda r: " | ".join(str(v).ljust(w) for v, w in zip(r, widths))  # noqa: E731
     return "\n".join([line(header), "-+-".join("-" * w for w in widths), *map(line, rows)])
@@ -321,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print(f"\n{model.checkpoint} (step {result['step']}, {result['tokens']:,} tokens); accuracy in %\n")
-    print(format_table(result))
+    print(format_table(result["table"]))
     print(f"\nwrote {out}")
     return 0
 

@@ -110,9 +110,10 @@ def open_manifest(args: argparse.Namespace, cfg: TrainConfig, verify_hashes: boo
         raise RunError(f"refusing to train: manifest {args.manifest} not found") from error
     if args.tokenizer and not os.path.isfile(args.tokenizer):
         raise RunError(f"refusing to train: tokenizer {args.tokenizer} not found")
-    if args.tokenizer and sha256_file(args.tokenizer) != manifest.tokenizer_sha256:
+    digest = sha256_file(args.tokenizer) if args.tokenizer else None
+    if digest and digest != manifest.tokenizer_sha256:
         raise RunError(
-            f"refusing to train: tokenizer {args.tokenizer} (sha256 {sha256_file(args.tokenizer)[:12]}) is not the "
+            f"refusing to train: tokenizer {args.tokenizer} (sha256 {digest[:12]}) is not the "
             f"one the shards of {args.manifest} were made with ({manifest.tokenizer_path}, sha256 "
             f"{manifest.tokenizer_sha256[:12]})"
         )
