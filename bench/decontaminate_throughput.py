@@ -130,7 +130,7 @@ def inject(documents: list[str], texts: list[str], seed: int = 0) -> tuple[list[
 
 def write_stage_folder(spark, documents: list[str], folder: Path) -> None:
     """The documents as an `ingest` stage folder (one JSONL line each)."""
-    from dataprep.stage import run
+    from dataprep.pipeline import run
 
     folder.mkdir(parents=True)
     with open(folder / "bench.jsonl", "w") as f:
@@ -172,7 +172,7 @@ def bare_loop(folder: Path, out: Path, config: DataprepConfig) -> dict:
 
 
 def spark_stage(spark, folder: Path, out: Path):
-    from dataprep.stage import run
+    from dataprep.pipeline import run
 
     return run("decontaminate", spark, [str(folder)], str(out), overwrite=True, log=lambda *_: None)
 
@@ -219,7 +219,7 @@ def main() -> int:
     megabytes = sum(len(t.encode()) for t in documents) / 1e6
     print(f"{len(documents):,} documents, {megabytes:.1f} MB, {injected} task texts inserted", file=sys.stderr)
 
-    from dataprep.spark import get_spark
+    from blending.spark_session import get_spark
 
     spark = get_spark("local[1]", app_name="bench-decontaminate", conf={"spark.ui.showConsoleProgress": "false"})
     try:

@@ -30,8 +30,8 @@ from dataprep.config import DataprepConfig
 from dataprep.extract.stage import ExtractStage
 from dataprep.extract.warc_reader import read_warc
 from dataprep.samplecrawl import build_sample_crawl
-from dataprep.spark import get_spark
-from dataprep.stage import run
+from blending.spark_session import get_spark
+from dataprep.pipeline import run
 
 FIXTURE_WARC = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "warc" / "warcio_example.warc.gz"
 

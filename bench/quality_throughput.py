@@ -50,8 +50,8 @@ from dataprep.quality.pareto import DROP_REASON, keeps, pareto_draw  # noqa: E40
 from dataprep.quality.train import MODEL_FILE, summary, train_classifier  # noqa: E402
 from dataprep.samplecrawl.text_sources import decode_text, visible_lines  # noqa: E402
 from dataprep.schema import DOCUMENT_SCHEMA, bucket_of, doc_id  # noqa: E402
-from dataprep.spark import get_spark  # noqa: E402
-from dataprep.stage import run  # noqa: E402
+from blending.spark_session import get_spark  # noqa: E402
+from dataprep.pipeline import run  # noqa: E402
 from dataprep.text.charset import decode_html  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"

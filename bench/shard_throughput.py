@@ -49,7 +49,7 @@ from blending.tokenizer import (  # noqa: E402
     vocab_size,
 )
 from dataprep.schema import DOCUMENT_SCHEMA, bucket_of, doc_id  # noqa: E402
-from dataprep.spark import get_spark  # noqa: E402
+from blending.spark_session import get_spark  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "prose"
 CHUNK = 1024

@@ -24,7 +24,8 @@ DESCRIPTION = """Documents -> tokenized Megatron shards + manifest.json (the tra
 
 def _train_tokenizer(args) -> int:
     from blending.documents import iter_texts
-    from blending.tokenizer import TOKENIZER_FILE, sha256_file, train_bpe, vocab_size
+    from blending.hashing import sha256_file
+    from blending.tokenizer import TOKENIZER_FILE, train_bpe, vocab_size
 
     started = time.perf_counter()
     texts = iter_texts(args.input, args.source, args.text_column, args.exclude_valid_fraction, args.max_documents)
@@ -54,8 +55,8 @@ class _Counter:
 def _build(args) -> int:
     from blending.build import build
     from blending.config import BlendConfig, ConfigError
+    from blending.stage_folder import InputError, OutputExistsError
     from blending.tokenizer import TokenizerError
-    from dataprep.stage_folder import InputError, OutputExistsError
 
     try:
         config = BlendConfig.load(args.config)

@@ -39,6 +39,19 @@ from blending.config import BlendConfig, SourceConfig, TokenizerConfig
 from blending.documents import DROP_REASONS, check_curated, documents_folder, iter_texts
 from blending.manifest import MANIFEST_FILE, SPLITS, manifest_dict, write_manifest
 from blending.passes import META_DDL, PlannedShard, plan, tokenize_to_run, write_shard
+from blending.spark_session import get_spark
+from blending.stage_folder import (
+    FINAL_STAGE,
+    SUCCESS,
+    InputError,
+    folder_record,
+    list_parts,
+    reusable,
+    swap_into_place,
+    temporary_folder,
+)
+from blending.stage_folder import success_record as folder_success_record
+from blending.stage_stats import StageStats
 from blending.tokenizer import (
     TOKENIZER_FILE,
     TokenizerError,
@@ -51,18 +64,6 @@ from blending.tokenizer import (
     train_bpe,
     vocab_size,
 )
-from dataprep.spark import get_spark
-from dataprep.stage_folder import (
-    SUCCESS,
-    InputError,
-    folder_record,
-    list_parts,
-    reusable,
-    swap_into_place,
-    temporary_folder,
-)
-from dataprep.stage_folder import success_record as folder_success_record
-from dataprep.stats import StageStats
 
 STAGE = "blend"
 STATS_FILE = "stats.json"
@@ -115,20 +116,15 @@ def resolve_tokenizer(config: BlendConfig, log=print, sources: list[SourceConfig
 
 def with_documents_folders(config: BlendConfig) -> BlendConfig:
     """The config with each source's inputs resolved to stage folders: the folder of a `dataprep run`
-    stands for its last stage's folder (blending/documents.py, documents_folder)."""
-    from dataprep.pipeline import last_stage
-
-    last = last_stage()
-    sources = [dataclasses.replace(s, inputs=[documents_folder(f, s.source_value, last) for f in s.inputs])
+    stands for its final stage's folder (blending/documents.py, documents_folder)."""
+    sources = [dataclasses.replace(s, inputs=[documents_folder(f, s.source_value, FINAL_STAGE) for f in s.inputs])
                for s in config.sources]
     return dataclasses.replace(config, sources=sources)
 
 
 def present_sources(config: BlendConfig, log=print, allow_partial: bool = False) -> tuple[list[SourceConfig], list[str]]:
     """Sources whose input folders all exist, and the names of those left out (skip_missing_sources).
-    Every folder must be the output of the pipeline's last stage, unless `allow_partial`."""
-    from dataprep.pipeline import last_stage
-
+    Every folder must be the output of the pipeline's final stage, unless `allow_partial`."""
     present, skipped = [], []
     for source in config.sources:
         missing = [f for f in source.inputs if not os.path.isdir(f)]
@@ -144,7 +140,7 @@ def present_sources(config: BlendConfig, log=print, allow_partial: bool = False)
         raise InputError("none of the configured sources has its input folders")
     for source in present:
         for folder in source.inputs:  # clear errors for an unfinished or un-curated folder, before anything starts
-            check_curated(folder, last_stage(), allow_partial)
+            check_curated(folder, FINAL_STAGE, allow_partial)
     return present, skipped
 
 

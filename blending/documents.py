@@ -1,5 +1,5 @@
-"""Per-document rules of the shard builder, and a plain (Spark-free) reader of stage output folders
-(the folder protocol itself: dataprep/stage_folder.py)."""
+"""Per-document rules of the shard builder, and the texts of stage folders read without Spark (the folder
+protocol itself: blending/stage_folder.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from dataprep.stage_folder import SUCCESS, InputError, list_parts, read_success
+from blending.stage_folder import SUCCESS, InputError, list_parts, read_success
 
 DROP_REASONS = ("null_text", "empty_text")  # checked in this order
 _VALID_SALT = b"blending-valid-split\0"

@@ -21,9 +21,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from blending.docindex import find_documents, read_document_index
+from blending.hashing import sha256_file
 from blending.indexed import read_document
 from blending.manifest import SPLITS, Manifest, ManifestError, Shard, load_manifest
-from blending.tokenizer import sha256_file
 
 # The trainer's defaults (trainer/config.py: the paper's sequence length, the run seed); a test keeps them equal.
 DEFAULT_SEQ_LENGTH = 2048

@@ -27,8 +27,9 @@ import numpy as np
 
 from blending.blend import shard_weights
 from blending.docindex import DOCS_SUFFIX, document_count
+from blending.hashing import sha256_file
 from blending.indexed import IndexFormatError, read_index_header, read_index_summary
-from blending.tokenizer import load_tokenizer, sha256_file, token_dtype, vocab_size
+from blending.tokenizer import load_tokenizer, token_dtype, vocab_size
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"

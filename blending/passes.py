@@ -24,8 +24,8 @@ from blending.docindex import write_document_index
 from blending.documents import drop_reason, is_validation, plan_shards
 from blending.indexed import IndexedDatasetWriter, WrittenShard
 from blending.manifest import SPLITS
+from blending.stage_folder import InputError
 from blending.tokenizer import encode_documents
-from dataprep.stage_folder import InputError
 
 ENCODE_CHUNK = 1024  # documents per encode_batch call
 COPY_BUFFER_TOKENS = 1 << 22  # a shard writer holds at most about this many tokens before writing them

@@ -6,7 +6,7 @@ files below it (`dropped/` with --keep-dropped, with every column; a slim index 
 reason otherwise). Whatever columns a stage wrote are read back as they are, so the decisions of a
 stage added later (its scores, clusters, cuts) show up here without a change. Rows are found with
 pyarrow filters over the files (sorted doc_ids let whole row groups be skipped), never by loading a
-folder. Imports neither pyspark nor dataprep.
+folder. Imports neither pyspark nor dataprep (the folder protocol: stage_folder.py).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-SUCCESS = "_SUCCESS"
-STATS = "stats.json"
+from blending.stage_folder import STATS, SUCCESS
+
 REASON_COLUMNS = ("drop_reason", "reason")  # the full dropped rows', the slim index's
 # Columns every document carries: what a stage decided is in the others.
 DOCUMENT_COLUMNS = ("doc_id", "source", "url", "origin", "text")

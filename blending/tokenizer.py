@@ -7,7 +7,6 @@ shard are the ones the builder appends.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -85,14 +84,6 @@ def vocab_size(tokenizer: Tokenizer) -> int:
 def token_dtype(vocab: int) -> np.dtype:
     """uint16 when every id fits (Megatron's rule: vocabulary <= 65536), int32 otherwise."""
     return np.dtype(np.uint16) if vocab <= np.iinfo(np.uint16).max + 1 else np.dtype(np.int32)
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def single_threaded() -> None:

@@ -14,7 +14,6 @@ from dataprep import pipeline  # STAGES read on each call: a list changed after 
 
 def _usage() -> str:
     lines = ["usage: python -m dataprep run [options]       the whole pipeline (python -m dataprep run --help)",
-             "       python -m dataprep inspect OUT_DIR     funnel and dropped documents of a run (inspect --help)",
              "       python -m dataprep <stage> [options]   one stage (python -m dataprep <stage> --help)",
              "       python -m dataprep train-classifier [options]   the quality classifier (--help)",
              "", "stages, in pipeline order:"]
@@ -28,10 +27,6 @@ def main(argv: list[str] | None = None) -> int:
         from dataprep.cli import run_pipeline_command
 
         return run_pipeline_command(argv[1:])
-    if argv and argv[0] == "inspect":
-        from dataprep.inspection import main as inspect
-
-        return inspect(argv[1:])
     if argv and argv[0] == "train-classifier":
         from dataprep.quality.train import train_command
 

@@ -1,23 +1,26 @@
-"""The command line of every stage, built from its declaration (dataprep/stage.py): the options all
-stages share, then the stage's own; --help ends with its drop reasons and config section."""
+"""The command line of every stage, built from its declaration (dataprep/framework/stage.py): the options
+all stages share, then the stage's own; --help ends with its drop reasons and config section."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
+import textwrap
 from collections.abc import Iterator
 
 from pyspark.sql import SparkSession
 
+from blending.spark_session import get_spark
+from blending.stage_folder import InputError, OutputExistsError
+from blending.stage_stats import StageStats
 from dataprep.config import DataprepConfig
-from dataprep.file_stage import BadInputFilesError
-from dataprep.finished_files import FolderInUseError
+from dataprep.framework.finished_files import FolderInUseError
+from dataprep.framework.runner import run_stage
+from dataprep.framework.spark_rows import BadInputFilesError
+from dataprep.framework.stage import Stage, StageSettingsError, stage_options
 from dataprep.schema import DEFAULT_SOURCE
-from dataprep.spark import get_spark
-from dataprep.stage import Stage, StageSettingsError, add_stage_options, help_epilog, run, stage_options
-from dataprep.stage_folder import InputError, OutputExistsError
-from dataprep.stats import StageStats
 
 # Errors that are the user's to fix: one line on stderr and exit code 1, no traceback.
 USER_ERRORS = (BadInputFilesError, OutputExistsError, InputError, FileNotFoundError, StageSettingsError,
@@ -37,6 +40,28 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an output made from other inputs/config")
     parser.add_argument("--keep-dropped", action="store_true", help="also write dropped rows to OUT/dropped/")
     parser.add_argument("--num-buckets", type=int, help="number of output files (output.num_buckets, 16)")
+
+
+def help_epilog(stage: type[Stage]) -> str:
+    """--help's closing text: the stage's own, its drop reasons in order, its config section."""
+    parts = [stage.epilog.rstrip()] if stage.epilog else []
+    if stage.reasons:
+        parts.append(textwrap.fill(", ".join(stage.reasons), 100, initial_indent="drop reasons, in the order "
+                                   "they are checked: ", subsequent_indent="  "))
+    if stage.section:
+        defaults = dataclasses.asdict(getattr(DataprepConfig(), stage.section))
+        values = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
+        parts.append(textwrap.fill(values, 100, initial_indent=f"config section `{stage.section}` (--config YAML), "
+                                   "defaults: ", subsequent_indent="  "))
+    return "\n\n".join(parts)
+
+
+def add_stage_options(parser: argparse.ArgumentParser, stage: type[Stage]) -> None:
+    for option in stage.options:
+        kwargs = dict(option.kwargs)
+        if option.field is not None:
+            kwargs.pop("default", None)
+        parser.add_argument(option.flag, help=option.help, dest=option.dest, **kwargs)
 
 
 def stage_parser(stage: type[Stage]) -> argparse.ArgumentParser:
@@ -81,7 +106,7 @@ def run_stage_command(stage: type[Stage], argv: list[str]) -> int:
         given = {k: v for k, v in options.items() if v is not None}
         options.update(stage.prepare(*stage_options(stage, given, config)))
         with spark_session(args.master, f"dataprep-{stage.name}") as spark:
-            stats = run(stage, spark, args.input, args.output, config, overwrite=args.overwrite,
+            stats = run_stage(stage, spark, args.input, args.output, config, overwrite=args.overwrite,
                         keep_dropped=args.keep_dropped, **options)
     except USER_ERRORS as e:
         print(f"dataprep {stage.name}: {e}", file=sys.stderr)
@@ -112,7 +137,6 @@ def pipeline_parser() -> argparse.ArgumentParser:
 
 def run_pipeline_command(argv: list[str]) -> int:
     """`python -m dataprep run ARGS`: every stage in order, then the funnel over all of them."""
-    from dataprep.funnel import plot_funnel
     from dataprep.pipeline import (
         RunConfigError,
         SourceSpec,
@@ -145,7 +169,5 @@ def run_pipeline_command(argv: list[str]) -> int:
     levels = funnel_levels(done)
     for stats in levels:
         print(stats.funnel_table())
-    png = f"{args.out.rstrip('/')}/funnel.png"
-    plot_funnel(levels, png)
-    print(f"funnel plot: {png}")
+    print(f"funnel plot and dropped documents: python -m reporting inspect {args.out} --html report.html")
     return 0

@@ -9,7 +9,7 @@ stages (source stages and document filters) write `DIR/<source>/<stage>/`, and t
 stage reads all sources' folders at once into `DIR/<stage>/`. Each stage's output is kept; a stage whose
 inputs, upstream records and config section are unchanged is reused, one whose differ is rerun (so a
 changed config section reruns that stage and those after it). The run ends with the funnel over all
-stages, printed and drawn into DIR/funnel.png.
+stages (`python -m reporting funnel DIR` draws it).
 
 The run config is the YAML every stage's --config takes (DataprepConfig's sections) plus `sources:`:
 
@@ -40,9 +40,10 @@ from typing import Any
 
 import yaml
 
+from blending.stage_stats import StageStats
 from dataprep.config import DataprepConfig
-from dataprep.stage import DocumentFilter, SourceStage, Stage, run, stage_options
-from dataprep.stats import StageStats
+from dataprep.framework.runner import run_stage
+from dataprep.framework.stage import DocumentFilter, SourceStage, Stage, stage_options
 
 # "module:class", in pipeline order; imported on use.
 STAGES = [
@@ -75,6 +76,12 @@ def stage_class(name: str) -> type[Stage]:
     raise KeyError(f"no stage {name!r} (stages: {', '.join(stage_names())})")
 
 
+def run(stage: type[Stage] | str, spark, inputs, output: str, config: DataprepConfig | None = None,
+        **kwargs) -> StageStats:
+    """One stage, by class or by name: run_stage (dataprep/framework/runner.py) with its arguments."""
+    return run_stage(stage_class(stage) if isinstance(stage, str) else stage, spark, inputs, output, config, **kwargs)
+
+
 def source_stages() -> list[type[Stage]]:
     return [s for s in all_stages() if issubclass(s, SourceStage)]
 
@@ -95,7 +102,7 @@ def pipeline_line() -> str:
 
 
 def last_stage() -> str:
-    """The stage whose output is curated documents, what blending reads."""
+    """The stage whose output is curated documents, what blending reads (blending's FINAL_STAGE)."""
     return chain()[-1].name
 
 
@@ -174,7 +181,7 @@ def run_pipeline(
         given = {k: v for k, v in options.items() if k in declared and v is not None}
         given.update(own or {})
         log(f"== {stage.name} -> {folder}")
-        stats = run(stage, spark, inputs, folder, config, overwrite=overwrite, replace_changed=True,
+        stats = run_stage(stage, spark, inputs, folder, config, overwrite=overwrite, replace_changed=True,
                     keep_dropped=keep_dropped, log=log, **given)
         done.append((folder, stats))
         return folder

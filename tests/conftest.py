@@ -78,7 +78,7 @@ def pipeline_run(sample_crawl, default_classifier, tmp_path_factory) -> Path:
     """The run folder of `python -m dataprep run --input CRAWL/*.warc.gz --keep-dropped`: DIR/<stage>/."""
     from dataprep.pipeline import SourceSpec, run_pipeline
     from dataprep.schema import DEFAULT_SOURCE
-    from dataprep.spark import get_spark
+    from blending.spark_session import get_spark
 
     out = tmp_path_factory.mktemp("pipeline") / "run"
     spark = get_spark("local[2]", app_name="tests")

@@ -25,7 +25,7 @@ from blending.manifest import ManifestError, load_manifest
 from blending.preview import preview
 from blending.reader import DataStream, build_gpt_datasets
 from blending.tokenizer import EOD_TOKEN, train_bpe
-from dataprep.stage_folder import InputError, OutputExistsError
+from blending.stage_folder import InputError, OutputExistsError
 from tests.test_blending_units import document_rows, paragraphs, write_stage_folder
 
 with warnings.catch_warnings():

@@ -12,8 +12,8 @@ from dataprep.cleanup.heuristics import heuristic_reason, keeps_all_languages
 from dataprep.config import CleanupConfig, DataprepConfig
 from dataprep.extract.html_text import html_to_text
 from dataprep.ingest.readers import read_text
-from dataprep.spark import get_spark
-from dataprep.stage import run
+from blending.spark_session import get_spark
+from dataprep.pipeline import run
 from dataprep.text.language import detect_language, seed_langdetect
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -15,10 +15,10 @@ import pytest
 
 from dataprep.config import DataprepConfig, OutputConfig, config_hash
 from dataprep.schema import bucket_of, doc_id
-from dataprep.spark import get_spark
-from dataprep.stage_folder import InputError, OutputExistsError, folder_record
+from blending.spark_session import get_spark
+from blending.stage_folder import InputError, OutputExistsError, folder_record
 from dataprep.stage_output import StageOutput, read_stage_outputs
-from dataprep.stats import AccountingError, StageStats
+from blending.stage_stats import AccountingError, StageStats
 
 ROOT = Path(__file__).resolve().parents[1]
 DDL = (
@@ -195,7 +195,7 @@ def test_killed_stage_leaves_no_complete_looking_folder(tmp_path):
         import time
         from pyspark.sql import functions as F
         from dataprep.config import OutputConfig
-        from dataprep.spark import get_spark
+        from blending.spark_session import get_spark
         from dataprep.stage_output import StageOutput
         from tests.test_contracts import DDL, REASONS, _rows
 

@@ -16,9 +16,9 @@ import pytest
 from blending.evaltasks import load_task
 from dataprep.config import DataprepConfig
 from dataprep.decontaminate.tokens import words
-from dataprep.spark import get_spark
-from dataprep.stage import run
-from dataprep.stage_output import read_stage_outputs
+from blending.spark_session import get_spark
+from dataprep.pipeline import run
+from dataprep.framework.spark_folders import read_input_folders as read_stage_outputs
 
 TASKS = ["lambada", "piqa"]  # a small index: the stage's work is the same with every shipped task
 

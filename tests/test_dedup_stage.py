@@ -23,8 +23,8 @@ from dataprep.dedup.stage import DedupStage
 from dataprep.extract.stage import ExtractStage
 from dataprep.samplecrawl import CrawlMix, SampleCrawlConfig, build_sample_crawl
 from dataprep.schema import doc_id
-from dataprep.spark import get_spark
-from dataprep.stage import run
+from blending.spark_session import get_spark
+from dataprep.pipeline import run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Pages whose fate is dedup's: originals, their recrawls and edited copies on other sites (edit rates

@@ -342,7 +342,7 @@ def test_each_image_ships_code_that_imports_with_its_own_requirements(packages, 
 
 
 def test_spark_defaults_are_properties_that_agree_with_the_session():
-    from dataprep.spark import DEFAULT_CONF
+    from blending.spark_session import DEFAULT_CONF
 
     settings = {}
     for line in (ROOT / "infra" / "spark" / "spark-defaults.conf").read_text().splitlines():

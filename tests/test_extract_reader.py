@@ -11,7 +11,7 @@ from dataprep.config import ExtractConfig
 from dataprep.extract.record import extract_record
 from dataprep.extract.stage import ExtractStage
 from dataprep.extract.warc_reader import CORRUPT, TRUNCATED, read_warc
-from dataprep.file_stage import BAD_FILE
+from dataprep.framework.spark_rows import BAD_FILE
 
 WARC = Path(__file__).parent / "fixtures" / "warc"
 CC_WARC = WARC / "resiliparse_warcfile.warc.gz"

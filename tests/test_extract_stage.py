@@ -14,10 +14,10 @@ from dataprep.__main__ import main
 from dataprep.config import DataprepConfig
 from dataprep.extract.stage import ExtractStage
 from dataprep.file_stage import BadInputFilesError, Summaries, Summary
-from dataprep.inputs import expand_inputs
-from dataprep.spark import get_spark
-from dataprep.stage import run
-from dataprep.stage_folder import InputError, OutputExistsError
+from dataprep.framework.inputs import expand_inputs
+from blending.spark_session import get_spark
+from dataprep.pipeline import run
+from blending.stage_folder import InputError, OutputExistsError
 
 WARC = Path(__file__).parent / "fixtures" / "warc"
 

@@ -15,8 +15,8 @@ from dataprep.config import DataprepConfig
 from dataprep.ingest.readers import UnreadableFileError, read_jsonl, read_parquet, read_text
 from dataprep.ingest.stage import IngestStage
 from dataprep.schema import doc_id, line_origin
-from dataprep.spark import get_spark
-from dataprep.stage import run
+from blending.spark_session import get_spark
+from dataprep.pipeline import run
 
 TEXT = Path(__file__).parent / "fixtures" / "text"
 JSONL = TEXT / "dolma_cc_en_head-0091.jsonl.gz"

@@ -19,7 +19,7 @@ from dataprep.pipeline import (
     source_stages,
 )
 from dataprep.schema import DEFAULT_SOURCE
-from dataprep.spark import get_spark
+from blending.spark_session import get_spark
 from tests.conftest import PIPELINE_OPTIONS, pipeline_run_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -131,7 +131,7 @@ def test_the_papers_run_config_names_the_blends_sources():
     import yaml
 
     from dataprep.pipeline import stage_class
-    from dataprep.stage import stage_options
+    from dataprep.framework.stage import stage_options
 
     root = Path(__file__).resolve().parents[1]
     config, sources = load_run_config(root / "infra" / "pipeline.yaml")

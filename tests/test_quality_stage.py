@@ -11,9 +11,9 @@ import pytest
 from dataprep.config import DataprepConfig
 from dataprep.quality.corpus import default_paths, read_documents
 from dataprep.quality.pareto import keeps, pareto_draw
-from dataprep.spark import get_spark
-from dataprep.stage import run
-from dataprep.stage_output import read_stage_outputs
+from blending.spark_session import get_spark
+from dataprep.pipeline import run
+from dataprep.framework.spark_folders import read_input_folders as read_stage_outputs
 
 
 @pytest.fixture(scope="module")

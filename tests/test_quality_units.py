@@ -17,7 +17,8 @@ from dataprep.config import ClassifierConfig
 from dataprep.quality.build_corpus import page_texts, without_article
 from dataprep.quality.corpus import HIGH, LOW, Example, default_paths, load_examples, make_examples, read_documents
 from dataprep.quality.evaluation import group_folds, heldout_groups, length_rule, scores
-from dataprep.quality.model import ModelError, check_model, file_sha256, score_texts
+from blending.hashing import sha256_file
+from dataprep.quality.model import ModelError, check_model, score_texts
 from dataprep.quality.pareto import keeps, lomax, pareto_cdf, pareto_draw, uniform
 from dataprep.quality.text import normalize, windows
 from dataprep.quality.train import MODEL_FILE, fit
@@ -131,7 +132,7 @@ def test_default_classifier_is_accurate_beyond_length_and_small(metrics, default
     confusion = cv["confusion"]
     assert sum(sum(row.values()) for row in confusion.values()) == metrics["examples"]["windows"]
     assert metrics["model"]["bytes"] == default_classifier.stat().st_size < 10_000_000
-    assert metrics["model"]["sha256"] == file_sha256(default_classifier)
+    assert metrics["model"]["sha256"] == sha256_file(default_classifier)
     assert set(metrics["examples"]["per_source"]) >= {"high/books", "low/common-crawl/extracted"}
 
 

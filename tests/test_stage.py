@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from dataprep.config import DataprepConfig
-from dataprep.spark import get_spark
+from blending.spark_session import get_spark
 from dataprep.stage import DocumentFilter, Option, WholeDatasetStage, run
-from dataprep.stage_folder import InputError
+from blending.stage_folder import InputError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BEFORE = FIXTURES / "stages_before"  # written by the stages before they were moved onto dataprep/stage.py

@@ -38,7 +38,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from blending.tokenizer import sha256_file
+from blending.hashing import sha256_file
 from trainer import checkpoint, runlock, schedules
 from trainer.config import (
     STREAM_FIELDS,

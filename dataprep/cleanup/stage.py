@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from blending.stage_stats import StageStats
 from dataprep.cleanup.heuristics import REASONS, fix_text, heuristic_reason, keeps_all_languages
-from dataprep.file_stage import Summary, histogram
+from dataprep.framework.stage import DocumentFilter, Extras, Option
+from dataprep.framework.tally import Tally
 from dataprep.schema import DROP_REASON
-from dataprep.stage import DocumentFilter, Option
-from dataprep.stats import StageStats
 from dataprep.text.language import detect_language, seed_langdetect
 
 STAGES_WITH_FTFY = frozenset({"extract"})
@@ -49,13 +49,13 @@ class CleanupStage(DocumentFilter):
     def keep(self, row: dict) -> str | None:
         return heuristic_reason(row["text"], row[LANGDETECT], self.config)
 
-    def describe(self, row: dict) -> tuple:
-        return row[DROP_REASON], row[LANGDETECT]
-
-    def extra(self, summary: Summary, stats: StageStats) -> dict:
+    def tally(self, row: dict, tally: Tally) -> None:
         """langdetect's languages of the kept and of the non_english documents."""
-        counts = summary.counts.items()
-        return {
-            "langdetect_kept": histogram([(lang, n) for (reason, lang), n in counts if reason is None]),
-            "langdetect_dropped": histogram([(lang, n) for (reason, lang), n in counts if reason == "non_english"]),
-        }
+        if row[DROP_REASON] is None:
+            tally.count("langdetect_kept", row[LANGDETECT])
+        elif row[DROP_REASON] == "non_english":
+            tally.count("langdetect_dropped", row[LANGDETECT])
+
+    def extras(self, tally: Tally, figures: dict, stats: StageStats) -> Extras:
+        return Extras({"langdetect_kept": tally.histogram("langdetect_kept"),
+                       "langdetect_dropped": tally.histogram("langdetect_dropped")})

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from dataprep.decontaminate.matcher import Matcher, Outcome, decontaminate
+from dataprep.framework.tally import Tally
 from dataprep.schema import DROP_REASON, IN_BYTES, IN_ROWS
 
 PIECE = "piece"
@@ -23,13 +24,12 @@ CUTS = "cuts"
 CUTS_TYPE = pa.list_(pa.struct([pa.field("start", pa.int64()), pa.field("end", pa.int64())]))
 COLUMNS = [pa.field(PIECE, pa.int32()), pa.field(PARENT_DOC_ID, pa.string()), pa.field(CUTS, CUTS_TYPE)]
 
-# Keys of the per-document tally (stats.json's extra is summed from it).
-DOCUMENTS = "documents"  # ("documents", "untouched" | "split" | drop reason)
-PIECES_KEPT = ("pieces_kept",)
-PIECES_DROPPED = ("pieces_dropped",)  # too short, in documents that were kept or had no clean piece
-CHARACTERS_REMOVED = ("characters_removed",)  # from the documents that were kept (split)
-MATCHES = "matches"  # ("matches", task): occurrences of the task's n-grams
-ITEM = "item"  # ("item", item id): documents in which the item's text was found
+# Counters of the per-document tally (stats.json's extra is summed from them), keyed as noted.
+DOCUMENTS = "documents"  # "untouched" | "split" | drop reason
+PIECES = "pieces"  # "kept" | "dropped" (too short, in documents that were kept or had no clean piece)
+CHARACTERS_REMOVED = "characters_removed"  # from the documents that were kept (split); one key, None
+MATCHES = "matches"  # task: occurrences of the task's n-grams
+ITEMS = "items"  # item id: documents in which the item's text was found
 
 
 def piece_doc_id(parent_doc_id: str, piece: int) -> str:
@@ -45,37 +45,34 @@ def output_schema(input_schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields + [pa.field(DROP_REASON, pa.string()), pa.field(IN_ROWS, pa.int64())])
 
 
-def tally(counts: dict, outcome: Outcome, text_length: int, matcher: Matcher) -> None:
-    def add(key, n=1):
-        counts[key] = counts.get(key, 0) + n
-
+def tally_outcome(tally: Tally, outcome: Outcome, text_length: int, matcher: Matcher) -> None:
     if outcome.untouched:
-        add((DOCUMENTS, "untouched"))
+        tally.count(DOCUMENTS, "untouched")
         return
-    add((DOCUMENTS, outcome.reason or "split"))
+    tally.count(DOCUMENTS, outcome.reason or "split")
     if outcome.reason is None:
-        add(PIECES_KEPT, len(outcome.pieces))
-        add(CHARACTERS_REMOVED, outcome.removed_chars(text_length))
-    add(PIECES_DROPPED, outcome.short_pieces)
+        tally.count(PIECES, "kept", len(outcome.pieces))
+        tally.count(CHARACTERS_REMOVED, None, outcome.removed_chars(text_length))
+    tally.count(PIECES, "dropped", outcome.short_pieces)
     index = matcher.index
     for match in outcome.matches:
         for task_id in np.unique(index.item_task[index.items_of(match.length, match.key)]).tolist():
-            add((MATCHES, index.tasks[task_id]))
+            tally.count(MATCHES, index.tasks[task_id])
     for item_id in matcher.item_ids(outcome.matches).tolist():
-        add((ITEM, item_id))
+        tally.count(ITEMS, item_id)
 
 
-def decontaminate_batch(batch: pa.RecordBatch, matcher: Matcher, schema: pa.Schema, counts: dict,
+def decontaminate_batch(batch: pa.RecordBatch, matcher: Matcher, schema: pa.Schema, tally: Tally,
                         cut_chars: int = 200, min_piece_chars: int = 200, max_cuts: int = 10) -> pa.RecordBatch:
     """The output rows of a batch of documents (schema: output_schema(batch.schema)); tallies each
-    document into `counts`."""
+    document into `tally`."""
     texts = batch.column("text").to_pylist()
     doc_ids = batch.column("doc_id").to_pylist()
     taken: list[int] = []
     changed: dict[int, tuple] = {}  # output row -> (text, doc_id, piece, parent, cuts, reason, in_rows)
     for i, text in enumerate(texts):
         outcome = decontaminate(text or "", matcher, cut_chars, min_piece_chars, max_cuts)
-        tally(counts, outcome, len(text or ""), matcher)
+        tally_outcome(tally, outcome, len(text or ""), matcher)
         if outcome.untouched:
             taken.append(i)
             continue

@@ -17,14 +17,16 @@ import hashlib
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from blending.evaltasks import shipped_path
+from blending.stage_stats import StageStats
 from dataprep.config import config_hash
 from dataprep.decontaminate.index import TaskIndex, TaskSource, build_from_sources, parse_task_args
 from dataprep.decontaminate.matcher import REASONS, Matcher
@@ -32,23 +34,28 @@ from dataprep.decontaminate.rows import (
     CHARACTERS_REMOVED,
     COLUMNS,
     DOCUMENTS,
-    ITEM,
+    ITEMS,
     MATCHES,
-    PIECES_DROPPED,
-    PIECES_KEPT,
+    PIECES,
     decontaminate_batch,
     distinct_keys,
     output_schema,
     unsigned,
 )
-from dataprep.file_stage import Summaries, Summary, partition_unit
-from dataprep.stage import Option, WholeDatasetStage, per_worker
-from dataprep.stage import shipped_path as local_copy
-from dataprep.stage_folder import resolve
-from dataprep.stats import StageStats
+from dataprep.framework.spark_rows import Tallies, partition_unit
+from dataprep.framework.stage import Extras, Option, Transformed, WholeDatasetStage, per_worker
+from dataprep.framework.stage import shipped_path as local_copy
+from dataprep.framework.tally import Tally
 
 INDEX_FILE = "task_index.npz"
 ITEMS_FILE = "task_items_found.jsonl"
+
+
+@dataclass(frozen=True)
+class BuiltIndex:
+    index: TaskIndex
+    path: str  # a local file, named by its content, shipped to the executors
+    size: int  # bytes
 
 
 class DecontaminateStage(WholeDatasetStage):
@@ -73,20 +80,19 @@ class DecontaminateStage(WholeDatasetStage):
         return parse_task_args(self.opts.get("task"))
 
     @functools.cached_property
-    def index_path(self) -> str:
-        """The index, built once on the driver into a local file that is shipped to the executors."""
+    def built_index(self) -> BuiltIndex:
+        """The index of the configured tasks, built once on the driver into a local file."""
         folder = tempfile.mkdtemp(prefix="decontaminate-index-")
         atexit.register(shutil.rmtree, folder, True)
         index = build_from_sources(self.sources, self.config.ngram, self.config.min_task_words)
         staged = Path(folder) / INDEX_FILE
-        self.index_bytes = index.save(staged)
-        self.index = index
+        size = index.save(staged)
         # Named by its content: Spark refuses a second file of the same name with other content.
         digest = hashlib.sha256(staged.read_bytes()).hexdigest()[:16]
         path = staged.rename(staged.with_name(f"task_index-{digest}.npz"))
         print(f"task index: {index.num_keys():,} n-grams of {len(index.tasks)} tasks, "
-              f"{self.index_bytes / 1e6:.1f} MB, built in {index.build_seconds:.1f} s")
-        return str(path)
+              f"{size / 1e6:.1f} MB, built in {index.build_seconds:.1f} s")
+        return BuiltIndex(index, str(path), size)
 
     def config_hash(self) -> str:
         """Also the task files' contents: an edited task file is a different index."""
@@ -94,57 +100,49 @@ class DecontaminateStage(WholeDatasetStage):
         return config_hash(self.config, self.ctx.config.output, tasks)
 
     def shipped_files(self) -> list[str]:
-        return [self.index_path]
+        return [self.built_index.path]
 
-    def transform(self, spark: SparkSession, documents: DataFrame) -> DataFrame:
-        self.exempt = self.frequent_ngrams(documents)
-        self.summaries = Summaries(spark)
+    def transform(self, documents: DataFrame) -> Transformed:
+        """The documents cut and split; the figures: how many n-grams were exempt as frequent."""
+        exempt = self.frequent_ngrams(documents)
         schema = output_schema(to_arrow_schema(documents.schema, timezone="UTC"))
-        task = _DecontaminateTask(self.index_path, self.exempt, schema, self.config, self.summaries)
-        return documents.mapInArrow(task, from_arrow_schema(schema))
+        task = _DecontaminateTask(self.built_index.path, exempt, schema, self.config, self.ctx.tallies)
+        return Transformed(documents.mapInArrow(task, from_arrow_schema(schema)), {"exempt_ngrams": len(exempt)})
 
     def frequent_ngrams(self, documents: DataFrame) -> list[tuple[int, int]]:
         """The indexed n-grams found in frequent_ngram_count or more documents (one aggregation)."""
         threshold = self.config.frequent_ngram_count
         if not threshold:
             return []
-        found = documents.select("text").mapInArrow(_KeysTask(self.index_path), "length int, key long")
+        found = documents.select("text").mapInArrow(_KeysTask(self.built_index.path), "length int, key long")
         # as many shuffle partitions as cores, not spark.sql.shuffle.partitions (200 tiny tasks locally)
         partitions = documents.sparkSession.sparkContext.defaultParallelism
         counted = found.repartition(partitions, "length", "key").groupBy("length", "key").count()
         frequent = counted.where(F.col("count") >= threshold).collect()
         return sorted((row["length"], unsigned(row["key"])) for row in frequent)
 
-    def extra(self, summary: Summary, stats: StageStats) -> dict:
-        counts = self.summaries.merged().counts
-        index = self.index
-        items = sorted((index.item(key[1]), n) for key, n in counts.items() if key[0] == ITEM)
-        self.items_found = items
+    def extras(self, tally: Tally, figures: dict, stats: StageStats) -> Extras:
+        """stats.json's tally, the index and the task items found (task_items_found.jsonl)."""
+        built = self.built_index
+        index = built.index
+        items = sorted((index.item(item_id), n) for item_id, n in tally.counters.get(ITEMS, {}).items())
         per_task = {name: 0 for name in index.tasks}
         for (task, _, _), _ in items:
             per_task[task] += 1
-        return {
-            "documents": {kind: counts.get((DOCUMENTS, kind), 0)
-                          for kind in ("untouched", "split", *self.reasons)},
-            "pieces_kept": counts.get(PIECES_KEPT, 0),
-            "pieces_dropped": counts.get(PIECES_DROPPED, 0),
-            "characters_removed": counts.get(CHARACTERS_REMOVED, 0),
-            "matches_per_task": {name: counts.get((MATCHES, name), 0) for name in index.tasks},
+        extra = {
+            "documents": {kind: tally.total(DOCUMENTS, kind) for kind in ("untouched", "split", *self.reasons)},
+            "pieces_kept": tally.total(PIECES, "kept"),
+            "pieces_dropped": tally.total(PIECES, "dropped"),
+            "characters_removed": tally.total(CHARACTERS_REMOVED),
+            "matches_per_task": {name: tally.total(MATCHES, name) for name in index.tasks},
             "items_found_per_task": per_task,
-            "exempt_ngrams": len(self.exempt),
-            "index": {
-                "ngrams": index.num_keys(), "bytes": self.index_bytes, "tasks": index.counts,
-            },
+            "exempt_ngrams": figures["exempt_ngrams"],
+            "index": {"ngrams": index.num_keys(), "bytes": built.size, "tasks": index.counts},
         }
-
-    def write_files(self, folder: str) -> None:
-        fs, root = resolve(folder)
-        with open(self.index_path, "rb") as src, fs.open_output_stream(f"{root}/{INDEX_FILE}") as dst:
-            shutil.copyfileobj(src, dst)
-        lines = [json.dumps({"task": task, "split": split, "index": index, "documents": n})
-                 for (task, split, index), n in self.items_found]
-        with fs.open_output_stream(f"{root}/{ITEMS_FILE}") as f:
-            f.write(("\n".join(lines) + "\n" if lines else "").encode())
+        lines = [json.dumps({"task": task, "split": split, "index": i, "documents": n})
+                 for (task, split, i), n in items]
+        return Extras(extra, {INDEX_FILE: Path(built.path).read_bytes(),
+                              ITEMS_FILE: ("\n".join(lines) + "\n" if lines else "").encode()})
 
 
 def _content_hash(path: str) -> str:
@@ -180,15 +178,15 @@ class _KeysTask:
 class _DecontaminateTask:
     """mapInArrow: documents -> output rows (rows.py), the partition's tally sent to the driver."""
 
-    def __init__(self, index_path: str, exempt: list[tuple[int, int]], schema: pa.Schema, config, summaries):
+    def __init__(self, index_path: str, exempt: list[tuple[int, int]], schema: pa.Schema, config, tallies: Tallies):
         self.index_path, self.exempt, self.schema = index_path, tuple(exempt), schema
-        self.config, self.summaries = config, summaries
+        self.config, self.tallies = config, tallies
 
     def __call__(self, batches):
         matcher = _matcher(self.index_path, self.exempt)
-        counts: dict = {}
+        tally = Tally()
         c = self.config
         for batch in batches:
-            yield decontaminate_batch(batch, matcher, self.schema, counts, c.cut_chars, c.min_piece_chars,
+            yield decontaminate_batch(batch, matcher, self.schema, tally, c.cut_chars, c.min_piece_chars,
                                       c.max_splits)
-        self.summaries.record(partition_unit(), Summary(counts=counts))
+        self.tallies.record(partition_unit(), tally)

@@ -37,7 +37,8 @@ from dataprep.dedup.components import Checkpoint, connected_components
 from dataprep.dedup.keys import KEYS_DDL, MINHASH, KeyMaker
 from dataprep.dedup.shingles import shingles
 from dataprep.dedup.verify import at_least, jaccard_counts
-from dataprep.file_stage import Summaries, Summary, partition_unit
+from dataprep.framework.spark_rows import Tallies, partition_unit
+from dataprep.framework.tally import Tally
 
 DUPLICATE_URL = "duplicate_url"
 DUPLICATE_TEXT = "duplicate_text"
@@ -117,13 +118,13 @@ class Verifier:
     """mapInArrow function: (a, b, text_a, text_b) -> the pairs whose shingle sets' Jaccard similarity
     is at or over the threshold; counts pairs in and out per partition."""
 
-    def __init__(self, config: DedupConfig, summaries: Summaries):
+    def __init__(self, config: DedupConfig, tallies: Tallies):
         self.threshold = config.jaccard_threshold
         self.size = config.shingle_words
-        self.summaries = summaries
+        self.tallies = tallies
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        summary = Summary()
+        tally = Tally()
         last_a, last_set = None, set()
         for batch in batches:
             keep_a, keep_b = [], []
@@ -133,22 +134,22 @@ class Verifier:
                     last_a, last_set = a, shingles(text_a, self.size)
                 inter, union = jaccard_counts(last_set, shingles(text_b, self.size))
                 verified = at_least(inter, union, self.threshold)
-                summary.add(("verified" if verified else "rejected",))
+                tally.count("pairs", "verified" if verified else "rejected")
                 if verified:
                     keep_a.append(a)
                     keep_b.append(b)
             yield pa.RecordBatch.from_pydict({"u": keep_a, "v": keep_b}, schema=_EDGE_SCHEMA)
-        self.summaries.record(partition_unit(), summary)
+        self.tallies.record(partition_unit(), tally)
 
 
 _EDGE_SCHEMA = pa.schema([("u", pa.string()), ("v", pa.string())])
 
 
-def verified_pairs(pairs: DataFrame, texts: DataFrame, config: DedupConfig, summaries: Summaries) -> DataFrame:
+def verified_pairs(pairs: DataFrame, texts: DataFrame, config: DedupConfig, tallies: Tallies) -> DataFrame:
     text_a = texts.select(F.col("doc_id").alias("a"), F.col("text").alias("text_a"))
     text_b = texts.select(F.col("doc_id").alias("b"), F.col("text").alias("text_b"))
     joined = pairs.join(text_a, "a").join(text_b, "b").select("a", "b", "text_a", "text_b")
-    return joined.sortWithinPartitions("a").mapInArrow(Verifier(config, summaries), "u string, v string")
+    return joined.sortWithinPartitions("a").mapInArrow(Verifier(config, tallies), "u string, v string")
 
 
 def representatives(components: DataFrame, keys: DataFrame) -> DataFrame:
@@ -178,7 +179,8 @@ def deduplicate(
     """Decide every document's fate. `documents` and `against` have the document columns (`against`
     also `minhash`); `against`'s documents come first in every ranking and are not outputs."""
     spark = documents.sparkSession
-    # The shuffles' partition count: a fixed one, never Spark's 200 for any size (outputs do not depend on it)
+    # The shuffles' partition count: a fixed one, never Spark's 200 for any size (outputs do not depend on
+    # it). Set on the stage's own session (the runner gives each stage one), so no other stage sees it.
     spark.conf.set("spark.sql.shuffle.partitions", str(config.partitions or 2 * spark.sparkContext.defaultParallelism))
     checkpoint = checkpoint or default_checkpoint(spark)
     keys = document_keys(documents, config, priority, earlier=False)
@@ -187,10 +189,10 @@ def deduplicate(
     keys = checkpoint(exact_duplicates(keys))
 
     survivors = keys.where(F.col("exact_reason").isNull())
-    summaries = Summaries(spark)
+    tallies = Tallies(spark)
     texts = survivors.select("doc_id").join(_texts(documents, against), "doc_id")
-    edges = checkpoint(verified_pairs(candidate_pairs(survivors, config), texts, config, summaries))
-    pair_counts = summaries.merged().counts
+    edges = checkpoint(verified_pairs(candidate_pairs(survivors, config), texts, config, tallies))
+    pairs = tallies.merged()
     if edges.isEmpty():
         fuzzy = spark.createDataFrame([], "doc_id string, fuzzy_rep string")
     else:
@@ -214,8 +216,8 @@ def deduplicate(
     )
     assignments = checkpoint(decided)
     counts = {
-        "candidate_pairs": sum(pair_counts.values()),
-        "verified_pairs": pair_counts.get(("verified",), 0),
+        "candidate_pairs": pairs.total("pairs", "verified") + pairs.total("pairs", "rejected"),
+        "verified_pairs": pairs.total("pairs", "verified"),
         **_cluster_counts(assignments),
     }
     return DedupResult(assignments, counts)

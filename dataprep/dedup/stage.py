@@ -14,17 +14,17 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from blending.stage_folder import InputError, folder_record, resolve
+from blending.stage_stats import StageStats
 from dataprep.config import config_hash
 from dataprep.dedup.frames import CLUSTER_ID, DUPLICATE_OF, REASONS, deduplicate, with_assignments
 from dataprep.dedup.keys import MINHASH
-from dataprep.file_stage import Summary
-from dataprep.stage import Option, WholeDatasetStage
-from dataprep.stage_folder import InputError, folder_record, resolve
-from dataprep.stage_output import read_stage_outputs
-from dataprep.stats import StageStats
+from dataprep.framework.spark_folders import read_input_folders
+from dataprep.framework.stage import Extras, Option, Transformed, WholeDatasetStage
+from dataprep.framework.tally import Tally
 
 SIGNATURES_FILE = "minhash.json"
 SIGNATURE_SCHEME = "datasketch affine32 over xxh3-64 word hashes, multilinear 5-word shingle hash, v1"
@@ -58,8 +58,6 @@ class DedupStage(WholeDatasetStage):
         "then the earliest origin (file name, then offset or row number), then doc_id."
     )
 
-    counts: dict = {}
-
     def signature_record(self) -> dict:
         c = self.config
         return {"num_perm": c.num_perm, "seed": c.seed, "shingle_words": c.shingle_words, "scheme": SIGNATURE_SCHEME}
@@ -71,14 +69,13 @@ class DedupStage(WholeDatasetStage):
         against = [folder_record(folder) for folder in self.opts["against"] or ()]
         return config_hash(section, self.ctx.config.output, against)
 
-    def transform(self, spark: SparkSession, documents: DataFrame) -> DataFrame:
+    def transform(self, documents: DataFrame) -> Transformed:
+        """The documents with their assignments; the figures are the groups' counts (stats.json's extra)."""
         documents = documents.drop(MINHASH, DUPLICATE_OF, CLUSTER_ID)
-        against = self._against(spark, documents)
-        result = deduplicate(documents, self.config, self.config.priority, against)
-        self.counts = result.counts
-        return with_assignments(documents, result.assignments)
+        result = deduplicate(documents, self.config, self.config.priority, self._against(documents))
+        return Transformed(with_assignments(documents, result.assignments), result.counts)
 
-    def _against(self, spark: SparkSession, documents: DataFrame) -> DataFrame | None:
+    def _against(self, documents: DataFrame) -> DataFrame | None:
         folders = list(self.opts["against"] or ())
         if not folders:
             return None
@@ -87,20 +84,16 @@ class DedupStage(WholeDatasetStage):
             if made != self.signature_record():
                 raise InputError(f"--against {folder}: its signatures were made with {made}, "
                                  f"not {self.signature_record()}")
-        earlier = read_stage_outputs(spark, folders).documents
+        earlier = read_input_folders(documents.sparkSession, folders).documents
         both = earlier.select("doc_id").join(documents.select("doc_id"), "doc_id", "left_semi").limit(3).collect()
         if both:
             ids = ", ".join(r.doc_id for r in both)
             raise InputError(f"documents both in the inputs and in --against ({ids})")
         return earlier.where(F.col(MINHASH).isNotNull())
 
-    def extra(self, summary: Summary, stats: StageStats) -> dict:
-        return dict(self.counts)
-
-    def write_files(self, folder: str) -> None:
-        fs, root = resolve(folder)
-        with fs.open_output_stream(f"{root}/{SIGNATURES_FILE}") as f:
-            f.write((json.dumps(self.signature_record(), indent=2) + "\n").encode())
+    def extras(self, tally: Tally, figures: dict, stats: StageStats) -> Extras:
+        signatures = json.dumps(self.signature_record(), indent=2) + "\n"
+        return Extras(dict(figures), {SIGNATURES_FILE: signatures.encode()})
 
 
 def _read_json(folder: str, name: str) -> dict | None:

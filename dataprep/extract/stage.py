@@ -1,7 +1,7 @@
 """The extract stage: WARC files -> one row per WARC record, a document or the reason it was dropped.
 
 One Spark task per file reads it with the fault-counting reader and runs `extract_record` on each
-record; everything is decided by those plain functions (dataprep/stage.py does the rest). A file that cannot be opened, or holds no
+record; everything is decided by those plain functions (the stage framework, dataprep/framework/, does the rest). A file that cannot be opened, or holds no
 WARC record at all, is a bad file: named in the error (or, with --allow-bad-files, in stats.json).
 """
 
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from blending.stage_stats import StageStats
 from dataprep.extract.record import REASONS, extract_record_safely
 from dataprep.extract.warc_reader import CORRUPT, TRUNCATED, read_warc
-from dataprep.file_stage import Summary, bad_file_row, faults_listed, histogram
-from dataprep.inputs import COMMON_CRAWL_BASE, basename, expand_inputs, open_input
+from dataprep.framework.inputs import COMMON_CRAWL_BASE, basename, expand_inputs, open_input
+from dataprep.framework.spark_rows import bad_file_row
+from dataprep.framework.stage import Extras, Option, SourceStage
+from dataprep.framework.tally import Tally
 from dataprep.schema import DEFAULT_SOURCE, DROP_REASON, IN_BYTES
-from dataprep.stage import Option, SourceStage
-from dataprep.stats import StageStats
 
 FAULT_REASONS = frozenset({CORRUPT, TRUNCATED, "bad_http_headers", "decode_error", "extraction_error"})
 
@@ -84,19 +85,20 @@ link density); ftfy repairs the text. stats.json names faulty records and unread
             "_charset_via": row.charset_via,
         }
 
-    def describe(self, row: dict) -> tuple:
-        """Drop reason, language, how the charset was found."""
-        return row[DROP_REASON], row["lang"], row["_charset_via"]
-
-    def fault(self, row: dict) -> tuple[str, str, str] | None:
+    def tally(self, row: dict, tally: Tally) -> None:
+        """Languages of the kept documents, how charsets were found, faulty records."""
         reason = row[DROP_REASON]
-        return (row["origin"], reason, row["_detail"]) if reason in FAULT_REASONS else None
+        if reason is None:
+            tally.count("languages", row["lang"])
+        if row["_charset_via"] is not None:
+            tally.count("charset_found_by", row["_charset_via"])
+        if reason in FAULT_REASONS:
+            tally.fault(row["origin"], reason, row["_detail"])
 
-    def extra(self, summary: Summary, stats: StageStats) -> dict:
-        """Unreadable files, languages of the kept documents, how charsets were found, the first faults."""
-        return {
-            "bad_files": summary.bad_files,
-            "languages": histogram([(lang, n) for (reason, lang, _via), n in summary.counts.items() if reason is None]),
-            "charset_found_by": histogram([(via, n) for (_r, _l, via), n in summary.counts.items() if via is not None]),
-            "faults": faults_listed(summary),
-        }
+    def extras(self, tally: Tally, figures: dict, stats: StageStats) -> Extras:
+        return Extras({
+            "bad_files": tally.bad_files,
+            "languages": tally.histogram("languages"),
+            "charset_found_by": tally.histogram("charset_found_by"),
+            "faults": tally.listed_faults(),
+        })

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dataprep.file_stage import Summary, bad_file_row, faults_listed, histogram
+from blending.stage_stats import StageStats
+from dataprep.framework.inputs import open_input, open_random_access
+from dataprep.framework.spark_rows import bad_file_row
+from dataprep.framework.stage import Extras, Option, SourceStage
+from dataprep.framework.tally import Tally
 from dataprep.ingest.readers import FORMATS, REASONS, TEXT_UNITS, UnreadableFileError, read_source
-from dataprep.inputs import open_input, open_random_access
 from dataprep.schema import DROP_REASON, IN_BYTES, doc_id, line_origin
-from dataprep.stage import Option, SourceStage
-from dataprep.stats import StageStats
 from dataprep.text.language import identify_language
 
 
@@ -58,16 +59,13 @@ class IngestStage(SourceStage):
             DROP_REASON: r.drop_reason, IN_BYTES: r.in_bytes, "_detail": r.detail,
         }
 
-    def describe(self, row: dict) -> tuple:
-        return row[DROP_REASON], row["lang"]
+    def tally(self, row: dict, tally: Tally) -> None:
+        """Languages of the kept documents; a line that is not JSON is a fault."""
+        if row[DROP_REASON] is None:
+            tally.count("languages", row["lang"])
+        if row["_detail"]:
+            tally.fault(row["origin"], row[DROP_REASON], row["_detail"])
 
-    def fault(self, row: dict) -> tuple[str, str, str] | None:
-        """A line that is not JSON."""
-        return (row["origin"], row[DROP_REASON], row["_detail"]) if row["_detail"] else None
-
-    def extra(self, summary: Summary, stats: StageStats) -> dict:
-        return {
-            "bad_files": summary.bad_files,
-            "languages": histogram([(lang, n) for (reason, lang), n in summary.counts.items() if reason is None]),
-            "faults": faults_listed(summary),
-        }
+    def extras(self, tally: Tally, figures: dict, stats: StageStats) -> Extras:
+        return Extras({"bad_files": tally.bad_files, "languages": tally.histogram("languages"),
+                       "faults": tally.listed_faults()})

@@ -13,7 +13,6 @@ from pathlib import Path
 import fasttext
 import fasttext.FastText
 
-from blending.tokenizer import sha256_file as file_sha256  # noqa: F401 - re-exported for the quality modules
 from dataprep.quality.corpus import HIGH, LOW
 from dataprep.quality.text import normalize
 

@@ -12,13 +12,23 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from dataprep.file_stage import Summaries, Summary, partition_unit
-from dataprep.quality.model import ModelError, check_model, file_sha256, score_texts
+from blending.hashing import sha256_file
+from blending.stage_stats import StageStats
+from dataprep.config import config_hash
+from dataprep.framework.stage import (
+    DocumentFilter,
+    Extras,
+    Option,
+    RunContext,
+    StageSettingsError,
+    per_worker,
+    shipped_path,
+)
+from dataprep.framework.tally import Tally
+from dataprep.quality.model import ModelError, check_model, score_texts
 from dataprep.quality.pareto import DROP_REASON as LOW_QUALITY
 from dataprep.quality.pareto import keeps, pareto_draw
 from dataprep.schema import DROP_REASON
-from dataprep.stage import DocumentFilter, Option, StageContext, StageSettingsError, per_worker, shipped_path
-from dataprep.stats import StageStats
 
 QUALITY_SCORE, PARETO_DRAW = "quality_score", "pareto_draw"
 HISTOGRAM_BINS = 10  # score histogram: [0, 0.1), ..., [0.9, 1]
@@ -59,15 +69,11 @@ class QualityStage(DocumentFilter):
             raise StageSettingsError(str(e)) from e
         return {**options, "model": model}
 
-    def __init__(self, ctx: StageContext):
+    def __init__(self, ctx: RunContext):
         super().__init__(ctx)
-        self.model_sha256 = file_sha256(self.opts["model"]) if self.opts.get("model") else None
-        self._characters: Summaries | None = None  # characters kept / dropped, per partition (driver side)
-        self._unit, self._tally = None, Summary()
+        self.model_sha256 = sha256_file(self.opts["model"]) if self.opts.get("model") else None
 
     def config_hash(self) -> str:
-        from dataprep.config import config_hash
-
         # the model by content: the same file elsewhere reuses the output, a retrained one reruns the stage
         return config_hash(self.config, self.ctx.config.output, self.model_sha256)
 
@@ -78,44 +84,27 @@ class QualityStage(DocumentFilter):
         path = shipped_path(self.opts["model"])
         self._model = per_worker(("quality-model", self.model_sha256), lambda: check_model(path))
 
-    def rows(self, spark, documents, summaries):
-        self._characters = Summaries(spark)
-        return super().rows(spark, documents, summaries)
-
     def score(self, batch: pa.RecordBatch) -> dict:
         texts = batch.column("text").to_pylist()
         scores = score_texts(self._model, texts)
         seed, alpha = self.config.pareto_seed, self.config.pareto_alpha
         draws = [pareto_draw(doc_id, seed, alpha) for doc_id in batch.column("doc_id").to_pylist()]
-        self._count_characters(texts, scores, draws)
         return {QUALITY_SCORE: scores, PARETO_DRAW: draws}
-
-    def _count_characters(self, texts, scores, draws) -> None:
-        """Characters kept and dropped, sent per partition like the row summaries (a retry replaces)."""
-        if self._characters is None:
-            return
-        unit = partition_unit()
-        if unit != self._unit:
-            self._unit, self._tally = unit, Summary()
-        counts = self._tally.counts
-        for text, score, draw in zip(texts, scores, draws):
-            key = ("kept",) if keeps(score, draw) else ("dropped",)
-            counts[key] = counts.get(key, 0) + len(text or "")
-        self._characters.record(unit, self._tally)
 
     def keep(self, row: dict) -> str | None:
         return None if keeps(row[QUALITY_SCORE], row[PARETO_DRAW]) else LOW_QUALITY
 
-    def describe(self, row: dict) -> tuple:
-        return row[DROP_REASON], score_bin(row[QUALITY_SCORE])
+    def tally(self, row: dict, tally: Tally) -> None:
+        """Score histograms and characters, of the kept and of the dropped documents."""
+        verdict = "kept" if row[DROP_REASON] is None else "dropped"
+        tally.count(f"scores_{verdict}", score_bin(row[QUALITY_SCORE]))
+        tally.count("characters", verdict, len(row["text"] or ""))
 
-    def extra(self, summary: Summary, stats: StageStats) -> dict:
-        histograms = {"kept": [0] * HISTOGRAM_BINS, "dropped": [0] * HISTOGRAM_BINS}
-        for (reason, bin_), n in summary.counts.items():
-            histograms["kept" if reason is None else "dropped"][bin_] += n
-        characters = self._characters.merged().counts if self._characters else {}
-        kept_chars, dropped_chars = characters.get(("kept",), 0), characters.get(("dropped",), 0)
-        return {
+    def extras(self, tally: Tally, figures: dict, stats: StageStats) -> Extras:
+        histograms = {verdict: [tally.total(f"scores_{verdict}", b) for b in range(HISTOGRAM_BINS)]
+                      for verdict in ("kept", "dropped")}
+        kept_chars, dropped_chars = tally.total("characters", "kept"), tally.total("characters", "dropped")
+        return Extras({
             "score_histogram": {"bin_edges": [i / HISTOGRAM_BINS for i in range(HISTOGRAM_BINS + 1)],
                                 **histograms},
             "removed_fraction": {
@@ -125,4 +114,4 @@ class QualityStage(DocumentFilter):
             "characters": {"kept": kept_chars, "dropped": dropped_chars},
             "model_sha256": self.model_sha256,
             "pareto": {"alpha": self.config.pareto_alpha, "seed": self.config.pareto_seed},
-        }
+        })

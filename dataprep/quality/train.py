@@ -26,10 +26,11 @@ from pathlib import Path
 
 import fasttext
 
+from blending.hashing import sha256_file
 from dataprep.config import ClassifierConfig, DataprepConfig
 from dataprep.quality.corpus import Example, default_paths, load_examples
 from dataprep.quality.evaluation import cross_validate, heldout_groups, scores
-from dataprep.quality.model import LABEL_PREFIX, file_sha256
+from dataprep.quality.model import LABEL_PREFIX
 from dataprep.quality.text import normalize
 
 HELP = "train the quality classifier (fastText word 2-grams) and write model.bin + metrics.json"
@@ -101,15 +102,15 @@ def train_classifier(out: Path, positives: list[Path], negatives: list[Path], co
     model_path = out / MODEL_FILE
     metrics = {
         "labels": ["high", "low"],
-        "model": {"file": MODEL_FILE, "bytes": model_path.stat().st_size, "sha256": file_sha256(model_path),
+        "model": {"file": MODEL_FILE, "bytes": model_path.stat().st_size, "sha256": sha256_file(model_path),
                   "words": len(model.words), "dim": config.dim, "bucket": config.bucket},
         "cv": cv,
         "heldout": {**heldout, "fraction_of_windows": len(test) / len(examples), "groups": len(held)},
         "examples": {"windows": len(examples), "window_chars": config.window_chars,
                      "per_label": dict(sorted(Counter(e.label for e in examples).items())),
                      "per_source": counts_per_source(examples)},
-        "data": {"positives": [{"path": str(p), "sha256": file_sha256(p)} for p in positives],
-                 "negatives": [{"path": str(p), "sha256": file_sha256(p)} for p in negatives]},
+        "data": {"positives": [{"path": str(p), "sha256": sha256_file(p)} for p in positives],
+                 "negatives": [{"path": str(p), "sha256": sha256_file(p)} for p in negatives]},
         "config": asdict(config),
         "training_seconds": {"model": round(fit_seconds, 2), "total": round(time.perf_counter() - started, 2)},
     }

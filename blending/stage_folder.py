@@ -1,6 +1,7 @@
 """The stage folder protocol, without Spark: what a finished folder holds, how it is recognised,
-recorded, reused or refused, and put into place. dataprep's writer (stage_output.py) and blending's
-reader and shard builder both use it. docs/contracts.md describes the folder.
+recorded, reused or refused, and put into place. The curation service writes these folders, the shard
+builder and the lineage tools read them; this module is the one both sides use. docs/contracts.md
+describes the folder.
 
     OUT/part-00000.parquet ...        the kept rows, bucketed by a stable hash of doc_id, sorted by doc_id
     OUT/dropped_index/part-*.parquet  doc_id, origin, drop_reason of every dropped row (always)
@@ -27,6 +28,9 @@ STATS = "stats.json"
 DROPPED_DIR = "dropped"
 DROPPED_INDEX_DIR = "dropped_index"
 DROPPED_INDEX_COLUMNS = ("doc_id", "origin", "drop_reason")
+# The stage whose folders hold curated documents, what the shard builder reads by default. The curation
+# pipeline's last stage must carry this name (a test checks it), so readers need not import the pipeline.
+FINAL_STAGE = "decontaminate"
 
 
 class OutputExistsError(RuntimeError):
@@ -64,6 +68,16 @@ def read_success(folder: str) -> bytes:
         raise InputError(f"{folder} has no {SUCCESS}: the stage that writes it did not finish")
     with fs.open_input_stream(info.path) as f:
         return f.read()
+
+
+def read_stats(folder: str) -> dict | None:
+    """A finished folder's stats.json as a dict (None when it has none)."""
+    fs, root = resolve(folder)
+    try:
+        with fs.open_input_stream(f"{root}/{STATS}") as f:
+            return json.loads(f.read())
+    except FileNotFoundError:
+        return None
 
 
 def _part_infos(folder: str) -> list[pafs.FileInfo]:

@@ -1,7 +1,7 @@
 """Per-file resume of source stages: the rows of each finished input file, kept until the stage is done.
 
 A source stage (extract, ingest) over thousands of WARC files that is killed after hours must not start
-again from the first file. Each task stores the rows of the file it read (and the file's summary for
+again from the first file. Each task stores the rows of the file it read (and the file's tally for
 stats.json) in the folder `OUT.tmp-<key>`, the key a hash of the stage, code version and config hash; a
 rerun with the same stage and config finds the folder and reads those rows back instead of the file.
 The output is the same bytes: the stored rows are exactly those the file gave (Arrow IPC, the row
@@ -9,13 +9,13 @@ schema), and everything after (bucketing, sorting, stats) is computed as in an u
 
     OUT.tmp-<key>/
       <file key>.arrow   the file's rows            file key: a hash of the input's path and size, so a
-      <file key>.json    its path and summary,      file that changed is read again
+      <file key>.json    its path and tally,      file that changed is read again
                          written last
       _lock              held by the running driver (local and network filesystems), so two runs never
                          share the folder; a killed run's lock goes with its process
       output/            the stage folder being written, renamed to OUT when complete
 
-Each file is written under a temporary name and renamed, the summary last: a file counts as finished
+Each file is written under a temporary name and renamed, the tally last: a file counts as finished
 only when both are complete. The folder is kept when a run fails and removed once the stage's output
 folder is in place.
 """
@@ -34,7 +34,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.ipc as ipc
 
-from dataprep.stage_folder import resolve
+from blending.stage_folder import resolve
+from dataprep.framework.tally import Tally
 
 LOCK = "_lock"
 
@@ -45,15 +46,6 @@ class FolderInUseError(RuntimeError):
 
 def _file_key(path: str, size: int | None) -> str:
     return hashlib.sha1(f"{path}\0{size}".encode()).hexdigest()[:20]
-
-
-def _summary_to_json(path: str, summary) -> str:
-    return json.dumps({"path": path, "counts": [[list(k), n] for k, n in summary.counts.items()],
-                       "faults": [list(f) for f in summary.faults], "bad_files": summary.bad_files})
-
-
-def _tuple(value):
-    return tuple(_tuple(v) for v in value) if isinstance(value, list) else value
 
 
 class FinishedFiles:
@@ -107,30 +99,24 @@ class FinishedFiles:
     # -- tasks ----------------------------------------------------------------------------------------------
 
     def load(self, path: str):
-        """(the stored batches, the stored summary's JSON) of a finished file, or None."""
+        """(the stored batches, the stored tally) of a finished file, or None."""
         fs, root = resolve(self.uri)
         key = self.keys[path]
         if fs.get_file_info(f"{root}/{key}.json").type == pafs.FileType.NotFound:
             return None
         with fs.open_input_stream(f"{root}/{key}.json") as f:
-            summary = json.loads(f.read())
+            tally = Tally.from_dict(json.loads(f.read())["tally"])
         with fs.open_input_file(f"{root}/{key}.arrow") as f:
             reader = ipc.open_file(f)
             batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
-        return batches, summary
+        return batches, tally
 
     def writer(self, path: str, schema: pa.Schema) -> _FileRows:
         return _FileRows(self.uri, path, self.keys[path], schema)
 
-    @staticmethod
-    def summary_fields(stored: dict) -> tuple[dict, list, list]:
-        """(counts, faults, bad files) of a stored summary, with the tuples JSON made lists."""
-        counts = {_tuple(key): n for key, n in stored["counts"]}
-        return counts, [tuple(f) for f in stored["faults"]], list(stored["bad_files"])
-
 
 class _FileRows:
-    """One file's rows as they are produced, then its summary; renamed into place when complete."""
+    """One file's rows as they are produced, then its tally; renamed into place when complete."""
 
     def __init__(self, uri: str, path: str, key: str, schema: pa.Schema):
         self.fs, self.root = resolve(uri)
@@ -142,11 +128,11 @@ class _FileRows:
     def write(self, batch: pa.RecordBatch) -> None:
         self.sink.write_batch(batch)
 
-    def commit(self, summary) -> None:
+    def commit(self, tally: Tally) -> None:
         self.sink.close()
         self.stream.close()
         self.fs.move(self.tmp, f"{self.root}/{self.key}.arrow")
         tmp = f"{self.root}/{self.key}.json.{uuid.uuid4().hex[:8]}.tmp"
         with self.fs.open_output_stream(tmp) as f:
-            f.write(_summary_to_json(self.path, summary).encode())
+            f.write(json.dumps({"path": self.path, "tally": tally.to_dict()}).encode())
         self.fs.move(tmp, f"{self.root}/{self.key}.json")

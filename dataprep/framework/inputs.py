@@ -21,7 +21,7 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from dataprep.stage_folder import InputError
+from blending.stage_folder import InputError
 
 COMMON_CRAWL_BASE = "https://data.commoncrawl.org/"
 LISTING_SUFFIXES = (".paths", ".paths.gz")

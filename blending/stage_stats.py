@@ -1,4 +1,4 @@
-"""stats.json: every input row is kept or dropped for exactly one reason, and the funnel says so.
+"""stats.json of a stage folder: every input row is kept or dropped for exactly one reason, and the funnel says so.
 
     {"stage": ..., "version": 1, "in": {"rows", "bytes"}, "kept": {"rows", "bytes"},
      "dropped": {reason: rows, ... in the stage's order}, "out": {"rows", "bytes", "tokens"}, "extra": {...}}

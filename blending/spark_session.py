@@ -1,4 +1,5 @@
-"""One Spark session per process: local[*] by default, any cluster through --master or spark-submit."""
+"""One Spark session per process, for both Spark jobs (curation stages and the shard builder): local[*] by
+default, any cluster through --master or spark-submit."""
 
 from __future__ import annotations
 
