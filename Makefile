@@ -60,7 +60,7 @@ demo: setup
 	@echo '$(DEMO_EVAL_ARGS)' | cmp -s - $(DEMO)/train/eval.args || echo '$(DEMO_EVAL_ARGS)' > $(DEMO)/train/eval.args
 	@$(MAKE) --no-print-directory $(DEMO)/train/eval.json
 	@echo "== 6/6 report: funnel, blend, training, evaluation -> $(DEMO)/report/index.html"
-	$(PY) -m blending report $(DEMO) $(DOCUMENTS) --out $(DEMO)/report
+	$(PY) -m reporting report $(DEMO) $(DOCUMENTS) --out $(DEMO)/report
 
 # Scored again when the run, the items the decontamination stage found, or the settings change.
 $(DEMO)/train/eval.json: $(DEMO)/train/summary.json $(DOCUMENTS)/decontaminate/task_items_found.jsonl $(DEMO)/train/eval.args

@@ -1,4 +1,4 @@
-"""python -m blending {train-tokenizer,build,verify,preview,locate,report}"""
+"""python -m blending {train-tokenizer,build,verify,preview,locate}"""
 
 from __future__ import annotations
 
@@ -17,8 +17,6 @@ DESCRIPTION = """Documents -> tokenized Megatron shards + manifest.json (the tra
                    Table-1-style summary of tokens, weights and epochs
   locate           the documents a training sample is made of (or a document by shard, doc_id or
                    origin): source, shard, token range, doc_id, URL, origin and text
-  report           index.html + report.md with PNG plots from what a run wrote: every stage's funnel,
-                   the blend's Table-1 summary, quality scores, duplicate clusters, training, evaluation
 """
 
 
@@ -96,12 +94,6 @@ def _locate(args) -> int:
     from blending.locate import main as locate
 
     return locate(args)
-def _report(args) -> int:
-    from blending.report import main
-
-    return main(args.root, args.out)
-
-
 def main(argv: list[str] | None = None) -> int:
     from blending.locate import DEFAULT_SEED, DEFAULT_SEQ_LENGTH
 
@@ -185,14 +177,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lines", type=int, default=3, help="first lines of each text to print (default 3)")
     p.add_argument("--json", action="store_true", help='print one JSON object: {"sample": N, "documents": [...]}')
     p.set_defaults(run=_locate)
-    p = commands.add_parser("report", help="HTML + Markdown report of a run's stages, blend and training",
-                            description="Write index.html (opens from disk) and report.md with PNG plots "
-                                        "from what the runs under the ROOT folders wrote: stage folders (stats.json), the "
-                                        "blend (manifest.json), training runs (metrics.csv, valid.csv, "
-                                        "summary.json) and eval.json files. Stages are ordered by their lineage.")
-    p.add_argument("root", nargs="+", help="folders holding the run's outputs, e.g. out/demo out/documents")
-    p.add_argument("--out", metavar="DIR", help="report folder (default: the first ROOT's report/)")
-    p.set_defaults(run=_report)
 
     args = parser.parse_args(argv)
     return args.run(args)

@@ -26,9 +26,11 @@ RUN pip install -r requirements/dataprep.txt
 
 # The source tree, not an installed wheel: configs (infra/) and the bundled sample-crawl material are
 # found relative to the packages, and Spark executors import the same files through PYTHONPATH.
+# reporting/ is `python -m reporting inspect`, which `dataprep run` suggests at its end.
 COPY pyproject.toml ./
 COPY dataprep/ dataprep/
 COPY blending/ blending/
+COPY reporting/ reporting/
 COPY infra/ infra/
 COPY tests/fixtures/samplecrawl/ tests/fixtures/samplecrawl/
 COPY docker/dataprep-demo.sh docker/dataprep-demo.sh

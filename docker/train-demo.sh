@@ -21,4 +21,4 @@ else
     torchrun --standalone --nproc-per-node 8 -m trainer.train --preset tiny-cpu --manifest "$manifest" \
         --out "$run" --resume --target-val-loss unigram-15%
 fi
-python -m blending report out/demo out/documents --out out/demo/report
+python -m reporting report out/demo out/documents --out out/demo/report

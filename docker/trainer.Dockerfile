@@ -32,11 +32,12 @@ RUN python docker/requirements_for_base.py requirements/trainer.txt > /tmp/requi
     && rm /tmp/requirements.txt /tmp/torch.txt
 
 # The source tree: presets find their DeepSpeed JSON under infra/deepspeed relative to the package.
-# The trainer reads shards through blending's reader and manifest, and the demo's report is blending's
-# too (none of them needs Spark).
+# The trainer reads shards through blending's reader and manifest; the demo's report (reporting/) reads
+# only files through blending's readers (none of them needs Spark).
 COPY pyproject.toml ./
 COPY trainer/ trainer/
 COPY blending/ blending/
+COPY reporting/ reporting/
 COPY infra/ infra/
 COPY docker/train-demo.sh docker/train-demo.sh
 

@@ -240,21 +240,6 @@ def test_config_defaults_are_the_papers(tmp_path):
     assert config_hash(loaded.cleanup) != config_hash(config.cleanup)
 
 
-def test_funnel_steps_and_plot(tmp_path):
-    from dataprep.funnel import funnel_steps, plot_funnel
-
-    extract = StageStats("extract", in_rows=100, kept_rows=30, dropped={"not_response": 60, "not_html": 10},
-                         out_rows=30)
-    cleanup = StageStats("cleanup", in_rows=30, kept_rows=20, dropped={"non_english": 7, "too_short": 3},
-                         out_rows=20)
-    steps = funnel_steps([extract, cleanup])
-    assert steps[0] == ("extract input", 100, 0)
-    assert [s[1] for s in steps] == [100, 40, 30, 23, 20]
-    assert sum(s[2] for s in steps) == 80
-    plot_funnel([extract, cleanup], tmp_path / "funnel.png")
-    assert (tmp_path / "funnel.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
 def test_the_folder_protocol_and_blendings_reader_of_it_need_no_spark():
     code = ("import sys, dataprep.stage_folder, blending.documents; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pyspark'))")

@@ -239,7 +239,7 @@ def test_commands_name_real_modules_subcommands_and_options(commands):
     calls = [call for call in map(_cli_call, commands) if call]
     programs = {program for program, _ in calls}
     assert {("-m", "dataprep.samplecrawl"), ("dataprep/jobs/run.py",), ("-m", "dataprep", "run"),
-            ("-m", "blending", "build"), ("-m", "blending", "verify"), ("-m", "blending", "report"),
+            ("-m", "blending", "build"), ("-m", "blending", "verify"), ("-m", "reporting", "report"),
             ("-m", "trainer.train")} <= programs
     helps: dict[tuple[str, ...], str] = {}
     for program, args in calls:
@@ -333,8 +333,8 @@ print("imported", len(names))
 
 @pytest.mark.parametrize("packages, modules, skip, blocked", [
     # blending.reader is the trainer's side of the shard format (megatron-core datasets)
-    (("dataprep", "blending"), (), ("blending.reader",), TRAINER_ONLY),
-    (("trainer",), ("blending.reader", "blending.report"), (), DATAPREP_ONLY),
+    (("dataprep", "blending", "reporting"), (), ("blending.reader",), TRAINER_ONLY),
+    (("trainer", "reporting"), ("blending.reader",), (), DATAPREP_ONLY),
 ], ids=["dataprep-image", "trainer-image"])
 def test_each_image_ships_code_that_imports_with_its_own_requirements(packages, modules, skip, blocked):
     done = _import_all(packages, modules, skip, blocked)

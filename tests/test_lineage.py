@@ -14,9 +14,9 @@ from blending.stages import find_stage_folders
 from dataprep.config import ExtractConfig
 from dataprep.extract.record import extract_record
 from dataprep.extract.warc_reader import read_warc
-from dataprep.inspection import inspect
-from dataprep.inspection import main as inspect_main
 from dataprep.schema import DEFAULT_SOURCE
+from reporting.__main__ import main as reporting_main
+from reporting.inspect import inspect
 
 SEQ, SAMPLES = 64, 200
 
@@ -83,13 +83,13 @@ def test_every_drop_reason_of_every_stage_has_inspectable_examples(pipeline_run,
     assert any(h.column == "lang_score" and sum(h.kept) for h in result.histograms)
 
     page = tmp_path / "inspect.html"
-    assert inspect_main([str(pipeline_run), "--sample", "2", "--html", str(page)]) == 0
+    assert reporting_main(["inspect", str(pipeline_run), "--sample", "2", "--html", str(page)]) == 0
     out = capsys.readouterr().out
     html = page.read_text()
     for stage, reason in expected:
         assert f"{stage}: {reason} (" in out and f"{stage}: {reason} (" in html
     assert html.count("data:image/png;base64") >= 2  # the funnel and at least one histogram
-    assert inspect_main([str(pipeline_run), "--stage", "cleanup", "--reason", "no_such_reason"]) == 2
+    assert reporting_main(["inspect", str(pipeline_run), "--stage", "cleanup", "--reason", "no_such_reason"]) == 2
 
 
 def test_without_the_full_dropped_rows_the_slim_index_samples_and_traces(pipeline_run, pipeline_shards, tmp_path,
@@ -105,7 +105,7 @@ def test_without_the_full_dropped_rows_the_slim_index_samples_and_traces(pipelin
     code, answer = locate_json(["locate", str(pipeline_shards), "--origin", rows[0]["origin"], "--stages",
                                 str(slim), "--json"], capsys)
     assert code == 1 and answer["dropped_at"] == {"stage": "cleanup", "reason": "non_english"}
-    assert inspect_main([str(slim), "--stage", "cleanup", "--sample", "1"]) == 0
+    assert reporting_main(["inspect", str(slim), "--stage", "cleanup", "--sample", "1"]) == 0
     assert "no text: the stage ran without --keep-dropped" in capsys.readouterr().out
 
 

@@ -1,6 +1,7 @@
 """The run report on real outputs: the shared pipeline run's stage folders, shards written by blending's
 writer, a training run's records written by the trainer's own reporter; plus a stage the report has
-never heard of, which must appear in its place without a change to the report."""
+never heard of, which must appear in its place without a change to the report. The funnel table and
+plot the report, `inspect` and `funnel` share; the PNGs a report deletes when written again."""
 
 import json
 import re
@@ -11,7 +12,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from blending.report import collect, main, write_report
+from blending.stage_stats import StageStats
+from reporting.__main__ import main as reporting_main
+from reporting.collect import Stage, collect
+from reporting.funnel import funnel_table
+from reporting.inspect import format_text, inspect
+from reporting.report import WRITTEN, main, write_report
 from tests.test_trainer_run_data import build_prose_shards
 from trainer.presets import get_preset
 from trainer.reporting import RunReporter
@@ -129,3 +135,61 @@ def test_a_stage_added_later_appears_after_the_stage_it_read(run_root, tmp_path)
 def test_nothing_to_report_is_an_error(tmp_path, capsys):
     assert main(str(tmp_path)) == 1
     assert "nothing to report" in capsys.readouterr().out
+
+
+def _markdown_rows(md: str, header: list[str]) -> list[list[str]]:
+    """The rows of the Markdown table under `header`, cells unescaped."""
+    lines = md[md.index("| " + " | ".join(header) + " |"):].splitlines()[2:]
+    rows = []
+    for line in lines:
+        if not line.startswith("| "):
+            break
+        rows.append([c.replace("\\|", "|") for c in line[2:-2].split(" | ")])
+    return rows
+
+
+def test_the_report_and_inspect_print_the_one_funnel_table(page, run_root):
+    _, md, _ = page
+    stages = collect(run_root, run_root / "report").stages
+    table = funnel_table(stages)
+    assert _markdown_rows(md, table.header) == table.rows  # the report's table is funnel_table's
+    text = format_text(inspect(run_root, sample=1))
+    assert text.startswith(table.text())  # and inspect prints the same table, as text
+    for row, kind in zip(table.rows, table.kinds):
+        assert row[0] in text and (kind != "total" or all(cell in text for cell in row))
+
+
+def test_the_funnel_of_stage_folders_given_by_hand(tmp_path, capsys):
+    extract = StageStats("extract", in_rows=100, in_bytes=5000, kept_rows=30, kept_bytes=2000,
+                         dropped={"not_response": 60, "not_html": 10, "decode_error": 0}, out_rows=30, out_bytes=2000)
+    cleanup = StageStats("cleanup", in_rows=30, in_bytes=2000, kept_rows=20, kept_bytes=1500,
+                         dropped={"non_english": 7, "too_short": 3}, out_rows=20, out_bytes=1500)
+    for stats in (extract, cleanup):
+        (tmp_path / stats.stage).mkdir()
+        (tmp_path / stats.stage / "stats.json").write_text(stats.to_json())
+    folders = [str(tmp_path / "extract"), str(tmp_path / "cleanup")]
+    png = tmp_path / "plots" / "funnel.png"
+    assert reporting_main(["funnel", *folders, "--png", str(png)]) == 0
+    printed = capsys.readouterr().out
+    table = funnel_table([Stage(f, json.loads((Path(f) / "stats.json").read_text())) for f in folders])
+    assert printed.startswith(table.text())
+    assert [r[3] for r in table.rows] == ["70", "60 (60.0%)", "10 (10.0%)", "0 each", "10", "7 (23.3%)", "3 (10.0%)"]
+    assert table.kinds == ["total", "reason", "reason", "unused", "total", "reason", "reason"]
+    assert "decode_error: 0 each" in printed
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert reporting_main(["funnel", str(tmp_path)]) == 2  # no stats.json there
+
+
+def test_a_report_written_again_deletes_only_the_pngs_it_wrote(run_root, tmp_path):
+    root = tmp_path / "demo"
+    shutil.copytree(run_root, root, ignore=shutil.ignore_patterns("report"))
+    out = root / "report"
+    write_report(collect(root, out), out)
+    written = (out / WRITTEN).read_text().split()
+    assert "funnel.png" in written and "loss-train.png" in written
+    assert sorted(written) == sorted(p.name for p in out.glob("*.png"))
+    (out / "notes.png").write_bytes(b"\x89PNG\r\n\x1a\n a user's own picture")
+    shutil.rmtree(root / "train")  # the training run is gone: its loss plot must go with it
+    write_report(collect(root, out), out)
+    assert not (out / "loss-train.png").exists() and "loss-train.png" not in (out / WRITTEN).read_text()
+    assert (out / "notes.png").read_bytes().endswith(b"a user's own picture") and (out / "funnel.png").is_file()

@@ -118,7 +118,7 @@ def test_checkpoints_carry_the_tokenizer_and_the_run_scores_downstream_tasks(tra
 
 
 def test_run_report_shows_the_downstream_table(trained, tmp_path):
-    from blending.report import main as report
+    from reporting.report import main as report
 
     assert report([str(trained["run"])], str(tmp_path / "report")) == 0
     md = (tmp_path / "report" / "report.md").read_text()
