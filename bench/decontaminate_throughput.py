@@ -46,6 +46,7 @@ from dataprep.config import DataprepConfig
 from dataprep.decontaminate.index import build_from_sources, describe, parse_task_args
 from dataprep.decontaminate.matcher import Matcher
 from dataprep.decontaminate.rows import decontaminate_batch, distinct_keys, output_schema
+from dataprep.framework.tally import Tally
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 README_FIGURES = ("ratio", "stage_docs_per_cpu_s", "loop_docs_per_cpu_s", "index_bytes", "index_build_cpu_s")
@@ -159,16 +160,16 @@ def bare_loop(folder: Path, out: Path, config: DataprepConfig) -> dict:
             documents_with.update(zip(lengths, keys))
     exempt = [(length, key % (1 << 64)) for (length, key), n in documents_with.items() if n >= c.frequent_ngram_count]
     matcher = Matcher(index, exempt)
-    counts: dict = {}
+    tally = Tally()
     rows = 0
     for part in parts:
         table = pq.read_table(part)
         schema = output_schema(table.schema)
-        batches = [decontaminate_batch(b, matcher, schema, counts, c.cut_chars, c.min_piece_chars, c.max_splits)
+        batches = [decontaminate_batch(b, matcher, schema, tally, c.cut_chars, c.min_piece_chars, c.max_splits)
                    for b in table.to_batches()]
         pq.write_table(pa.Table.from_batches(batches, schema), out / part.name, compression="zstd")
         rows += table.num_rows
-    return {"rows": rows, "counts": counts, "exempt": len(exempt)}
+    return {"rows": rows, "tally": tally, "exempt": len(exempt)}
 
 
 def spark_stage(spark, folder: Path, out: Path):

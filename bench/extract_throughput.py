@@ -26,12 +26,12 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 import dataprep.extract.record as record_module
+from blending.spark_session import get_spark
 from dataprep.config import DataprepConfig
 from dataprep.extract.stage import ExtractStage
 from dataprep.extract.warc_reader import read_warc
-from dataprep.samplecrawl import build_sample_crawl
-from blending.spark_session import get_spark
 from dataprep.pipeline import run
+from dataprep.samplecrawl import build_sample_crawl
 
 FIXTURE_WARC = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "warc" / "warcio_example.warc.gz"
 

@@ -39,6 +39,7 @@ from _cputime import tree_cpu_seconds  # noqa: E402
 from blending.build import build  # noqa: E402
 from blending.config import BlendConfig  # noqa: E402
 from blending.indexed import IndexedDatasetWriter  # noqa: E402
+from blending.spark_session import get_spark  # noqa: E402
 from blending.tokenizer import (  # noqa: E402
     encode_documents,
     eod_id,
@@ -49,7 +50,6 @@ from blending.tokenizer import (  # noqa: E402
     vocab_size,
 )
 from dataprep.schema import DOCUMENT_SCHEMA, bucket_of, doc_id  # noqa: E402
-from blending.spark_session import get_spark  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "prose"
 CHUNK = 1024

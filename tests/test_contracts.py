@@ -13,12 +13,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from dataprep.config import DataprepConfig, OutputConfig, config_hash
-from dataprep.schema import bucket_of, doc_id
 from blending.spark_session import get_spark
-from blending.stage_folder import InputError, OutputExistsError, folder_record
-from dataprep.stage_output import StageOutput, read_stage_outputs
+from blending.stage_folder import InputError, OutputExistsError, folder_record, read_stats, success_record
 from blending.stage_stats import AccountingError, StageStats
+from dataprep.config import DataprepConfig, OutputConfig, config_hash
+from dataprep.framework.runner import reusable_output
+from dataprep.framework.spark_folders import FolderSpec, read_input_folders, write_folder
+from dataprep.framework.stage import Extras
+from dataprep.schema import bucket_of, doc_id
 
 ROOT = Path(__file__).resolve().parents[1]
 DDL = (
@@ -26,6 +28,24 @@ DDL = (
     "text string, in_bytes long, drop_reason string"
 )
 REASONS = ["non_english", "too_short"]
+
+
+class StageOutput:
+    """A stage folder written straight from a frame: the writer and the reuse rule without a stage."""
+
+    def __init__(self, out: str, stage: str, inputs: list, config_hash: str, overwrite=False, keep_dropped=False):
+        self.out, self.stage, self.overwrite, self.keep_dropped = out, stage, overwrite, keep_dropped
+        self.record = success_record(stage, "test", inputs, config_hash)
+
+    def reusable(self) -> bool:
+        return reusable_output(self.out, self.record, self.overwrite, False, self.keep_dropped)
+
+    def load_stats(self) -> StageStats:
+        return StageStats.from_dict(read_stats(self.out))
+
+    def write(self, frame, config, reasons, keep_dropped=False, expected_in_rows=None) -> StageStats:
+        spec = FolderSpec(self.out, self.stage, reasons, self.record, config, keep_dropped)
+        return write_folder(frame, spec, lambda: expected_in_rows, lambda stats: Extras())
 
 
 def _rows(n: int):
@@ -161,7 +181,7 @@ def test_reuse_refuse_overwrite(frame, tmp_path):
 def test_read_stage_output_refuses_incomplete_folder(spark, frame, tmp_path):
     out = tmp_path / "out"
     StageOutput(str(out), "test", [], "h").write(frame, OutputConfig(num_buckets=2), REASONS)
-    folders = read_stage_outputs(spark, [str(out)])
+    folders = read_input_folders(spark, [str(out)])
     assert folders.documents.count() == folders.rows == 3000 - sum(1 for i in range(3000) if i % 7 == 0 or i % 5 == 0)
     (record,) = folders.records
     assert [p["name"] for p in record["parts"]] == ["part-00000.parquet", "part-00001.parquet"]
@@ -173,7 +193,7 @@ def test_read_stage_output_refuses_incomplete_folder(spark, frame, tmp_path):
     assert folder_record(str(tmp_path / "copy")) == record
     (out / "_SUCCESS").unlink()
     with pytest.raises(InputError, match="_SUCCESS"):
-        read_stage_outputs(spark, [str(out)])
+        read_input_folders(spark, [str(out)])
 
 
 def test_failing_stage_leaves_no_output(spark, tmp_path):
@@ -196,8 +216,7 @@ def test_killed_stage_leaves_no_complete_looking_folder(tmp_path):
         from pyspark.sql import functions as F
         from dataprep.config import OutputConfig
         from blending.spark_session import get_spark
-        from dataprep.stage_output import StageOutput
-        from tests.test_contracts import DDL, REASONS, _rows
+        from tests.test_contracts import DDL, REASONS, StageOutput, _rows
 
         def slow(text):
             time.sleep(0.05)

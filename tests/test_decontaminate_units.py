@@ -247,6 +247,7 @@ def test_exempt_ngrams_never_match(index, items, paragraphs):
 
 def test_batch_rows_pieces_and_untouched_documents(matcher, items, web_documents, paragraphs):
     from dataprep.decontaminate.rows import decontaminate_batch, output_schema, piece_doc_id
+    from dataprep.framework.tally import Tally
     from dataprep.schema import DOCUMENT_SCHEMA, DROP_REASON, IN_ROWS
 
     leaky, at = inject(web_documents[6], passage(items, 11))
@@ -256,8 +257,8 @@ def test_batch_rows_pieces_and_untouched_documents(matcher, items, web_documents
              "lang_score": 0.9, "text": t} for i, t in enumerate(texts)]
     batch = pa.RecordBatch.from_pylist(rows, schema=DOCUMENT_SCHEMA)
     schema = output_schema(batch.schema)
-    counts: dict = {}
-    out = decontaminate_batch(batch, matcher, schema, counts).to_pylist()
+    tally = Tally()
+    out = decontaminate_batch(batch, matcher, schema, tally).to_pylist()
 
     untouched = [r for r in out if r["doc_id"] in (rows[0]["doc_id"], rows[3]["doc_id"])]
     assert [{k: r[k] for k in rows[0]} for r in untouched] == [rows[0], rows[3]]
@@ -272,11 +273,11 @@ def test_batch_rows_pieces_and_untouched_documents(matcher, items, web_documents
     assert all(r["origin"] == "f.jsonl:1" and r["source"] == "cc" for r in pieces)
     dropped = next(r for r in out if r["doc_id"] == rows[2]["doc_id"])
     assert dropped[DROP_REASON] == "contaminated" and dropped["text"] == many and len(dropped["cuts"]) == 11
-    assert counts[("documents", "untouched")] == 2 and counts[("documents", "split")] == 1
-    assert counts[("documents", "contaminated")] == 1 and counts[("pieces_kept",)] == 2
-    assert counts[("matches", "lambada")] >= 12 and ("matches", "piqa") not in counts
-    assert counts[("characters_removed",)] == cut["end"] - cut["start"]
-    found = sorted(matcher.index.item(item) for (kind, *rest), _ in counts.items() if kind == "item" for item in rest)
+    assert tally.total("documents", "untouched") == 2 and tally.total("documents", "split") == 1
+    assert tally.total("documents", "contaminated") == 1 and tally.total("pieces", "kept") == 2
+    assert tally.total("matches", "lambada") >= 12 and "piqa" not in tally.counters["matches"]
+    assert tally.total("characters_removed") == cut["end"] - cut["start"]
+    found = sorted(matcher.index.item(item) for item in tally.counters["items"])
     assert found == [("lambada", "test", i) for i in [11, *range(200, 211)]]
 
 

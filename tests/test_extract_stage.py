@@ -10,14 +10,15 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from blending.spark_session import get_spark
+from blending.stage_folder import InputError, OutputExistsError
 from dataprep.__main__ import main
 from dataprep.config import DataprepConfig
 from dataprep.extract.stage import ExtractStage
-from dataprep.file_stage import BadInputFilesError, Summaries, Summary
 from dataprep.framework.inputs import expand_inputs
-from blending.spark_session import get_spark
+from dataprep.framework.spark_rows import BadInputFilesError, Tallies
+from dataprep.framework.tally import Tally
 from dataprep.pipeline import run
-from blending.stage_folder import InputError, OutputExistsError
 
 WARC = Path(__file__).parent / "fixtures" / "warc"
 
@@ -148,15 +149,18 @@ def test_command_line(spark, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
 
 
-def test_summaries_count_a_unit_once_however_often_it_is_sent(spark):
-    summaries = Summaries(spark)
-    first = Summary()
-    first.add((None, "en", "http"))
-    first.add(("truncated_record", None, None), ("b.warc.gz@100", "truncated_record", "clipped"))
-    second = Summary()
-    second.add(("not_html", None, None), ("a.warc.gz@99", "corrupt_record", "gzip"))
-    for unit, summary in [(0, first), (1, second), (0, first)]:  # unit 0 again: a retried task
-        summaries.record(unit, summary)
-    merged = summaries.merged()
+def test_tallies_count_a_unit_once_however_often_it_is_sent(spark):
+    tallies = Tallies(spark)
+    first = Tally(rows=2)
+    first.count("languages", "en")
+    first.fault("b.warc.gz@100", "truncated_record", "clipped")
+    second = Tally(rows=1)
+    second.count("languages", "en")
+    second.count("languages", None)
+    second.fault("a.warc.gz@99", "corrupt_record", "gzip")
+    for unit, tally in [(0, first), (1, second), (0, first)]:  # unit 0 again: a retried task
+        tallies.record(unit, tally)
+    merged = tallies.merged()
     assert merged.rows == 3
-    assert [f[0] for f in merged.faults] == ["a.warc.gz@99", "b.warc.gz@100"]
+    assert merged.histogram("languages") == {"en": 2, "unknown": 1}
+    assert [f["origin"] for f in merged.listed_faults()] == ["a.warc.gz@99", "b.warc.gz@100"]

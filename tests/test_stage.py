@@ -9,13 +9,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dataprep.config import DataprepConfig
 from blending.spark_session import get_spark
-from dataprep.stage import DocumentFilter, Option, WholeDatasetStage, run
 from blending.stage_folder import InputError
+from dataprep.config import DataprepConfig
+from dataprep.framework.stage import DocumentFilter, Extras, Option, Transformed, WholeDatasetStage
+from dataprep.pipeline import run
 
 FIXTURES = Path(__file__).parent / "fixtures"
-BEFORE = FIXTURES / "stages_before"  # written by the stages before they were moved onto dataprep/stage.py
+BEFORE = FIXTURES / "stages_before"  # written by the stages before they were moved onto the stage framework
 
 
 class ShortLines(DocumentFilter):
@@ -38,23 +39,22 @@ class Paragraphs(WholeDatasetStage):
     name, help, reasons = "paragraphs", "one row per paragraph", ["one_paragraph"]
     columns = [pa.field("piece", pa.int32())]
 
-    def transform(self, spark, documents):
+    def transform(self, documents):
         from pyspark.sql import functions as F
 
         pieces = documents.select("*", F.posexplode(F.split("text", "\n\n")).alias("piece", "part"))
         single = F.size(F.split("text", "\n\n")) == 1
-        return pieces.where(~single | (F.col("piece") == 0)).select(
+        rows = pieces.where(~single | (F.col("piece") == 0)).select(
             F.when(single, F.col("doc_id")).otherwise(F.substring(F.sha1(F.concat_ws("\0", "doc_id", "piece")), 1, 16))
             .alias("doc_id"), "source", "url", "origin", "lang", "lang_score", F.col("part").alias("text"), "piece",
             F.when(single, "one_paragraph").alias("drop_reason"),
             F.when(F.col("piece") == 0, F.col("in_bytes")).otherwise(0).alias("in_bytes"),
             F.when(F.col("piece") == 0, 1).otherwise(0).alias("in_rows"))
+        return Transformed(rows, {"paragraphs": "split on blank lines"})
 
-    def write_files(self, folder):
-        Path(folder, "pieces.txt").write_text("written before the folder is renamed into place\n")
-
-    def extra(self, summary, stats):
-        return {"pieces_per_document": stats.out_rows / stats.kept_rows}
+    def extras(self, tally, figures, stats):
+        return Extras({"pieces_per_document": stats.out_rows / stats.kept_rows, **figures},
+                      {"pieces.txt": b"written before the folder is renamed into place\n"})
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def test_a_ten_line_stage_gets_cli_stats_reuse_and_dropped_rows(spark, documents
 def test_a_whole_dataset_stage_splits_documents_and_accounts_for_input_rows(spark, documents, tmp_path):
     stats = run(Paragraphs, spark, str(documents), str(tmp_path / "out"), _config(), keep_dropped=True)
     assert (stats.in_rows, stats.kept_rows, stats.dropped, stats.out_rows) == (4, 1, {"one_paragraph": 3}, 3)
-    assert stats.extra == {"pieces_per_document": 3.0}
+    assert stats.extra == {"pieces_per_document": 3.0, "paragraphs": "split on blank lines"}
     assert (tmp_path / "out" / "pieces.txt").is_file()
     kept = pa.concat_tables(pq.read_table(p) for p in sorted((tmp_path / "out").glob("part-*.parquet")))
     assert sorted(zip(kept.column("piece").to_pylist(), kept.column("text").to_pylist())) == [

@@ -7,9 +7,9 @@ inputs or config, unless asked to replace it), its files shipped to executors, i
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import pyarrow.fs as pafs
-from pyspark.sql import SparkSession
 
 from blending.stage_folder import DROPPED_DIR, read_stats, resolve, reusable, success_record
 from blending.stage_stats import StageStats
@@ -20,6 +20,9 @@ from dataprep.framework.inputs import describe_files
 from dataprep.framework.spark_folders import FolderSpec, read_input_folders, write_folder
 from dataprep.framework.spark_rows import BadInputFilesError, Tallies, stage_rows
 from dataprep.framework.stage import RunContext, SourceStage, Stage, WholeDatasetStage, stage_options
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 def run_stage(
@@ -60,7 +63,7 @@ def run_stage(
     # Source stages keep each finished file's rows until their output is in place (per-file resume).
     store = FinishedFiles(output, [stage.name, __version__, instance.config_hash()], described) \
         if isinstance(instance, SourceStage) else None
-    if _reusable(output, record, overwrite, replace_changed, keep_dropped):
+    if reusable_output(output, record, overwrite, replace_changed, keep_dropped):
         log(f"{output}: complete for the same inputs and config; reused")
         if store:
             store.remove()  # left by a run killed between its output's rename and this removal
@@ -100,7 +103,7 @@ def run_stage(
     return stats
 
 
-def _reusable(out: str, record: dict, overwrite: bool, replace_changed: bool, keep_dropped: bool) -> bool:
+def reusable_output(out: str, record: dict, overwrite: bool, replace_changed: bool, keep_dropped: bool) -> bool:
     """True when OUT is complete for the same record (and holds the dropped rows when they are wanted);
     raises when it is in the way."""
     if not reusable(out, record, overwrite, replace_changed):

@@ -32,8 +32,6 @@ from dataprep.schema import DOCUMENT_FIELDS, DROP_REASON, IN_BYTES
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from dataprep.framework.spark_rows import Tallies
-
 
 class StageSettingsError(ValueError):
     """A stage's settings cannot work (a missing or unusable model file): refused before any Spark work."""
@@ -66,7 +64,7 @@ class RunContext:
     inputs: list[str]  # as given: file patterns (source stages) or stage folders
     upstream: list[dict] = dataclasses.field(default_factory=list)  # _SUCCESS records of the input folders
     spark: SparkSession | None = None  # None outside a run (a plain loop over the per-document methods)
-    tallies: Tallies | None = None
+    tallies: Any = None  # spark_rows.Tallies during a run: what the stage's tasks tally, by unit of work
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "spark": None}  # tasks get the stage, never the driver's session
