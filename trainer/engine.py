@@ -11,8 +11,8 @@ Usage (every rank of a `deepspeed --module ...` or `torchrun -m ...` job runs th
     engine.save_checkpoint(dir, tag="step100", client_state={...})   # DeepSpeed's files only
     client_state = engine.load_checkpoint(dir, tag=None)    # None: the tag in dir/latest
 
-Checkpoints of a run go through trainer.checkpoint (atomic folders, RNG states, trainer state, resharded
-checkpoints), which uses only the methods under "checkpoints" below and never DeepSpeed's engine itself.
+A run's checkpoints go through trainer.checkpoint (atomic folders, RNG states, trainer state, resharded
+checkpoints), which calls this class's checkpoint and RNG methods, never DeepSpeed's engine itself.
 
 Data: `data_iter` yields one micro-batch per `next()`: an `(inputs, labels)` pair where
 inputs = tokens[:, :-1] and labels = tokens[:, 1:], int64 [micro_batch_size, seq], seq <= the model's
