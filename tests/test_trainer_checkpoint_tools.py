@@ -55,7 +55,7 @@ def run_to_end(command: list[str]) -> str:
 def _one_process_group_released():
     """Models loaded in this process join a one-process group; later modules start from none."""
     yield
-    from trainer.inference import release_process_groups
+    from trainer.parallel.groups import release_process_groups
 
     release_process_groups()
 
@@ -246,7 +246,7 @@ def test_k_shot_prompts_never_contain_the_evaluated_item():
 
 def test_missing_or_mismatched_shard_is_refused(trained, tmp_path, capsys):
     from trainer import export_hf, reshard
-    from trainer.fullstate import read_model
+    from trainer.checkpoint.full import read_model
 
     source = trained["run"] / "checkpoints" / "step_00000015"
     broken = tmp_path / "run" / "checkpoints" / "step_00000015"

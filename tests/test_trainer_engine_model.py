@@ -190,3 +190,38 @@ def test_dropout_masks_are_reproduced_when_activations_are_recomputed(one_rank):
     block.eval()
     with torch.no_grad():
         assert not torch.allclose(block(x), stored[0])  # dropout was active in training
+
+
+def test_model_shape_is_checked_by_the_config():
+    from trainer.config import ConfigError, check_model_shape
+    from trainer.model.gpt import model_shape
+
+    with pytest.raises(ConfigError, match="hidden_size 50 not divisible by 4 heads"):
+        model_shape(small_model(hidden_size=50), 1, seed=0)
+    with pytest.raises(ConfigError, match="4 heads not divisible by TP 3"):
+        model_shape(small_model(), 3, seed=0)
+    with pytest.raises(ConfigError, match="2 layers cannot fill 4 pipeline stages"):
+        model_shape(small_model(), 1, seed=0, pipeline_parallel=4)
+    check_model_shape(small_model(), tensor=2, pipeline=2)
+
+
+def test_checkpoint_table_follows_the_model_parameters(one_rank):
+    from trainer.checkpoint.layout import tensor_table
+    from trainer.model.gpt import SequentialGPT, model_shape
+
+    model = small_model(num_layers=3)
+    table = tensor_table(model)
+    module = SequentialGPT(model_shape(model, 1, seed=0))
+    params = dict(module.named_parameters())
+    assert len(table.tensors) == len(params)
+    for entry in table.tensors.values():
+        param = params[f"layers.{entry.layer}.{entry.key}"]
+        sliced = getattr(param, "tensor_model_parallel", False)
+        assert entry.dim == (param.partition_dim if sliced else None), entry.name
+        assert entry.padded_shape(model, 1) == tuple(param.shape), entry.name
+    assert table.tensors["layers.2.fc2.weight"].dim == 1 and table.tensors["layers.2.ln_mlp.bias"].dim is None
+    word = table.tensors["embedding.word.weight"]
+    assert (word.layer, word.key, word.ds_name) == (0, "embedding.weight", "tied_modules.embed.embedding.weight")
+    assert word.shape == (VOCAB, 48) and word.shard_shape(model, 2) == (256, 48)
+    assert table.of_ds_name("5.weight").name == "final_norm.weight"
+    assert table.at(4, "qkv._extra_state") is None and "qkv._extra_state" in table.layer_keys[4]

@@ -215,3 +215,14 @@ def test_a_run_that_reached_its_target_is_finished_for_that_target_only(tmp_path
     assert finished_run(tmp_path, later, cfg, "unigram-15%") is None  # the summary is of an older step
     (tmp_path / "summary.json").write_text(json.dumps({**summary, "status": "signal"}))
     assert finished_run(tmp_path, saved, cfg, "unigram-15%") is None  # stopped by a signal: resume
+
+
+def test_validate_refuses_a_model_shape_the_layout_cannot_hold():
+    cfg = get_preset("tiny-cpu")
+    cfg.model.num_attention_heads = 1
+    with pytest.raises(ConfigError, match=f"heads not divisible by TP {cfg.parallel.tensor}"):
+        validate(cfg, world_size=8)
+    cfg = get_preset("tiny-cpu")
+    cfg.model.num_layers = cfg.parallel.pipeline - 1
+    with pytest.raises(ConfigError, match="cannot fill"):
+        validate(cfg, world_size=8)

@@ -220,16 +220,22 @@ def data_parallel_size(cfg: TrainConfig, world_size: int) -> int:
     return world_size // model_parallel
 
 
+def check_model_shape(model: ModelConfig, tensor: int = 1, pipeline: int = 1) -> None:
+    """The one check of the model's shape for a TP `tensor` x PP `pipeline` layout. `validate` runs it, and
+    so does trainer.model.gpt.model_shape, through which every model is built."""
+    if model.hidden_size % model.num_attention_heads:
+        raise ConfigError(f"hidden_size {model.hidden_size} not divisible by {model.num_attention_heads} heads")
+    if model.num_attention_heads % tensor:
+        raise ConfigError(f"{model.num_attention_heads} heads not divisible by TP {tensor}")
+    if model.num_layers < pipeline:
+        raise ConfigError(f"{model.num_layers} layers cannot fill {pipeline} pipeline stages")
+
+
 def validate(cfg: TrainConfig, world_size: int) -> None:
     """Refuse a config that cannot run on `world_size` processes, with the reason."""
     m, p, b, o = cfg.model, cfg.parallel, cfg.batch, cfg.optimizer
     dp = data_parallel_size(cfg, world_size)
-    if m.hidden_size % m.num_attention_heads:
-        raise ConfigError(f"hidden_size {m.hidden_size} not divisible by {m.num_attention_heads} heads")
-    if m.num_attention_heads % p.tensor:
-        raise ConfigError(f"{m.num_attention_heads} heads not divisible by TP {p.tensor}")
-    if m.num_layers < p.pipeline:
-        raise ConfigError(f"{m.num_layers} layers cannot fill {p.pipeline} pipeline stages")
+    check_model_shape(m, p.tensor, p.pipeline)
     if p.zero_stage not in (0, 1):
         raise ConfigError("the DeepSpeed pipeline engine supports ZeRO stage 0 or 1 only")
     step = b.micro_batch_size * dp

@@ -8,8 +8,11 @@ Usage (every rank of a `deepspeed --module ...` or `torchrun -m ...` job runs th
     engine.set_lr(lr)                           # before a step, from the run's schedule
     loss = engine.train_batch(data_iter)        # one optimizer step; the global mean loss on every rank
     loss = engine.eval_batch(data_iter, num_micro_batches=4)
-    engine.save_checkpoint(dir, tag="step100", client_state={...})
+    engine.save_checkpoint(dir, tag="step100", client_state={...})   # DeepSpeed's files only
     client_state = engine.load_checkpoint(dir, tag=None)    # None: the tag in dir/latest
+
+A run's checkpoints go through trainer.checkpoint (atomic folders, RNG states, trainer state, resharded
+checkpoints), which calls this class's checkpoint and RNG methods, never DeepSpeed's engine itself.
 
 Data: `data_iter` yields one micro-batch per `next()`: an `(inputs, labels)` pair where
 inputs = tokens[:, :-1] and labels = tokens[:, 1:], int64 [micro_batch_size, seq], seq <= the model's
@@ -38,11 +41,13 @@ Precision: cfg.precision "fp32" or "bf16" (DeepSpeed's bf16 optimizer keeps fp32
 from __future__ import annotations
 
 import functools
+import random
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import deepspeed
+import numpy as np
 import torch
 import torch.distributed as dist
 from deepspeed.pipe import PipelineModule
@@ -50,7 +55,14 @@ from deepspeed.runtime.utils import clip_grad_norm_
 from megatron.core import parallel_state
 
 from trainer.config import TrainConfig, merge_deepspeed_json
-from trainer.model.gpt import GPTLoss, ModelShape, gpt_layer_specs, model_shape, weight_decay_groups
+from trainer.model.gpt import (
+    GPTLoss,
+    ModelShape,
+    gpt_layer_specs,
+    model_shape,
+    param_names_in_groups,
+    weight_decay_groups,
+)
 from trainer.parallel.groups import (
     compare_groups,
     deepspeed_group_ranks,
@@ -216,16 +228,99 @@ class TrainerEngine:
         return self.ds.grid.get_slice_parallel_rank()
 
     # -- checkpoints ----------------------------------------------------------------------------------
-    def save_checkpoint(self, save_dir: str, tag: str | None = None, client_state: dict | None = None) -> None:
-        """DeepSpeed checkpoint (per-layer weights, ZeRO-1 optimizer shards, `client_state`); all ranks call."""
-        self.ds.save_checkpoint(save_dir, tag=tag, client_state=client_state or {})
+    def save_checkpoint(self, save_dir: str, tag: str | None = None, client_state: dict | None = None,
+                        save_latest: bool = True) -> None:
+        """DeepSpeed checkpoint (per-layer weights, ZeRO-1 optimizer shards, `client_state`); all ranks call.
+        `save_latest=False` leaves save_dir/latest alone."""
+        self.ds.save_checkpoint(save_dir, tag=tag, client_state=client_state or {}, save_latest=save_latest)
 
-    def load_checkpoint(self, load_dir: str, tag: str | None = None) -> dict:
-        """Restore weights, optimizer, step counter; returns the saved client_state. All ranks call."""
-        path, client_state = self.ds.load_checkpoint(load_dir, tag=tag)
+    def load_checkpoint(self, load_dir: str, tag: str | None = None, load_optimizer: bool = True) -> dict:
+        """Restore weights, and unless `load_optimizer` is False the optimizer and step counter; returns the
+        saved client_state. All ranks call."""
+        path, client_state = self.ds.load_checkpoint(load_dir, tag=tag, load_optimizer_states=load_optimizer,
+                                                     load_lr_scheduler_states=load_optimizer)
         if path is None:
             raise FileNotFoundError(f"no DeepSpeed checkpoint in {load_dir} (tag {tag})")
         return client_state
+
+    def named_parameters(self) -> dict[str, torch.nn.Parameter]:
+        """This rank's parameters by the pipeline module's names ("5.qkv.weight", "tied_modules.embed....")."""
+        return dict(self.ds.module.named_parameters())
+
+    def param_names_in_groups(self) -> list[list[str]]:
+        """The parameter names of each optimizer group, in the optimizer's order."""
+        return param_names_in_groups(self.ds.module)
+
+    def set_adam_state(self, moments: dict[str, dict[str, torch.Tensor]], step: int) -> None:
+        """Put Adam moments ({"exp_avg", "exp_avg_sq"} of this rank's parameter shards, by the names of
+        `named_parameters`) into the optimizer, however ZeRO partitions it across data-parallel ranks.
+
+        Without ZeRO the optimizer is torch's AdamW over the module's parameters. With ZeRO-1 it is AdamW
+        over each data-parallel rank's slice of the flattened parameter groups; DeepSpeed records for every
+        parameter which fragment of it this rank holds (`_hp_mapping`, as its universal-checkpoint loader
+        uses), and torch creates no state before the first step, so the state is built here."""
+        named = self.named_parameters()
+        optimizer = self.ds.optimizer
+        step_tensor = torch.tensor(float(step))
+        if self.zero_stage == 0:
+            if not isinstance(optimizer, torch.optim.Optimizer):
+                raise TypeError(f"cannot set the state of a {type(optimizer).__name__}")
+            for name, param in named.items():
+                optimizer.state[param] = {"step": step_tensor.clone(), **{
+                    k: v.to(param.dtype).reshape(param.shape).clone() for k, v in moments[name].items()}}
+            return
+        name_of = {id(p): n for n, p in named.items()}
+        for group_params, flat in zip(optimizer.bit16_groups, optimizer.single_partition_of_fp32_groups):
+            group_state = {"step": step_tensor.clone(), "exp_avg": torch.zeros_like(flat),
+                           "exp_avg_sq": torch.zeros_like(flat)}
+            for param in group_params:
+                mapping = param._hp_mapping
+                if mapping is None:  # none of this parameter lies in this rank's slice
+                    continue
+                lp, hp = mapping.lp_fragment_address, mapping.hp_fragment_address
+                for key in ("exp_avg", "exp_avg_sq"):
+                    values = moments[name_of[id(param)]][key].flatten().to(flat.dtype)
+                    group_state[key].narrow(0, hp.start, hp.numel).copy_(values.narrow(0, lp.start, lp.numel))
+            optimizer.optimizer.state[flat] = group_state
+
+    # -- random number generators ---------------------------------------------------------------------
+    def rng_state(self) -> dict:
+        """This rank's RNG states: python, numpy, torch CPU and CUDA, and DeepSpeed's model-parallel
+        (dropout) streams when they are seeded."""
+        state = {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
+        tracker = _model_parallel_rng_tracker()
+        if tracker is not None:
+            state["model_parallel"] = tracker.get_states()
+        return state
+
+    def set_rng_state(self, state: dict) -> None:
+        random.setstate(state["python"])
+        np.random.set_state(state["numpy"])
+        torch.set_rng_state(state["torch"])
+        if state.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        tracker = _model_parallel_rng_tracker()
+        if state.get("model_parallel") and tracker is not None:
+            tracker.set_states(state["model_parallel"])
+
+    def seed_rng(self, seed: int) -> None:
+        """Seed every generator of `rng_state` afresh (the model-parallel streams only if seeded)."""
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+        if _model_parallel_rng_tracker() is not None:
+            deepspeed.checkpointing.model_parallel_cuda_manual_seed(seed)
+
+
+def _model_parallel_rng_tracker():
+    """DeepSpeed's per-tensor-rank dropout RNG streams (build_engine seeds them when dropout > 0), if seeded."""
+    tracker = deepspeed.checkpointing.get_cuda_rng_tracker()
+    return tracker if tracker.get_states() else None
 
 
 def build_engine(cfg: TrainConfig, *, global_batch_size: int | None = None,
@@ -240,8 +335,7 @@ def build_engine(cfg: TrainConfig, *, global_batch_size: int | None = None,
     """
     init_distributed(backend)
     layout = layout_for_world(cfg.parallel.tensor, cfg.parallel.pipeline, dist.get_world_size())
-    if cfg.model.num_layers < layout.pipeline:
-        raise ValueError(f"{cfg.model.num_layers} layers cannot fill {layout.pipeline} pipeline stages")
+    shape = model_shape(cfg.model, layout.tensor, cfg.seed, pipeline_parallel=layout.pipeline)  # checks the shape
     placement = gather_placement(layout)
     if dist.get_rank() == 0:
         log(f"layout {layout}, ZeRO stage {effective_zero_stage(cfg, layout)}\n{format_rank_table(placement)}")
@@ -249,7 +343,6 @@ def build_engine(cfg: TrainConfig, *, global_batch_size: int | None = None,
             log(f"WARNING: {problem}; place a node's ranks consecutively (hostfile slots, --nproc-per-node)")
 
     init_megatron_groups(layout)
-    shape = model_shape(cfg.model, layout.tensor, cfg.seed)
     module = build_pipeline_module(shape, layout, cfg.parallel.activation_checkpoint_interval)
     groups = deepspeed_group_ranks(module)
     mismatches = compare_groups(megatron_group_ranks(), groups)

@@ -20,11 +20,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from trainer.checkpoint import TOKENIZER_FILE, CheckpointError
-from trainer.fullstate import FullState, read_model, resolve_checkpoint
+from trainer.checkpoint import TOKENIZER_FILE, CheckpointError, resolve_checkpoint
+from trainer.inference import quiet_imports
+
+if TYPE_CHECKING:
+    from trainer.checkpoint.full import FullState
 
 
 def _heads_first_to_qkv_first(tensor: torch.Tensor, heads: int) -> torch.Tensor:
@@ -70,6 +74,9 @@ def gpt2_config(full: FullState):
 
 def export(checkpoint: str | Path, out: str | Path) -> Path:
     from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    quiet_imports()
+    from trainer.checkpoint.full import read_model
 
     source = resolve_checkpoint(checkpoint)
     tokenizer_file = source / TOKENIZER_FILE

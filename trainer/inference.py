@@ -4,7 +4,7 @@
     logprobs = model.log_probs(token_batch)              # [batch, seq, vocab], padding excluded
     text = model.tokenizer.decode(...)
 
-The shards are joined in memory (trainer.fullstate) and loaded into the same layers the trainer runs
+The shards are joined in memory (trainer.checkpoint.full) and loaded into the same layers the trainer runs
 (trainer.model.gpt.SequentialGPT, tensor parallelism of one), so the model must fit in one host's
 memory. Its logits are over the tokenizer's vocabulary: Megatron's padding rows are cut off.
 """
@@ -14,47 +14,20 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from trainer.checkpoint import TOKENIZER_FILE, CheckpointError
-from trainer.fullstate import FullState, read_model, resolve_checkpoint, split
+from trainer.checkpoint import TOKENIZER_FILE, CheckpointError, resolve_checkpoint
+
+if TYPE_CHECKING:
+    from trainer.checkpoint.full import FullState
 
 
 def quiet_imports() -> None:
-    """megatron-core warns at import about optional GPU libraries."""
+    """megatron-core warns at import about optional GPU libraries (imported with the model's layers)."""
     for pattern in (r"Transformer Engine and Apex are not installed", r".*CUDA_DEVICE_MAX_CONNECTIONS"):
         warnings.filterwarnings("ignore", message=pattern)
-
-
-def one_process_groups() -> None:
-    """A one-process gloo group with megatron-core's groups of size one (tensor-parallel layers need them).
-    The group is joined by an explicit address, leaving os.environ alone: processes this one starts must
-    not inherit a RANK or MASTER_PORT (they would try to join this group)."""
-    import socket
-
-    import torch.distributed as dist
-
-    from trainer.parallel.groups import init_megatron_groups
-    from trainer.parallel.topology import Layout
-
-    if not dist.is_initialized():
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
-    init_megatron_groups(Layout())
-
-
-def release_process_groups() -> None:
-    """Undo one_process_groups (for a process that goes on to do other distributed work)."""
-    import torch.distributed as dist
-
-    from trainer.parallel.groups import destroy_megatron_groups
-
-    destroy_megatron_groups()
-    if dist.is_initialized():
-        dist.destroy_process_group()
 
 
 @dataclass
@@ -95,7 +68,9 @@ def load_tokenizer_of(checkpoint: Path):
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LoadedModel:
     """`dtype` float64 computes in double precision (for comparisons with other implementations)."""
     quiet_imports()
+    from trainer.checkpoint.full import read_model, split
     from trainer.model.gpt import SequentialGPT, model_shape
+    from trainer.parallel.groups import one_process_groups
 
     checkpoint = resolve_checkpoint(path)
     full = read_model(checkpoint)
@@ -104,11 +79,8 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LoadedMo
     one_process_groups()
     module = SequentialGPT(model_shape(cfg.model, 1, cfg.seed))
     state = {}
-    for name, tensor in full.params.items():
-        from trainer.fullstate import layer_of
-
-        layer, key = layer_of(name, cfg.model.num_layers)
-        state[f"layers.{layer}.{key}"] = split(name, tensor, cfg, 1)[0]
+    for entry in full.table.tensors.values():  # SequentialGPT keeps the pipeline's layers as layers.{index}
+        state[f"layers.{entry.layer}.{entry.key}"] = split(entry, full.params[entry.name], cfg, 1)[0]
     missing, unexpected = module.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("_extra_state")]
     if missing or unexpected:

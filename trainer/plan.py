@@ -39,7 +39,7 @@ import math
 import sys
 from dataclasses import dataclass
 
-from trainer.config import ConfigError, ModelConfig, TrainConfig, apply_override
+from trainer.config import ConfigError, ModelConfig, TrainConfig, apply_override, check_model_shape
 from trainer.metrics import narayanan_flops_per_iteration
 from trainer.perf_model import DGX_A100, HARDWARE, Hardware, IterationTime, Layout, iteration_time, layer_parameters
 from trainer.presets import PRESETS, get_preset
@@ -189,10 +189,7 @@ def make_plan(cfg: TrainConfig, cluster: Cluster, preset: str = "", attention_sc
         raise ConfigError(
             f"global batch {b.global_batch_size} is not a multiple of micro-batch {b.micro_batch_size} x DP {dp}"
         )
-    if m.num_layers < p.pipeline:
-        raise ConfigError(f"{m.num_layers} layers cannot fill {p.pipeline} pipeline stages")
-    if m.num_attention_heads % p.tensor:
-        raise ConfigError(f"{m.num_attention_heads} heads are not divisible by TP {p.tensor}")
+    check_model_shape(m, p.tensor, p.pipeline)
 
     h, s = m.hidden_size, m.seq_length
     vocab = m.padded_vocab_size(p.tensor)

@@ -8,12 +8,12 @@ Every tensor and its Adam moments are joined across tensor-parallel ranks along 
 (ZeRO-1 data-parallel slices joined first), then split for the new degree; the vocabulary padding is
 redone for it. The new checkpoint keeps the step, consumed samples and tokens (the data position), the
 schedules' values and the tokenizer; it stores the Adam moments per layer file, so the resumed launch
-puts them into its own ZeRO-1 partitioning whatever its data-parallel size (trainer.checkpoint).
+puts them into its own ZeRO-1 partitioning whatever its data-parallel size (trainer.checkpoint.live).
 Dropout RNG streams are per rank and cannot follow a layout change: they are seeded afresh.
 
 This is our own split/join rather than DeepSpeed's universal checkpoint: the one-process layout runs
 without ZeRO, which DeepSpeed's universal loader does not support, and the model already defines each
-tensor's partition dimension (trainer.fullstate), so the conversion is exact and small.
+tensor's partition dimension (trainer.checkpoint.layout), so the conversion is exact and small.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from trainer.checkpoint import CheckpointError
-from trainer.fullstate import read_model, resolve_checkpoint, write_layout
+from trainer.checkpoint import CheckpointError, resolve_checkpoint
+from trainer.checkpoint.full import read_model, write_layout
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from deepspeed.pipe import LayerSpec, TiedLayerSpec
 from torch import nn
 
-from trainer.config import ModelConfig
+from trainer.config import ModelConfig, check_model_shape
 from trainer.model import tensor_parallel as tp
 from trainer.model.init import init_constant_, init_normal_, output_layer_std
 
@@ -40,13 +40,9 @@ class ModelShape:
         return self.model.resolved_init_std
 
 
-def model_shape(model: ModelConfig, tensor_parallel: int, seed: int) -> ModelShape:
-    if model.hidden_size % model.num_attention_heads:
-        raise ValueError(f"hidden_size {model.hidden_size} is not a multiple of "
-                         f"num_attention_heads {model.num_attention_heads}")
-    if model.num_attention_heads % tensor_parallel:
-        raise ValueError(f"num_attention_heads {model.num_attention_heads} is not a multiple of "
-                         f"tensor parallelism {tensor_parallel}")
+def model_shape(model: ModelConfig, tensor_parallel: int, seed: int, pipeline_parallel: int = 1) -> ModelShape:
+    """The shape of a model for a TP x PP layout, checked by the config (ConfigError if it cannot be built)."""
+    check_model_shape(model, tensor_parallel, pipeline_parallel)
     return ModelShape(model=model, padded_vocab=model.padded_vocab_size(tensor_parallel), seed=seed)
 
 
@@ -62,8 +58,13 @@ class WordEmbedding(nn.Module):
         super().__init__()
         self.embedding = tp.VocabParallelEmbedding(shape.padded_vocab, shape.model.hidden_size,
                                                    params_dtype=shape.params_dtype)
-        init_normal_(self.embedding.weight, seed=shape.seed, name="embedding.word.weight", std=shape.std,
-                     tp_rank=tp.tensor_parallel_rank(), valid_rows=shape.model.vocab_size)
+        init_normal_(self.embedding.weight, seed=shape.seed, name=self.full_name("embedding.weight"),
+                     std=shape.std, tp_rank=tp.tensor_parallel_rank(), valid_rows=shape.model.vocab_size)
+
+    @staticmethod
+    def full_name(key: str) -> str:
+        """The layout-independent name of this layer's tensor `key` (init seeds, checkpoints)."""
+        return "embedding.word." + key.removeprefix("embedding.")
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.embedding(tokens)
@@ -82,8 +83,12 @@ class PositionEmbedding(nn.Module):
         self.dropout = shape.model.dropout
         self.weight = nn.Parameter(torch.empty(shape.model.seq_length, shape.model.hidden_size,
                                                dtype=shape.params_dtype))
-        init_normal_(self.weight, seed=shape.seed, name="embedding.position.weight", std=shape.std,
+        init_normal_(self.weight, seed=shape.seed, name=self.full_name("weight"), std=shape.std,
                      tp_rank=tp.tensor_parallel_rank())
+
+    @staticmethod
+    def full_name(key: str) -> str:
+        return "embedding.position." + key
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         seq = hidden.shape[1]
@@ -104,6 +109,7 @@ class TransformerBlock(nn.Module):
         self.local_heads = cfg.num_attention_heads // world
         self.head_dim = h // cfg.num_attention_heads
         self.dropout = cfg.dropout
+        self.layer_number = layer_number
 
         self.ln_attention = LayerNorm(shape)
         # output features ordered [head, (q, k, v), head_dim]: a contiguous slice holds whole heads
@@ -112,15 +118,18 @@ class TransformerBlock(nn.Module):
         self.ln_mlp = LayerNorm(shape)
         self.fc1 = tp.ColumnParallelLinear(h, 4 * h, params_dtype=shape.params_dtype)
         self.fc2 = tp.RowParallelLinear(4 * h, h, params_dtype=shape.params_dtype)
-        self._initialize(shape, layer_number)
+        self._initialize(shape)
 
-    def _initialize(self, shape: ModelShape, layer_number: int) -> None:
+    def full_name(self, key: str) -> str:
+        return f"layers.{self.layer_number}.{key}"
+
+    def _initialize(self, shape: ModelShape) -> None:
         rank = tp.tensor_parallel_rank()
         out_std = output_layer_std(shape.std, shape.model.num_layers)
         for module_name, std in (("qkv", shape.std), ("attention_out", out_std), ("fc1", shape.std),
                                  ("fc2", out_std)):
             module = getattr(self, module_name)
-            init_normal_(module.weight, seed=shape.seed, name=f"layers.{layer_number}.{module_name}.weight",
+            init_normal_(module.weight, seed=shape.seed, name=self.full_name(f"{module_name}.weight"),
                          std=std, tp_rank=rank)
             init_constant_(module.bias, 0.0)
         for norm in (self.ln_attention, self.ln_mlp):
@@ -148,6 +157,10 @@ class FinalLayerNorm(LayerNorm):
         super().__init__(shape)
         init_constant_(self.weight, 1.0)
         init_constant_(self.bias, 0.0)
+
+    @staticmethod
+    def full_name(key: str) -> str:
+        return "final_norm." + key
 
 
 class GPTLoss:

@@ -1,9 +1,9 @@
 """Initialisation that does not depend on the parallel layout.
 
-The full model is defined once by the seed: every parameter has a layout-independent name
-("layers.3.mlp.fc1.weight") and its full tensor is cut into slices along the dimension tensor parallelism
-splits (rows for column-parallel weights and embeddings, columns for row-parallel weights, rows for
-replicated ones). Slice i is drawn from its own generator, seeded by (seed, name, i). A rank therefore
+The full model is defined once by the seed: every parameter has a layout-independent name (its layer's
+`full_name`, e.g. "layers.3.fc1.weight", the name checkpoints use too) and its full tensor is cut into
+slices along its `partition_dim` (rows for column-parallel weights and the embedding, columns for
+row-parallel weights, rows for replicated ones). Slice i is drawn from its own generator, seeded by (seed, name, i). A rank therefore
 draws exactly its shard, without materialising the full tensor, and any TP/PP/DP layout starts from the
 same weights as one process.
 """
@@ -38,7 +38,10 @@ def draw_normal_slices(seed: int, name: str, slice_shape: tuple[int, ...], indic
 
 def init_normal_(param: nn.Parameter, *, seed: int, name: str, std: float, tp_rank: int,
                  valid_rows: int | None = None) -> None:
-    """Fill `param` with this rank's shard of the full normal(0, std) tensor called `name`."""
+    """Fill `param` with this rank's shard of the full normal(0, std) tensor called `name`; rows at or past
+    `valid_rows` (the padded vocabulary) are zero. A parameter on the meta device is left as it is."""
+    if param.is_meta:
+        return
     sliced = bool(getattr(param, "tensor_model_parallel", False))
     dim = int(getattr(param, "partition_dim", 0)) if sliced else 0
     local = param.shape[dim]

@@ -8,6 +8,7 @@ and `compare_groups` checks, rank by rank, that both libraries talk to the same 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import timedelta
 
@@ -101,3 +102,36 @@ def compare_groups(megatron: dict[str, list[int]], deepspeed: dict[str, list[int
 
     return [f"{name}: megatron-core {sorted(megatron[name])} vs DeepSpeed {sorted(deepspeed[name])}"
             for name in GROUP_NAMES if members(megatron[name]) != members(deepspeed[name])]
+
+
+def one_process_groups() -> None:
+    """A one-process gloo group with megatron-core's groups of size one (tensor-parallel layers need them).
+    The group is joined by an explicit address, leaving os.environ alone: processes this one starts must
+    not inherit a RANK or MASTER_PORT (they would try to join this group)."""
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+    init_megatron_groups(Layout())
+
+
+def release_process_groups() -> None:
+    """Undo one_process_groups (for a process that goes on to do other distributed work)."""
+    destroy_megatron_groups()
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def groups_for_building():
+    """megatron-core's groups, which building tensor-parallel layers needs: this process's own if it has
+    them (a live engine's), else one-process groups for the time of the block."""
+    if parallel_state.model_parallel_is_initialized():
+        yield
+        return
+    had_process_group = dist.is_initialized()
+    one_process_groups()
+    try:
+        yield
+    finally:
+        destroy_megatron_groups()
+        if not had_process_group:
+            dist.destroy_process_group()
