@@ -76,9 +76,9 @@ def pipeline_run_config():
 @pytest.fixture(scope="session")
 def pipeline_run(sample_crawl, default_classifier, tmp_path_factory) -> Path:
     """The run folder of `python -m dataprep run --input CRAWL/*.warc.gz --keep-dropped`: DIR/<stage>/."""
+    from blending.spark_session import get_spark
     from dataprep.pipeline import SourceSpec, run_pipeline
     from dataprep.schema import DEFAULT_SOURCE
-    from blending.spark_session import get_spark
 
     out = tmp_path_factory.mktemp("pipeline") / "run"
     spark = get_spark("local[2]", app_name="tests")

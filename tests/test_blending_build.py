@@ -24,8 +24,8 @@ from blending.locate import locate_samples
 from blending.manifest import ManifestError, load_manifest
 from blending.preview import preview
 from blending.reader import DataStream, build_gpt_datasets
-from blending.tokenizer import EOD_TOKEN, train_bpe
 from blending.stage_folder import InputError, OutputExistsError
+from blending.tokenizer import EOD_TOKEN, train_bpe
 from tests.test_blending_units import document_rows, paragraphs, write_stage_folder
 
 with warnings.catch_warnings():

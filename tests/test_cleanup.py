@@ -8,11 +8,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from blending.spark_session import get_spark
 from dataprep.cleanup.heuristics import heuristic_reason, keeps_all_languages
 from dataprep.config import CleanupConfig, DataprepConfig
 from dataprep.extract.html_text import html_to_text
 from dataprep.ingest.readers import read_text
-from blending.spark_session import get_spark
 from dataprep.pipeline import run
 from dataprep.text.language import detect_language, seed_langdetect
 

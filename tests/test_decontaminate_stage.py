@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from blending.evaltasks import load_task
+from blending.spark_session import get_spark
 from dataprep.config import DataprepConfig
 from dataprep.decontaminate.tokens import words
-from blending.spark_session import get_spark
-from dataprep.pipeline import run
 from dataprep.framework.spark_folders import read_input_folders as read_stage_outputs
+from dataprep.pipeline import run
 
 TASKS = ["lambada", "piqa"]  # a small index: the stage's work is the same with every shipped task
 

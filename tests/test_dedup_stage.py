@@ -15,16 +15,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from blending.spark_session import get_spark
 from dataprep.cli import stage_parser
 from dataprep.config import DataprepConfig
 from dataprep.dedup.evaluate import Document, evaluate, truth_groups
 from dataprep.dedup.frames import CLUSTER_ID, DUPLICATE_OF, deduplicate, with_assignments
 from dataprep.dedup.stage import DedupStage
 from dataprep.extract.stage import ExtractStage
+from dataprep.pipeline import run
 from dataprep.samplecrawl import CrawlMix, SampleCrawlConfig, build_sample_crawl
 from dataprep.schema import doc_id
-from blending.spark_session import get_spark
-from dataprep.pipeline import run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Pages whose fate is dedup's: originals, their recrawls and edited copies on other sites (edit rates

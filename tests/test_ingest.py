@@ -11,12 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from blending.spark_session import get_spark
 from dataprep.config import DataprepConfig
 from dataprep.ingest.readers import UnreadableFileError, read_jsonl, read_parquet, read_text
 from dataprep.ingest.stage import IngestStage
-from dataprep.schema import doc_id, line_origin
-from blending.spark_session import get_spark
 from dataprep.pipeline import run
+from dataprep.schema import doc_id, line_origin
 
 TEXT = Path(__file__).parent / "fixtures" / "text"
 JSONL = TEXT / "dolma_cc_en_head-0091.jsonl.gz"

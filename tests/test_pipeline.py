@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from blending.spark_session import get_spark
 from dataprep.__main__ import main
 from dataprep.pipeline import (
     RunConfigError,
@@ -19,7 +20,6 @@ from dataprep.pipeline import (
     source_stages,
 )
 from dataprep.schema import DEFAULT_SOURCE
-from blending.spark_session import get_spark
 from tests.conftest import PIPELINE_OPTIONS, pipeline_run_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -130,8 +130,8 @@ def test_only_per_source_stages_can_be_skipped(tmp_path):
 def test_the_papers_run_config_names_the_blends_sources():
     import yaml
 
-    from dataprep.pipeline import stage_class
     from dataprep.framework.stage import stage_options
+    from dataprep.pipeline import stage_class
 
     root = Path(__file__).resolve().parents[1]
     config, sources = load_run_config(root / "infra" / "pipeline.yaml")

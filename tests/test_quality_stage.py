@@ -8,12 +8,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from blending.spark_session import get_spark
 from dataprep.config import DataprepConfig
+from dataprep.framework.spark_folders import read_input_folders as read_stage_outputs
+from dataprep.pipeline import run
 from dataprep.quality.corpus import default_paths, read_documents
 from dataprep.quality.pareto import keeps, pareto_draw
-from blending.spark_session import get_spark
-from dataprep.pipeline import run
-from dataprep.framework.spark_folders import read_input_folders as read_stage_outputs
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from blending.hashing import sha256_file
 from dataprep.config import ClassifierConfig
 from dataprep.quality.build_corpus import page_texts, without_article
 from dataprep.quality.corpus import HIGH, LOW, Example, default_paths, load_examples, make_examples, read_documents
 from dataprep.quality.evaluation import group_folds, heldout_groups, length_rule, scores
-from blending.hashing import sha256_file
 from dataprep.quality.model import ModelError, check_model, score_texts
 from dataprep.quality.pareto import keeps, lomax, pareto_cdf, pareto_draw, uniform
 from dataprep.quality.text import normalize, windows
