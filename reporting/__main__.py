@@ -64,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("funnel", help="the funnel table of stage folders, and its plot",
                             description="Print the funnel of the stage folders (their stats.json) in the order "
                                         "given, and with --png draw it: per stage its rows kept and dropped by "
-                                        "reason, and the text it wrote.")
-    p.add_argument("stages", nargs="+", metavar="STAGE_FOLDER", help="stage output folders, in pipeline order")
+                                        "reason, and the text it wrote. A run's folder stands for its stage "
+                                        "folders, in pipeline order.")
+    p.add_argument("stages", nargs="+", metavar="STAGE_FOLDER", help="stage output folders, in pipeline order, "
+                                                                     "or a run's folder")
     p.add_argument("--png", metavar="FILE", help="write the funnel plot here")
     p.set_defaults(run=_funnel)
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from reporting.collect import Stage, read_json
+from blending.stages import find_stage_folders
+from reporting.collect import Stage, read_json, stages_of
 from reporting.figures import KEPT_COLOR, pyplot, reason_colors, save
 from reporting.units import human, mb
 
@@ -126,13 +127,18 @@ def plot_funnel(stages: list[Stage], target: str | Path | BinaryIO) -> None:
 
 
 def read_stages(folders: list[str | Path]) -> list[Stage]:
-    """The stages of folders given by hand, in the order given, labelled by their path."""
+    """The stages of folders given by hand, in the order given, labelled by their path; a folder without
+    stats.json (a run's folder) stands for the finished stage folders below it, in pipeline order."""
     stages = []
     for folder in folders:
         stats = read_json(Path(folder) / "stats.json")
-        if not stats or "in" not in stats:
-            raise FileNotFoundError(f"{folder}: no stats.json with a stage's accounting")
-        stages.append(Stage(str(folder), stats))
+        if stats and "in" in stats:
+            stages.append(Stage(str(folder), stats))
+            continue
+        found = stages_of(find_stage_folders(folder), lambda path: str(path)) if Path(folder).is_dir() else []
+        if not found:
+            raise FileNotFoundError(f"{folder}: no stats.json with a stage's accounting in it or below it")
+        stages += found
     return stages
 
 

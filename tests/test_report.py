@@ -177,7 +177,14 @@ def test_the_funnel_of_stage_folders_given_by_hand(tmp_path, capsys):
     assert table.kinds == ["total", "reason", "reason", "unused", "total", "reason", "reason"]
     assert "decode_error: 0 each" in printed
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert reporting_main(["funnel", str(tmp_path)]) == 2  # no stats.json there
+    (tmp_path / "empty").mkdir()
+    assert reporting_main(["funnel", str(tmp_path / "empty")]) == 2  # no stats.json in it or below it
+
+
+def test_the_funnel_of_a_run_folder_is_its_stages_in_pipeline_order(pipeline_run, capsys):
+    assert reporting_main(["funnel", str(pipeline_run)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.index(f"{pipeline_run / 'extract'} (extract)") < printed.index(f"{pipeline_run / 'cleanup'} (cleanup)")
 
 
 def test_a_report_written_again_deletes_only_the_pngs_it_wrote(run_root, tmp_path):
