@@ -29,6 +29,8 @@ RUN pip install -r requirements/dataprep.txt
 COPY pyproject.toml ./
 COPY dataprep/ dataprep/
 COPY blending/ blending/
+# The sample-crawl generator (a tool beside the services): docker/dataprep-demo.sh builds the demo's crawl.
+COPY samplecrawl/ samplecrawl/
 COPY infra/ infra/
 COPY tests/fixtures/samplecrawl/ tests/fixtures/samplecrawl/
 COPY docker/dataprep-demo.sh docker/dataprep-demo.sh

@@ -51,7 +51,7 @@ def fixtures() -> Path:
 def sample_crawl(tmp_path_factory) -> tuple[Path, dict]:
     """(folder of WARC files, the crawl's truth): the sample crawl, Common Crawl's clipped record, and
     Common Crawl's WARC with one broken gzip member."""
-    from dataprep.samplecrawl import build_sample_crawl
+    from samplecrawl import build_sample_crawl
 
     root = tmp_path_factory.mktemp("crawl") / "crawl"
     truth = build_sample_crawl(root, SAMPLE_RECORDS, SAMPLE_FILES, seed=SAMPLE_SEED)

@@ -21,10 +21,10 @@ from dataprep.dedup.evaluate import Document, evaluate, truth_groups
 from dataprep.dedup.frames import CLUSTER_ID, DUPLICATE_OF, deduplicate, with_assignments
 from dataprep.dedup.stage import DedupStage
 from dataprep.extract.stage import ExtractStage
-from dataprep.samplecrawl import CrawlMix, SampleCrawlConfig, build_sample_crawl
 from dataprep.schema import doc_id
 from dataprep.spark import get_spark
 from dataprep.stage import run
+from samplecrawl import CrawlMix, SampleCrawlConfig, build_sample_crawl
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Pages whose fate is dedup's: originals, their recrawls and edited copies on other sites (edit rates
