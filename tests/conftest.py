@@ -43,6 +43,15 @@ def default_classifier(dataprep_cache) -> Path:
 
 
 @pytest.fixture(scope="session")
+def spark():
+    """The one Spark session of a test run (local[2]), for every module. Tests must not stop it; code
+    under test that asks for a session (get_spark, blending's build with master="local[2]") gets this one."""
+    from dataprep.spark import get_spark
+
+    return get_spark("local[2]", app_name="tests")
+
+
+@pytest.fixture(scope="session")
 def fixtures() -> Path:
     return FIXTURES
 
@@ -74,14 +83,12 @@ def pipeline_run_config():
 
 
 @pytest.fixture(scope="session")
-def pipeline_run(sample_crawl, default_classifier, tmp_path_factory) -> Path:
+def pipeline_run(spark, sample_crawl, default_classifier, tmp_path_factory) -> Path:
     """The run folder of `python -m dataprep run --input CRAWL/*.warc.gz --keep-dropped`: DIR/<stage>/."""
     from dataprep.pipeline import SourceSpec, run_pipeline
     from dataprep.schema import DEFAULT_SOURCE
-    from dataprep.spark import get_spark
 
     out = tmp_path_factory.mktemp("pipeline") / "run"
-    spark = get_spark("local[2]", app_name="tests")
     source = SourceSpec(DEFAULT_SOURCE, "extract", [str(sample_crawl[0] / "*.warc.gz")])
     run_pipeline(spark, [source], str(out), pipeline_run_config(), PIPELINE_OPTIONS, keep_dropped=True)
     return out

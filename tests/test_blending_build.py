@@ -74,19 +74,12 @@ def blend_config(corpus, **changes) -> BlendConfig:
 
 
 @pytest.fixture(scope="module")
-def built(corpus):
+def built(spark, corpus):
     root = corpus["root"]
     config = blend_config(corpus)
-    try:
-        one = build(config, root / "out_one", master="local[2]", partitions=1)
-        five = build(config, root / "out_five", master="local[2]", partitions=5)
-        yield {"one": one.parent, "five": five.parent, "manifest": one, "config": config}
-    finally:
-        from pyspark.sql import SparkSession
-
-        spark = SparkSession.getActiveSession()
-        if spark is not None:
-            spark.stop()
+    one = build(config, root / "out_one", master="local[2]", partitions=1)
+    five = build(config, root / "out_five", master="local[2]", partitions=5)
+    return {"one": one.parent, "five": five.parent, "manifest": one, "config": config}
 
 
 def files_of(folder: Path) -> dict[str, bytes]:

@@ -41,11 +41,6 @@ def _rows(n: int):
 
 
 @pytest.fixture(scope="module")
-def spark():
-    return get_spark("local[2]", app_name="test-contracts")
-
-
-@pytest.fixture(scope="module")
 def frame(spark):
     return spark.createDataFrame(_rows(3000), DDL)
 
@@ -222,6 +217,21 @@ def test_killed_stage_leaves_no_complete_looking_folder(tmp_path):
         proc.wait()
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob("out.tmp-*/_SUCCESS"))
+
+
+def test_get_spark_returns_the_active_session_only_as_asked_for(spark):
+    # The active session is returned when the call asks for what it has (the app name is not asked for) ...
+    assert get_spark() is spark
+    assert get_spark("local[2]", app_name="another", conf={"spark.sql.adaptive.enabled": False}) is spark
+    assert get_spark(conf={"spark.sql.session.timeZone": "UTC", "spark.driver.memory": "4g"}) is spark
+    # ... and a master or setting it does not have is an error, not a session that silently differs.
+    with pytest.raises(RuntimeError, match=r"master 'local\[4\]' \(the active session's: 'local\[2\]'\)"):
+        get_spark("local[4]")
+    with pytest.raises(RuntimeError, match="spark.sql.session.timeZone='Europe/Paris'"):
+        get_spark("local[2]", conf={"spark.sql.session.timeZone": "Europe/Paris"})
+    with pytest.raises(RuntimeError, match="spark.executor.cores='3' \\(the active session's: None\\)"):
+        get_spark(conf={"spark.executor.cores": 3})
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
 
 
 def test_config_defaults_are_the_papers(tmp_path):

@@ -16,16 +16,10 @@ import pytest
 from blending.evaltasks import load_task
 from dataprep.config import DataprepConfig
 from dataprep.decontaminate.tokens import words
-from dataprep.spark import get_spark
 from dataprep.stage import run
 from dataprep.stage_output import read_stage_outputs
 
 TASKS = ["lambada", "piqa"]  # a small index: the stage's work is the same with every shipped task
-
-
-@pytest.fixture(scope="module")
-def spark():
-    return get_spark("local[2]", app_name="test-decontaminate")
 
 
 def _config(buckets: int = 2) -> DataprepConfig:

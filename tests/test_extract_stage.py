@@ -15,7 +15,6 @@ from dataprep.config import DataprepConfig
 from dataprep.extract.stage import ExtractStage
 from dataprep.file_stage import BadInputFilesError, Summaries, Summary
 from dataprep.inputs import expand_inputs
-from dataprep.spark import get_spark
 from dataprep.stage import run
 from dataprep.stage_folder import InputError, OutputExistsError
 
@@ -26,11 +25,6 @@ def _config(num_buckets: int = 4) -> DataprepConfig:
     config = DataprepConfig()
     config.output.num_buckets = num_buckets
     return config
-
-
-@pytest.fixture(scope="module")
-def spark():
-    return get_spark("local[2]", app_name="test-extract")
 
 
 @pytest.fixture(scope="module")

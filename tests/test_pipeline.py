@@ -19,17 +19,11 @@ from dataprep.pipeline import (
     source_stages,
 )
 from dataprep.schema import DEFAULT_SOURCE
-from dataprep.spark import get_spark
 from tests.conftest import PIPELINE_OPTIONS, pipeline_run_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Options that keep the stages after cleanup cheap where the test is about the pipeline, not about them.
 SMALL = {"task": ["copa"]}
-
-
-@pytest.fixture(scope="module")
-def spark():
-    return get_spark("local[2]", app_name="test-pipeline")
 
 
 def _stats(folder: Path) -> dict:

@@ -11,14 +11,8 @@ import pytest
 from dataprep.config import DataprepConfig
 from dataprep.quality.corpus import default_paths, read_documents
 from dataprep.quality.pareto import keeps, pareto_draw
-from dataprep.spark import get_spark
 from dataprep.stage import run
 from dataprep.stage_output import read_stage_outputs
-
-
-@pytest.fixture(scope="module")
-def spark():
-    return get_spark("local[2]", app_name="test-quality")
 
 
 def _config(buckets: int) -> DataprepConfig:

@@ -10,7 +10,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from dataprep.config import DataprepConfig
-from dataprep.spark import get_spark
 from dataprep.stage import DocumentFilter, Option, WholeDatasetStage, run
 from dataprep.stage_folder import InputError
 
@@ -55,11 +54,6 @@ class Paragraphs(WholeDatasetStage):
 
     def extra(self, summary, stats):
         return {"pieces_per_document": stats.out_rows / stats.kept_rows}
-
-
-@pytest.fixture(scope="module")
-def spark():
-    return get_spark("local[2]", app_name="test-stage")
 
 
 def _config() -> DataprepConfig:
