@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import PIPELINE_OPTIONS, pipeline_run_config
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 
@@ -15,10 +17,9 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 # The shared pipeline run: a small sample crawl (plus real faulty WARC files) through every stage of
 # dataprep/pipeline.py, once per test session. A stage added to the pipeline runs in it by itself; one
-# that needs settings (a model file, task files) adds them in pipeline_run_config() / PIPELINE_OPTIONS.
+# that needs settings (a model file, task files) adds them in tests/helpers.py (pipeline_run_config() / PIPELINE_OPTIONS).
 # The quality stage uses the default classifier (the `default_classifier` fixture's).
 SAMPLE_RECORDS, SAMPLE_FILES, SAMPLE_SEED = 240, 2, 3
-PIPELINE_OPTIONS: dict = {}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -72,14 +73,6 @@ def sample_crawl(tmp_path_factory) -> tuple[Path, dict]:
     data[first_member + 200] ^= 0xFF  # inside the second member (the first request record)
     (root / "broken-cc.warc.gz").write_bytes(bytes(data))
     return root, truth
-
-
-def pipeline_run_config():
-    from dataprep.config import DataprepConfig
-
-    config = DataprepConfig()
-    config.output.num_buckets = 4
-    return config
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from blending.preview import preview
 from blending.reader import DataStream, build_gpt_datasets
 from blending.tokenizer import EOD_TOKEN, train_bpe
 from dataprep.stage_folder import InputError, OutputExistsError
-from tests.test_blending_units import document_rows, paragraphs, write_stage_folder
+from tests.helpers import document_rows, paragraphs, write_stage_folder
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -19,30 +19,12 @@ from dataprep.spark import get_spark
 from dataprep.stage_folder import InputError, OutputExistsError, folder_record
 from dataprep.stage_output import StageOutput, read_stage_outputs
 from dataprep.stats import AccountingError, StageStats
+from tests.helpers import DDL, REASONS, contract_rows
 
 ROOT = Path(__file__).resolve().parents[1]
-DDL = (
-    "doc_id string, source string, url string, origin string, lang string, lang_score double, "
-    "text string, in_bytes long, drop_reason string"
-)
-REASONS = ["non_english", "too_short"]
-
-
-def _rows(n: int):
-    # Real-looking text with a deterministic drop pattern: every 7th non-English, every 5th too short.
-    words = (ROOT / "tests" / "fixtures" / "SOURCES.md").read_text().split() or ["word"]
-    rows = []
-    for i in range(n):
-        origin = f"sample.jsonl:{i}"
-        text = " ".join(words[(i * 7 + k) % len(words)] for k in range(20 + i % 300))
-        reason = "non_english" if i % 7 == 0 else "too_short" if i % 5 == 0 else None
-        rows.append((doc_id("src", origin), "src", None, origin, "en", 0.99, text, len(text.encode()) + 1, reason))
-    return rows
-
-
 @pytest.fixture(scope="module")
 def frame(spark):
-    return spark.createDataFrame(_rows(3000), DDL)
+    return spark.createDataFrame(contract_rows(3000), DDL)
 
 
 def _hashes(folder: Path) -> dict[str, str]:
@@ -177,7 +159,7 @@ def test_failing_stage_leaves_no_output(spark, tmp_path):
     def explode(text):
         raise ValueError("bad row")
 
-    df = spark.createDataFrame(_rows(50), DDL).withColumn("text", F.udf(explode, "string")("text"))
+    df = spark.createDataFrame(contract_rows(50), DDL).withColumn("text", F.udf(explode, "string")("text"))
     with pytest.raises(Exception, match="bad row"):
         StageOutput(str(tmp_path / "out"), "test", [], "h").write(df, OutputConfig(num_buckets=2), REASONS)
     assert not (tmp_path / "out").exists()
@@ -192,14 +174,14 @@ def test_killed_stage_leaves_no_complete_looking_folder(tmp_path):
         from dataprep.config import OutputConfig
         from dataprep.spark import get_spark
         from dataprep.stage_output import StageOutput
-        from tests.test_contracts import DDL, REASONS, _rows
+        from tests.helpers import DDL, REASONS, contract_rows
 
         def slow(text):
             time.sleep(0.05)
             return text
 
         spark = get_spark("local[2]")
-        df = spark.createDataFrame(_rows(2000), DDL).withColumn("text", F.udf(slow, "string")("text"))
+        df = spark.createDataFrame(contract_rows(2000), DDL).withColumn("text", F.udf(slow, "string")("text"))
         StageOutput({str(tmp_path / "out")!r}, "test", [], "h").write(df, OutputConfig(num_buckets=2), REASONS)
         """
     )

@@ -19,7 +19,7 @@ from dataprep.pipeline import (
     source_stages,
 )
 from dataprep.schema import DEFAULT_SOURCE
-from tests.conftest import PIPELINE_OPTIONS, pipeline_run_config
+from tests.helpers import PIPELINE_OPTIONS, pipeline_run_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Options that keep the stages after cleanup cheap where the test is about the pipeline, not about them.

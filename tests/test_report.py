@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from blending.report import collect, main, write_report
-from tests.test_trainer_run_data import build_prose_shards
+from tests.helpers import build_prose_shards
 from trainer.presets import get_preset
 from trainer.reporting import RunReporter
 
