@@ -68,7 +68,7 @@ $(DEMO)/train/eval.json: $(DEMO)/train/summary.json $(DOCUMENTS)/decontaminate/t
 		--contaminated $(DOCUMENTS)/decontaminate/task_items_found.jsonl --out $@
 
 $(DEMO)/crawl/truth.json: | setup
-	$(PY) -m dataprep.samplecrawl --out $(DEMO)/crawl --records $(DEMO_RECORDS) --files $(DEMO_FILES) --seed 1 --overwrite
+	$(PY) -m samplecrawl --out $(DEMO)/crawl --records $(DEMO_RECORDS) --files $(DEMO_FILES) --seed 1 --overwrite
 
 # The quality stage's default classifier, from the training texts the repository ships: model.bin and
 # metrics.json (cross-validated accuracy, length-only baseline, held-out accuracy). `python -m dataprep

@@ -3,7 +3,7 @@
 The whole dedup stage on 10k, 50k and 100k ingested sample-crawl documents, and its quality on their
 planted near-duplicate groups, against datatrove-style banding without verification.
 
-Documents: the pages the sample-crawl builder plans (dataprep.samplecrawl, material ../shared/data),
+Documents: the pages the sample-crawl builder plans (samplecrawl, material ../shared/data),
 each page's content text as one JSONL line (URL included): originals, recrawls of the same URL, edited
 copies on other sites (word edit rates 0, 1, 2, 5, 10%) and short pages, in the builder's proportions
 for dedup work; the first N pages make the N-document set (copies follow their originals). Each set is
@@ -39,9 +39,9 @@ import pyarrow.parquet as pq
 
 from dataprep.dedup.evaluate import Document, evaluate
 from dataprep.dedup.ranking import origin_parts
-from dataprep.samplecrawl import CrawlMix, SampleCrawlConfig, load_material
-from dataprep.samplecrawl.plan import build_plan
-from dataprep.samplecrawl.render import content_paragraphs
+from samplecrawl import CrawlMix, SampleCrawlConfig, load_material
+from samplecrawl.plan import build_plan
+from samplecrawl.render import content_paragraphs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -1,6 +1,6 @@
 """Extract throughput: the Spark job against a bare Python loop over the same per-record functions.
 
-On a sample crawl (dataprep.samplecrawl, >= 2,000 records in several files) this times, in one run:
+On a sample crawl (samplecrawl, >= 2,000 records in several files) this times, in one run:
   - loop:      for each file, for each record: read_warc + extract_record (ExtractStage.rows_of_file), no Spark
   - local[1]:  the extract stage on a one-core Spark (one task per file, Arrow batches, persist, the write)
   - local[2]:  the same on two cores
@@ -31,7 +31,7 @@ from dataprep.config import DataprepConfig
 from dataprep.extract.stage import ExtractStage
 from dataprep.extract.warc_reader import read_warc
 from dataprep.pipeline import run
-from dataprep.samplecrawl import build_sample_crawl
+from samplecrawl import build_sample_crawl
 
 FIXTURE_WARC = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "warc" / "warcio_example.warc.gz"
 

@@ -49,8 +49,8 @@ from dataprep.pipeline import run  # noqa: E402
 from dataprep.quality.corpus import default_paths  # noqa: E402
 from dataprep.quality.model import check_model, score_texts  # noqa: E402
 from dataprep.quality.pareto import DROP_REASON, keeps, pareto_draw  # noqa: E402
+from dataprep.quality.source_texts import decode_text, visible_lines  # noqa: E402
 from dataprep.quality.train import MODEL_FILE, summary, train_classifier  # noqa: E402
-from dataprep.samplecrawl.text_sources import decode_text, visible_lines  # noqa: E402
 from dataprep.schema import DOCUMENT_SCHEMA, bucket_of, doc_id  # noqa: E402
 from dataprep.text.charset import decode_html  # noqa: E402
 

@@ -22,9 +22,30 @@ def get_spark(master: str | None = None, app_name: str = "dataprep", conf: dict 
 
     Under spark-submit the master comes from the command line; otherwise from `master`, then
     $SPARK_MASTER, then local[*]. Workers run the same interpreter as the driver.
+
+    A session that is already active is returned as it is (its app name stays), unless the call asks
+    for something it does not have: another `master`, or a `conf` value it does not hold. Spark cannot
+    change those in a running session, so that is a RuntimeError rather than a session that silently
+    differs from the one asked for.
     """
     active = SparkSession.getActiveSession()
     if active is not None:
+        context = active.sparkContext
+        wrong = []
+        if master is not None and master != context.master:
+            wrong.append(f"master {master!r} (the active session's: {context.master!r})")
+        for key, value in (conf or {}).items():
+            wanted = str(value).lower() if isinstance(value, bool) else str(value)
+            have = active.conf.get(key, None)
+            if have is None:
+                have = context.getConf().get(key)
+            if have != wanted:
+                wrong.append(f"{key}={wanted!r} (the active session's: {have!r})")
+        if wrong:
+            raise RuntimeError(
+                "a Spark session is already active and cannot be changed to " + ", ".join(wrong)
+                + ": stop it first (spark.stop()), or ask for what it has"
+            )
         return active
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)

@@ -20,7 +20,7 @@ submit() {
 }
 
 if [ ! -f "$demo/crawl/truth.json" ]; then  # written last: a complete crawl from an earlier run is reused
-    python -m dataprep.samplecrawl --out "$demo/crawl" --records "${DEMO_RECORDS:-3000}" \
+    python -m samplecrawl --out "$demo/crawl" --records "${DEMO_RECORDS:-3000}" \
         --files "${DEMO_FILES:-6}" --seed 1 --overwrite
 fi
 submit dataprep/jobs/run.py --input "$demo/crawl/*.warc.gz" --out "$documents"

@@ -31,6 +31,8 @@ COPY pyproject.toml ./
 COPY dataprep/ dataprep/
 COPY blending/ blending/
 COPY reporting/ reporting/
+# The sample-crawl generator (a tool beside the services): docker/dataprep-demo.sh builds the demo's crawl.
+COPY samplecrawl/ samplecrawl/
 COPY infra/ infra/
 COPY tests/fixtures/samplecrawl/ tests/fixtures/samplecrawl/
 COPY docker/dataprep-demo.sh docker/dataprep-demo.sh

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import PIPELINE_OPTIONS, pipeline_run_config
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 
@@ -15,10 +17,9 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 # The shared pipeline run: a small sample crawl (plus real faulty WARC files) through every stage of
 # dataprep/pipeline.py, once per test session. A stage added to the pipeline runs in it by itself; one
-# that needs settings (a model file, task files) adds them in pipeline_run_config() / PIPELINE_OPTIONS.
+# that needs settings (a model file, task files) adds them in tests/helpers.py (pipeline_run_config() / PIPELINE_OPTIONS).
 # The quality stage uses the default classifier (the `default_classifier` fixture's).
 SAMPLE_RECORDS, SAMPLE_FILES, SAMPLE_SEED = 240, 2, 3
-PIPELINE_OPTIONS: dict = {}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -43,6 +44,15 @@ def default_classifier(dataprep_cache) -> Path:
 
 
 @pytest.fixture(scope="session")
+def spark():
+    """The one Spark session of a test run (local[2]), for every module. Tests must not stop it; code
+    under test that asks for a session (get_spark, blending's build with master="local[2]") gets this one."""
+    from blending.spark_session import get_spark
+
+    return get_spark("local[2]", app_name="tests")
+
+
+@pytest.fixture(scope="session")
 def fixtures() -> Path:
     return FIXTURES
 
@@ -51,7 +61,7 @@ def fixtures() -> Path:
 def sample_crawl(tmp_path_factory) -> tuple[Path, dict]:
     """(folder of WARC files, the crawl's truth): the sample crawl, Common Crawl's clipped record, and
     Common Crawl's WARC with one broken gzip member."""
-    from dataprep.samplecrawl import build_sample_crawl
+    from samplecrawl import build_sample_crawl
 
     root = tmp_path_factory.mktemp("crawl") / "crawl"
     truth = build_sample_crawl(root, SAMPLE_RECORDS, SAMPLE_FILES, seed=SAMPLE_SEED)
@@ -65,23 +75,13 @@ def sample_crawl(tmp_path_factory) -> tuple[Path, dict]:
     return root, truth
 
 
-def pipeline_run_config():
-    from dataprep.config import DataprepConfig
-
-    config = DataprepConfig()
-    config.output.num_buckets = 4
-    return config
-
-
 @pytest.fixture(scope="session")
-def pipeline_run(sample_crawl, default_classifier, tmp_path_factory) -> Path:
+def pipeline_run(spark, sample_crawl, default_classifier, tmp_path_factory) -> Path:
     """The run folder of `python -m dataprep run --input CRAWL/*.warc.gz --keep-dropped`: DIR/<stage>/."""
-    from blending.spark_session import get_spark
     from dataprep.pipeline import SourceSpec, run_pipeline
     from dataprep.schema import DEFAULT_SOURCE
 
     out = tmp_path_factory.mktemp("pipeline") / "run"
-    spark = get_spark("local[2]", app_name="tests")
     source = SourceSpec(DEFAULT_SOURCE, "extract", [str(sample_crawl[0] / "*.warc.gz")])
     run_pipeline(spark, [source], str(out), pipeline_run_config(), PIPELINE_OPTIONS, keep_dropped=True)
     return out

@@ -26,7 +26,7 @@ from blending.preview import preview
 from blending.reader import DataStream, build_gpt_datasets
 from blending.stage_folder import InputError, OutputExistsError
 from blending.tokenizer import EOD_TOKEN, train_bpe
-from tests.test_blending_units import document_rows, paragraphs, write_stage_folder
+from tests.helpers import document_rows, paragraphs, write_stage_folder
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -74,19 +74,12 @@ def blend_config(corpus, **changes) -> BlendConfig:
 
 
 @pytest.fixture(scope="module")
-def built(corpus):
+def built(spark, corpus):
     root = corpus["root"]
     config = blend_config(corpus)
-    try:
-        one = build(config, root / "out_one", master="local[2]", partitions=1)
-        five = build(config, root / "out_five", master="local[2]", partitions=5)
-        yield {"one": one.parent, "five": five.parent, "manifest": one, "config": config}
-    finally:
-        from pyspark.sql import SparkSession
-
-        spark = SparkSession.getActiveSession()
-        if spark is not None:
-            spark.stop()
+    one = build(config, root / "out_one", master="local[2]", partitions=1)
+    five = build(config, root / "out_five", master="local[2]", partitions=5)
+    return {"one": one.parent, "five": five.parent, "manifest": one, "config": config}
 
 
 def files_of(folder: Path) -> dict[str, bytes]:

@@ -3,14 +3,9 @@ and writer, the tokenizer, shard planning, the validation split, presets and con
 
 from __future__ import annotations
 
-import json
-import re
 import warnings
-from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from tokenizers import Tokenizer
 
@@ -30,42 +25,13 @@ from blending.tokenizer import (
     prepare,
     train_bpe,
 )
-from dataprep.pipeline import last_stage
-from dataprep.schema import DEFAULT_SOURCE, DOCUMENT_SCHEMA, bucket_of, doc_id
+from dataprep.schema import DEFAULT_SOURCE, doc_id
+from tests.helpers import ROOT, document_rows, paragraphs, write_stage_folder
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from megatron.core.datasets import helpers
     from megatron.core.datasets.indexed_dataset import IndexedDataset, IndexedDatasetBuilder
-
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "fixtures" / "blending"
-
-
-def paragraphs(name: str) -> list[str]:
-    """Documents of a fixture text: wikitext paragraphs (headings left out), or blank-line separated blocks."""
-    text = (FIXTURES / name).read_bytes().decode("utf-8-sig").replace("\r\n", "\n")
-    if name.startswith("wikitext"):
-        lines = (line.strip() for line in text.split("\n"))
-        return [line for line in lines if line and not re.fullmatch(r"(= )+.*( =)+", line)]
-    return [p.strip() for p in text.split("\n\n") if p.strip()]
-
-
-def document_rows(source: str, fixture: str, texts: list) -> list[dict]:
-    return [{"doc_id": doc_id(source, f"{fixture}:{i}"), "source": source, "url": None, "origin": f"{fixture}:{i}",
-             "lang": "en", "lang_score": 1.0, "text": t} for i, t in enumerate(texts)]
-
-
-def write_stage_folder(folder: Path, rows: list[dict], buckets: int = 3) -> None:
-    """A folder of curated documents as the pipeline's last stage writes it (docs/contracts.md): bucketed
-    part files sorted by doc_id, stats, _SUCCESS."""
-    folder.mkdir(parents=True)
-    for b in range(buckets):
-        part = sorted((r for r in rows if bucket_of(r["doc_id"], buckets) == b), key=lambda r: r["doc_id"])
-        pq.write_table(pa.Table.from_pylist(part, schema=DOCUMENT_SCHEMA), folder / f"part-{b:05d}.parquet")
-    (folder / "stats.json").write_text(json.dumps({"stage": last_stage(), "in": {"rows": len(rows)}}))
-    (folder / "_SUCCESS").write_text(json.dumps({"stage": last_stage()}))
-
 
 @pytest.fixture(scope="module")
 def texts() -> list[str]:
@@ -224,8 +190,6 @@ def test_plan_shards_closes_before_the_limit():
 
 
 def test_validation_draw_is_stable_and_about_two_percent():
-    from dataprep.schema import doc_id
-
     ids = [doc_id("wikipedia", f"wiki.jsonl:{i}") for i in range(20000)]
     share = np.mean([is_validation(d, 0.02) for d in ids])
     assert abs(share - 0.02) <= 3 * np.sqrt(0.02 * 0.98 / len(ids))

@@ -8,7 +8,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from blending.spark_session import get_spark
 from dataprep.cleanup.heuristics import heuristic_reason, keeps_all_languages
 from dataprep.config import CleanupConfig, DataprepConfig
 from dataprep.extract.html_text import html_to_text
@@ -65,11 +64,6 @@ def test_langdetect_is_seeded_per_text(paragraphs):
     forward = [detect_language(t) for t in texts]
     backward = [detect_language(t) for t in reversed(texts)][::-1]
     assert forward == backward  # a text's language does not depend on what was detected before it
-
-
-@pytest.fixture(scope="module")
-def spark():
-    return get_spark("local[2]", app_name="test-cleanup")
 
 
 def _config() -> DataprepConfig:

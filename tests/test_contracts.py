@@ -14,60 +14,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from blending.spark_session import get_spark
-from blending.stage_folder import InputError, OutputExistsError, folder_record, read_stats, success_record
+from blending.stage_folder import InputError, OutputExistsError, folder_record
 from blending.stage_stats import AccountingError, StageStats
 from dataprep.config import DataprepConfig, OutputConfig, config_hash
-from dataprep.framework.runner import reusable_output
-from dataprep.framework.spark_folders import FolderSpec, read_input_folders, write_folder
-from dataprep.framework.stage import Extras
+from dataprep.framework.spark_folders import read_input_folders
 from dataprep.schema import bucket_of, doc_id
+from tests.helpers import DDL, REASONS, StageOutput, contract_rows
 
 ROOT = Path(__file__).resolve().parents[1]
-DDL = (
-    "doc_id string, source string, url string, origin string, lang string, lang_score double, "
-    "text string, in_bytes long, drop_reason string"
-)
-REASONS = ["non_english", "too_short"]
-
-
-class StageOutput:
-    """A stage folder written straight from a frame: the writer and the reuse rule without a stage."""
-
-    def __init__(self, out: str, stage: str, inputs: list, config_hash: str, overwrite=False, keep_dropped=False):
-        self.out, self.stage, self.overwrite, self.keep_dropped = out, stage, overwrite, keep_dropped
-        self.record = success_record(stage, "test", inputs, config_hash)
-
-    def reusable(self) -> bool:
-        return reusable_output(self.out, self.record, self.overwrite, False, self.keep_dropped)
-
-    def load_stats(self) -> StageStats:
-        return StageStats.from_dict(read_stats(self.out))
-
-    def write(self, frame, config, reasons, keep_dropped=False, expected_in_rows=None) -> StageStats:
-        spec = FolderSpec(self.out, self.stage, reasons, self.record, config, keep_dropped)
-        return write_folder(frame, spec, lambda: expected_in_rows, lambda stats: Extras())
-
-
-def _rows(n: int):
-    # Real-looking text with a deterministic drop pattern: every 7th non-English, every 5th too short.
-    words = (ROOT / "tests" / "fixtures" / "SOURCES.md").read_text().split() or ["word"]
-    rows = []
-    for i in range(n):
-        origin = f"sample.jsonl:{i}"
-        text = " ".join(words[(i * 7 + k) % len(words)] for k in range(20 + i % 300))
-        reason = "non_english" if i % 7 == 0 else "too_short" if i % 5 == 0 else None
-        rows.append((doc_id("src", origin), "src", None, origin, "en", 0.99, text, len(text.encode()) + 1, reason))
-    return rows
-
-
-@pytest.fixture(scope="module")
-def spark():
-    return get_spark("local[2]", app_name="test-contracts")
-
-
 @pytest.fixture(scope="module")
 def frame(spark):
-    return spark.createDataFrame(_rows(3000), DDL)
+    return spark.createDataFrame(contract_rows(3000), DDL)
 
 
 def _hashes(folder: Path) -> dict[str, str]:
@@ -202,7 +159,7 @@ def test_failing_stage_leaves_no_output(spark, tmp_path):
     def explode(text):
         raise ValueError("bad row")
 
-    df = spark.createDataFrame(_rows(50), DDL).withColumn("text", F.udf(explode, "string")("text"))
+    df = spark.createDataFrame(contract_rows(50), DDL).withColumn("text", F.udf(explode, "string")("text"))
     with pytest.raises(Exception, match="bad row"):
         StageOutput(str(tmp_path / "out"), "test", [], "h").write(df, OutputConfig(num_buckets=2), REASONS)
     assert not (tmp_path / "out").exists()
@@ -216,14 +173,14 @@ def test_killed_stage_leaves_no_complete_looking_folder(tmp_path):
         from pyspark.sql import functions as F
         from dataprep.config import OutputConfig
         from blending.spark_session import get_spark
-        from tests.test_contracts import DDL, REASONS, StageOutput, _rows
+        from tests.helpers import DDL, REASONS, StageOutput, contract_rows
 
         def slow(text):
             time.sleep(0.05)
             return text
 
         spark = get_spark("local[2]")
-        df = spark.createDataFrame(_rows(2000), DDL).withColumn("text", F.udf(slow, "string")("text"))
+        df = spark.createDataFrame(contract_rows(2000), DDL).withColumn("text", F.udf(slow, "string")("text"))
         StageOutput({str(tmp_path / "out")!r}, "test", [], "h").write(df, OutputConfig(num_buckets=2), REASONS)
         """
     )
@@ -243,6 +200,21 @@ def test_killed_stage_leaves_no_complete_looking_folder(tmp_path):
     assert not list(tmp_path.glob("out.tmp-*/_SUCCESS"))
 
 
+def test_get_spark_returns_the_active_session_only_as_asked_for(spark):
+    # The active session is returned when the call asks for what it has (the app name is not asked for) ...
+    assert get_spark() is spark
+    assert get_spark("local[2]", app_name="another", conf={"spark.sql.adaptive.enabled": False}) is spark
+    assert get_spark(conf={"spark.sql.session.timeZone": "UTC", "spark.driver.memory": "4g"}) is spark
+    # ... and a master or setting it does not have is an error, not a session that silently differs.
+    with pytest.raises(RuntimeError, match=r"master 'local\[4\]' \(the active session's: 'local\[2\]'\)"):
+        get_spark("local[4]")
+    with pytest.raises(RuntimeError, match="spark.sql.session.timeZone='Europe/Paris'"):
+        get_spark("local[2]", conf={"spark.sql.session.timeZone": "Europe/Paris"})
+    with pytest.raises(RuntimeError, match="spark.executor.cores='3' \\(the active session's: None\\)"):
+        get_spark(conf={"spark.executor.cores": 3})
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+
+
 def test_config_defaults_are_the_papers(tmp_path):
     config = DataprepConfig()
     assert (config.dedup.num_perm, config.dedup.bands, config.dedup.rows_per_band) == (260, 20, 13)
@@ -257,10 +229,3 @@ def test_config_defaults_are_the_papers(tmp_path):
         DataprepConfig.load(override)
     assert config_hash(DataprepConfig().cleanup) == config_hash(DataprepConfig().cleanup)
     assert config_hash(loaded.cleanup) != config_hash(config.cleanup)
-
-
-def test_the_folder_protocol_and_blendings_reader_of_it_need_no_spark():
-    code = ("import sys, dataprep.stage_folder, blending.documents; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pyspark'))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"

@@ -14,18 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from blending.evaltasks import load_task
-from blending.spark_session import get_spark
 from dataprep.config import DataprepConfig
 from dataprep.decontaminate.tokens import words
 from dataprep.framework.spark_folders import read_input_folders as read_stage_outputs
 from dataprep.pipeline import run
 
 TASKS = ["lambada", "piqa"]  # a small index: the stage's work is the same with every shipped task
-
-
-@pytest.fixture(scope="module")
-def spark():
-    return get_spark("local[2]", app_name="test-decontaminate")
 
 
 def _config(buckets: int = 2) -> DataprepConfig:

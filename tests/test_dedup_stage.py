@@ -15,7 +15,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from blending.spark_session import get_spark
 from dataprep.cli import stage_parser
 from dataprep.config import DataprepConfig
 from dataprep.dedup.evaluate import Document, evaluate, truth_groups
@@ -23,8 +22,8 @@ from dataprep.dedup.frames import CLUSTER_ID, DUPLICATE_OF, deduplicate, with_as
 from dataprep.dedup.stage import DedupStage
 from dataprep.extract.stage import ExtractStage
 from dataprep.pipeline import run
-from dataprep.samplecrawl import CrawlMix, SampleCrawlConfig, build_sample_crawl
 from dataprep.schema import doc_id
+from samplecrawl import CrawlMix, SampleCrawlConfig, build_sample_crawl
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Pages whose fate is dedup's: originals, their recrawls and edited copies on other sites (edit rates
@@ -32,11 +31,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 MIX = CrawlMix(clean=0.6, recrawl=0.06, near_duplicate=0.3, non_english=0.0, legacy_charset=0.0, short=0.04,
                javascript_notice=0.0, non_html=0.0, revisit=0.0)
 RECORDS, FILES = 900, 4
-
-
-@pytest.fixture(scope="module")
-def spark():
-    return get_spark("local[2]", app_name="test-dedup")
 
 
 def _config(**dedup) -> DataprepConfig:

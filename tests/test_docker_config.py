@@ -238,7 +238,7 @@ def _cli_call(command: list[str]) -> tuple[tuple[str, ...], list[str]] | None:
 def test_commands_name_real_modules_subcommands_and_options(commands):
     calls = [call for call in map(_cli_call, commands) if call]
     programs = {program for program, _ in calls}
-    assert {("-m", "dataprep.samplecrawl"), ("dataprep/jobs/run.py",), ("-m", "dataprep", "run"),
+    assert {("-m", "samplecrawl"), ("dataprep/jobs/run.py",), ("-m", "dataprep", "run"),
             ("-m", "blending", "build"), ("-m", "blending", "verify"), ("-m", "reporting", "report"),
             ("-m", "trainer.train")} <= programs
     helps: dict[tuple[str, ...], str] = {}

@@ -10,7 +10,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from blending.spark_session import get_spark
 from blending.stage_folder import InputError, OutputExistsError
 from dataprep.__main__ import main
 from dataprep.config import DataprepConfig
@@ -27,11 +26,6 @@ def _config(num_buckets: int = 4) -> DataprepConfig:
     config = DataprepConfig()
     config.output.num_buckets = num_buckets
     return config
-
-
-@pytest.fixture(scope="module")
-def spark():
-    return get_spark("local[2]", app_name="test-extract")
 
 
 @pytest.fixture(scope="module")

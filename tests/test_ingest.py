@@ -11,7 +11,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from blending.spark_session import get_spark
 from dataprep.config import DataprepConfig
 from dataprep.ingest.readers import UnreadableFileError, read_jsonl, read_parquet, read_text
 from dataprep.ingest.stage import IngestStage
@@ -68,11 +67,6 @@ def test_parquet_rows_and_a_file_without_the_text_column(tmp_path):
     ]
     with open(tmp_path / "docs.parquet", "rb") as f, pytest.raises(UnreadableFileError, match="no column 'text'"):
         list(read_parquet(f, "text", "url"))
-
-
-@pytest.fixture(scope="module")
-def spark():
-    return get_spark("local[2]", app_name="test-ingest")
 
 
 def _config() -> DataprepConfig:

@@ -15,7 +15,7 @@ from blending.__main__ import main as blending_main
 from blending.indexed import read_document
 from blending.locate import DEFAULT_SEED, DEFAULT_SEQ_LENGTH
 from dataprep.schema import doc_id
-from tests.test_trainer_run import ROOT, launch_env
+from tests.helpers import ROOT, launch_env
 from trainer.config import TrainConfig
 from trainer.locate import locate_step, main
 

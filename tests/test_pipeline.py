@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from blending.spark_session import get_spark
 from dataprep.__main__ import main
 from dataprep.pipeline import (
     RunConfigError,
@@ -20,16 +19,11 @@ from dataprep.pipeline import (
     source_stages,
 )
 from dataprep.schema import DEFAULT_SOURCE
-from tests.conftest import PIPELINE_OPTIONS, pipeline_run_config
+from tests.helpers import PIPELINE_OPTIONS, pipeline_run_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Options that keep the stages after cleanup cheap where the test is about the pipeline, not about them.
 SMALL = {"task": ["copa"]}
-
-
-@pytest.fixture(scope="module")
-def spark():
-    return get_spark("local[2]", app_name="test-pipeline")
 
 
 def _stats(folder: Path) -> dict:

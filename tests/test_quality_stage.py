@@ -8,17 +8,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from blending.spark_session import get_spark
 from dataprep.config import DataprepConfig
 from dataprep.framework.spark_folders import read_input_folders as read_stage_outputs
 from dataprep.pipeline import run
 from dataprep.quality.corpus import default_paths, read_documents
 from dataprep.quality.pareto import keeps, pareto_draw
-
-
-@pytest.fixture(scope="module")
-def spark():
-    return get_spark("local[2]", app_name="test-quality")
 
 
 def _config(buckets: int) -> DataprepConfig:

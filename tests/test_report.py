@@ -18,7 +18,7 @@ from reporting.collect import Stage, collect
 from reporting.funnel import funnel_table
 from reporting.inspect import format_text, inspect
 from reporting.report import WRITTEN, main, write_report
-from tests.test_trainer_run_data import build_prose_shards
+from tests.helpers import build_prose_shards
 from trainer.presets import get_preset
 from trainer.reporting import RunReporter
 

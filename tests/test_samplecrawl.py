@@ -20,7 +20,7 @@ from fastwarc.warc import ArchiveIterator as FastIterator
 from fastwarc.warc import WarcRecordType
 from warcio.archiveiterator import ArchiveIterator as WarcioIterator
 
-from dataprep.samplecrawl import (
+from samplecrawl import (
     DEFAULT_MATERIAL,
     CrawlMix,
     SampleCrawlConfig,
@@ -29,9 +29,9 @@ from dataprep.samplecrawl import (
     load_material,
     load_truth,
 )
-from dataprep.samplecrawl.__main__ import main
-from dataprep.samplecrawl.plan import JAVASCRIPT_NOTICES, MAX_ACCIDENTAL_OVERLAP, largest_remainder, page_count
-from dataprep.samplecrawl.render import jaccard
+from samplecrawl.__main__ import main
+from samplecrawl.plan import JAVASCRIPT_NOTICES, MAX_ACCIDENTAL_OVERLAP, largest_remainder, page_count
+from samplecrawl.render import jaccard
 
 FULL_PAGE_CATEGORIES = {"clean", "recrawl", "near_duplicate", "non_english", "legacy_charset", "truncated"}
 
@@ -402,3 +402,18 @@ def test_bad_requests_get_clear_errors(material, tmp_path):
         CrawlMix(clean=0.9)
     with pytest.raises(FileNotFoundError):
         load_material(tmp_path / "missing")
+
+
+def test_no_service_imports_the_generator():
+    # samplecrawl is a tool beside the services: it may import dataprep, never the other way round.
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in sorted(p for package in ("dataprep", "blending", "trainer") for p in (root / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            offenders += [f"{path.relative_to(root)}: {n}" for n in names if n.split(".")[0] == "samplecrawl"]
+    assert offenders == []

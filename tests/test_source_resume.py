@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from dataprep.framework.finished_files import FinishedFiles, FolderInUseError
-from dataprep.samplecrawl import build_sample_crawl
+from samplecrawl import build_sample_crawl
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES, RECORDS = 6, 240

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from dataprep.samplecrawl import build_sample_crawl
+from samplecrawl import build_sample_crawl
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from blending.spark_session import get_spark
 from blending.stage_folder import InputError
 from dataprep.config import DataprepConfig
 from dataprep.framework.stage import DocumentFilter, Extras, Option, Transformed, WholeDatasetStage
@@ -55,11 +54,6 @@ class Paragraphs(WholeDatasetStage):
     def extras(self, tally, figures, stats):
         return Extras({"pieces_per_document": stats.out_rows / stats.kept_rows, **figures},
                       {"pieces.txt": b"written before the folder is renamed into place\n"})
-
-
-@pytest.fixture(scope="module")
-def spark():
-    return get_spark("local[2]", app_name="test-stage")
 
 
 def _config() -> DataprepConfig:

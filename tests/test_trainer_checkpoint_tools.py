@@ -23,8 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.test_trainer_run import ROOT, launch_env
-from tests.test_trainer_run_data import build_prose_shards
+from tests.helpers import ROOT, build_prose_shards, launch_env
 from trainer.checkpoint import CheckpointError, complete_checkpoints, read_state
 from trainer.metrics import read_csv
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_trainer_run_data import build_prose_shards
+from tests.helpers import build_prose_shards, launch_env
 from trainer.checkpoint import complete_checkpoints, read_state
 from trainer.metrics import read_csv
 
@@ -42,13 +42,6 @@ def launch_command(manifest: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "4",
             "-m", "trainer.train", "--preset", "tiny-cpu", "--manifest", str(manifest), "--out", str(out),
             *sets, *extra]
-
-
-def launch_env() -> dict:
-    env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
-               TORCH_EXTENSIONS_DIR=str(ROOT / ".cache" / "torch_extensions"))
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return env
 
 
 def run_to_end(manifest: Path, out: Path, *extra: str) -> str:

@@ -3,7 +3,6 @@ refusal of bad shards before training, and the sample stream's independence of t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -11,56 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blending.docindex import write_document_index
-from blending.indexed import IndexedDatasetWriter
-from blending.manifest import manifest_dict, write_manifest
-from blending.tokenizer import EOD_TOKEN, encode_documents, eod_id, token_dtype, train_bpe, vocab_size
-from dataprep.schema import doc_id
+from blending.tokenizer import train_bpe
+from tests.helpers import build_prose_shards, prose_documents
 from trainer import schedules
 from trainer.data import micro_batch_sample_ids, micro_batches
 from trainer.presets import get_preset
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "prose"
-TEXTS = {"shakespeare": "tinyshakespeare_head.txt", "frankenstein": "frankenstein_head.txt"}
-
-
-def prose_documents(name: str) -> list[str]:
-    """Paragraphs of a real text as documents (speeches for Shakespeare)."""
-    text = (FIXTURES / TEXTS[name]).read_text(encoding="utf-8").replace("\r\n", "\n")
-    return [p.strip() for p in text.split("\n\n") if len(p.strip()) > 40]
-
-
-def build_prose_shards(out: Path, vocab: int = 512, weights: dict[str, float] | None = None) -> Path:
-    """Two sources (Shakespeare, Frankenstein), every 10th document to the validation split, a
-    byte-level BPE trained on the training documents, Megatron shards, their document indexes (origin:
-    file:paragraph) and manifest written with blending's writers. Returns the manifest path."""
-    weights = weights or {"shakespeare": 0.7, "frankenstein": 0.3}
-    out.mkdir(parents=True, exist_ok=True)
-    docs = {name: prose_documents(name) for name in weights}
-    numbered = {name: list(enumerate(ds)) for name, ds in docs.items()}
-    splits = {name: {"train": [d for d in ds if d[0] % 10], "valid": ds[::10]} for name, ds in numbered.items()}
-    tokenizer = train_bpe((d for name in weights for _, d in splits[name]["train"]), vocab_size=vocab)
-    tokenizer.save(str(out / "tokenizer.json"))
-    eod, dtype = eod_id(tokenizer, EOD_TOKEN), token_dtype(vocab_size(tokenizer))
-    sources = {}
-    for name, weight in weights.items():
-        entry = {"weight": weight}
-        for split, rows in splits[name].items():
-            prefix = f"{name}/{split}_00000"
-            (out / name).mkdir(exist_ok=True)
-            writer = IndexedDatasetWriter(out / prefix, dtype)
-            writer.add_documents(*encode_documents(tokenizer, [text for _, text in rows], eod, dtype))
-            shard = writer.close()
-            origins = [f"{TEXTS[name]}:{i}" for i, _ in rows]
-            docs_file = write_document_index(out / prefix, [doc_id(name, o) for o in origins], origins, [None] * len(rows))
-            entry[split] = [{"prefix": prefix, "documents": shard.documents, "tokens": shard.tokens,
-                             "bin": {"bytes": shard.bin.bytes, "sha256": shard.bin.sha256},
-                             "idx": {"bytes": shard.idx.bytes, "sha256": shard.idx.sha256},
-                             "docs": {"bytes": docs_file.bytes, "sha256": docs_file.sha256}}]
-        sources[name] = entry
-    tok_entry = {"file": "tokenizer.json", "sha256": hashlib.sha256((out / "tokenizer.json").read_bytes()).hexdigest(),
-                 "vocab_size": vocab_size(tokenizer), "eod_id": eod}
-    return write_manifest(out, manifest_dict(tok_entry, sources))
 
 
 @pytest.fixture(scope="module")

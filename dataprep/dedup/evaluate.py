@@ -1,4 +1,4 @@
-"""Dedup judged against a sample crawl's truth (dataprep.samplecrawl): the crawl plants groups of copies
+"""Dedup judged against a sample crawl's truth (samplecrawl): the crawl plants groups of copies
 (an original page, its recrawls and its edited near-duplicates on other sites) and says which record
 is which; everything else shares less than half its text with any other page.
 

@@ -122,7 +122,7 @@ def extract_record(raw: RawRecord, warc_name: str, source: str, config: ExtractC
     if over_cap:
         return drop("payload_too_large", f"{raw.block_length} bytes")
     try:
-        payload = _payload(record, raw, config.max_payload_bytes)
+        payload = http_payload(record, raw, config.max_payload_bytes)
     except PayloadTooLarge as e:
         return drop("payload_too_large", str(e))
     except (OSError, ValueError) as e:
@@ -145,8 +145,9 @@ def extract_record(raw: RawRecord, warc_name: str, source: str, config: ExtractC
     return row
 
 
-def _payload(record: WarcRecord, raw: RawRecord, limit: int) -> bytes:
-    """The page's bytes: transfer coding (chunked) and content coding undone."""
+def http_payload(record: WarcRecord, raw: RawRecord, limit: int) -> bytes:
+    """The page's bytes: transfer coding (chunked) and content coding undone. `record` is `raw` parsed with
+    its HTTP headers (`parse_http`); raises PayloadTooLarge past `limit` bytes once decoded."""
     try:
         body = record.reader.read()
     except OSError:

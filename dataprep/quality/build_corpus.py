@@ -38,10 +38,10 @@ from fastwarc.warc import WarcRecord
 
 from dataprep.config import ExtractConfig
 from dataprep.extract.html_text import html_to_text
-from dataprep.extract.record import _payload, extract_record
+from dataprep.extract.record import extract_record, http_payload
 from dataprep.extract.warc_reader import read_warc
+from dataprep.quality import source_texts as ts
 from dataprep.quality.text import normalize
-from dataprep.samplecrawl import text_sources as ts
 from dataprep.text.charset import decode_html
 from dataprep.text.language import identify_language
 
@@ -150,7 +150,7 @@ def crawled_pages(data: Path) -> Iterator[tuple[str, str | None, bytes, str | No
                     continue
                 record = WarcRecord.from_bytes(raw.data)
                 record.parse_http(auto_decode="transfer", quirks_mode=True)
-                yield crawl, row.url, _payload(record, raw, config.max_payload_bytes), record.http_charset
+                yield crawl, row.url, http_payload(record, raw, config.max_payload_bytes), record.http_charset
 
 
 def _trigrams(text: str) -> set[tuple[str, ...]]:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pycld2
 
-from .. import __version__
-from ..schema import warc_origin
-from .config import CATEGORY_OUTCOMES, SampleCrawlConfig
+from dataprep.schema import warc_origin
+
+from .config import CATEGORY_OUTCOMES, GENERATOR_NAME, SampleCrawlConfig, __version__
 from .material import Material
 from .plan import Page
 from .render import CHARSET_LABELS, jaccard, page_rng, payload, request_head, response_headers, server
@@ -90,9 +90,9 @@ class CrawlFile:
     def warcinfo(self, date: int) -> None:
         info = warc_fields([
             ("isPartOf", f"{self.config.crawl_name}-{self.seed}"),
-            ("publisher", "dataprep.samplecrawl"),
+            ("publisher", GENERATOR_NAME),
             ("description", "Sample crawl built from real pages and real text; truth.json says what each record is"),
-            ("software", f"dataprep.samplecrawl {__version__}"),
+            ("software", f"{GENERATOR_NAME} {__version__}"),
             ("format", "WARC File Format 1.0"),
             ("conformsTo", "http://bibnum.bnf.fr/WARC/WARC_ISO_28500_version1_latestdraft.pdf"),
         ])

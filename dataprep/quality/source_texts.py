@@ -1,8 +1,12 @@
-"""Real prose and page text split into paragraphs: the content a sample-crawl page is made of.
+"""Readers of the real prose and page text the repository's texts come from, split into paragraphs.
+
+The default quality classifier's positives (build_corpus.py: WikiText-2, Project Gutenberg books, NLTK's
+speeches) and its whole-page negatives (`visible_lines`) are read with these; the sample-crawl generator
+(samplecrawl/) fills its pages with paragraphs read the same way.
 
 Each reader takes the raw bytes of one source file and yields `(title, paragraph)` pairs, where the
-title names the document the paragraph comes from (a Wikipedia article, a book chapter, a speech, a
-news article). Paragraphs are whitespace-collapsed single lines.
+title names the document the paragraph comes from (a Wikipedia article, a book chapter, a speech).
+Paragraphs are whitespace-collapsed single lines.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ import io
 import re
 import zipfile
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pycld2
 
@@ -118,25 +121,6 @@ def speech_paragraphs(data: bytes) -> Iterator[tuple[str, str]]:
                     yield title, paragraph
 
 
-def title_from_url(url: str) -> str:
-    """A readable title from an article URL's last path segment ('.../so-many-games' -> 'So Many Games')."""
-    parts = [p for p in urlsplit(url).path.split("/") if p]
-    for part in reversed(parts):
-        words = [w for w in re.split(r"[-_+]", re.sub(r"\.\w+$", "", part)) if w and not w.isdigit()]
-        if len(words) >= 2:
-            return " ".join(words[:12]).title()
-    return urlsplit(url).netloc or "Article"
-
-
-def article_paragraphs(body: str, url: str) -> Iterator[tuple[str, str]]:
-    """A gold article body (one paragraph per line) and its URL."""
-    title = title_from_url(url)
-    for line in body.splitlines():
-        paragraph = collapse(line)
-        if paragraph:
-            yield title, paragraph
-
-
 _BLOCK_TAG = re.compile(
     r"<(?:p|div|br|li|td|th|tr|h[1-6]|table|ul|ol|section|article|header|footer|nav|dd|dt|blockquote|pre|form)\b[^>]*>",
     re.I,
@@ -151,15 +135,3 @@ def visible_lines(page: str) -> list[str]:
     page = _BLOCK_TAG.sub("\n", page)
     page = html.unescape(re.sub(r"<[^>]*>", " ", page))
     return [line for line in (collapse(x) for x in page.split("\n")) if line]
-
-
-def page_language(lines: list[str]) -> str | None:
-    """The language most of a page's text is in (pycld2 over the joined lines)."""
-    return language_of("\n".join(lines)[:100_000])
-
-
-def page_paragraphs(lines: list[str], language: str) -> Iterator[str]:
-    """Lines of a real page long enough to be prose and reliably in the page's language."""
-    for line in lines:
-        if keep_paragraph(line, language) and language_of(line) == language:
-            yield line

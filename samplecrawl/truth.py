@@ -41,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from .. import __version__
+from .config import GENERATOR_NAME, __version__
 from .material import Material
 from .plan import Page
 from .render import content_paragraphs
@@ -94,7 +94,7 @@ def make_truth(results, pages, material, config, records, files, seed) -> dict:
         by_outcome[entry["expected"]] = by_outcome.get(entry["expected"], 0) + 1
     return {
         "version": TRUTH_VERSION,
-        "generator": f"dataprep.samplecrawl {__version__}",
+        "generator": f"{GENERATOR_NAME} {__version__}",
         "seed": seed,
         "record_count": records,
         "files": [{k: r[k] for k in ("name", "bytes", "sha256")} | {"records": len(r["records"])} for r in results],

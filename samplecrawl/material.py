@@ -31,7 +31,7 @@ from fastwarc.warc import ArchiveIterator, WarcRecordType
 from . import text_sources as ts
 from .templates import Assets, Template, make_template
 
-DEFAULT_MATERIAL = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "samplecrawl"
+DEFAULT_MATERIAL = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "samplecrawl"
 MAX_TEMPLATES_PER_HOST = 3
 
 ENGLISH_POOLS = {

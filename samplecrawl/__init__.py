@@ -1,7 +1,7 @@
 """Sample-crawl builder: Common-Crawl-like WARC files made from real pages and real text, with a
 truth.json that says what every record is and what the pipeline should do with it.
 
-    python -m dataprep.samplecrawl --out DIR --records N --files F --seed S [--material DIR]
+    python -m samplecrawl --out DIR --records N --files F --seed S [--material DIR]
 
 Pages are real page templates (the navigation, footers and ads of real pages, article taken out) filled
 with real paragraphs (books, Wikipedia, speeches, news bodies; real non-English page text), mixed in the
@@ -11,7 +11,7 @@ truth.json.
 """
 
 from .build import build_sample_crawl
-from .config import CATEGORY_OUTCOMES, CrawlMix, SampleCrawlConfig
+from .config import CATEGORY_OUTCOMES, CrawlMix, SampleCrawlConfig, __version__
 from .material import DEFAULT_MATERIAL, Material, load_material
 from .truth import content_text, load_truth
 
@@ -21,6 +21,7 @@ __all__ = [
     "CrawlMix",
     "Material",
     "SampleCrawlConfig",
+    "__version__",
     "build_sample_crawl",
     "content_text",
     "load_material",

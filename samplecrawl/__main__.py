@@ -1,4 +1,4 @@
-"""python -m dataprep.samplecrawl --out DIR --records N --files F --seed S [--material DIR] [--workers W]"""
+"""python -m samplecrawl --out DIR --records N --files F --seed S [--material DIR] [--workers W]"""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .material import DEFAULT_MATERIAL, load_material
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dataprep.samplecrawl", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m samplecrawl", description=__doc__)
     parser.add_argument("--out", required=True, help="output folder (WARC files and truth.json)")
     parser.add_argument("--records", type=int, required=True, help="exact number of WARC records in all")
     parser.add_argument("--files", type=int, default=1, help="number of .warc.gz files")

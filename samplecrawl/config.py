@@ -10,6 +10,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+# The name and version the files carry (warcinfo `publisher` and `software`, truth.json `generator`): what
+# the builder was called, and dataprep's version, while it lived in dataprep/. Kept as they were, so the
+# same seed and material still give byte-identical files.
+GENERATOR_NAME = "dataprep.samplecrawl"
+__version__ = "0.1.0"
+
 # Page categories, with what the pipeline is expected to do with their response record:
 # (expected outcome, the stage that produces it). "keep" pages reach the output.
 CATEGORY_OUTCOMES: dict[str, tuple[str, str | None]] = {
