@@ -15,7 +15,7 @@ DOCUMENTS := out/documents
 DEMO_RECORDS ?= 3000
 DEMO_FILES ?= 6
 
-.PHONY: setup test demo classifier shards train bench lint lint-docker compose-up compose-down clean
+.PHONY: setup test test-fast demo classifier shards train bench lint lint-docker compose-up compose-down clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ $(STAMP): requirements.txt $(wildcard requirements/*.txt) pyproject.toml
 
 test: setup
 	$(PY) -m pytest -q
+
+# Everything but the tests marked slow (multi-process training, SIGKILLed jobs, subprocess-heavy CLI
+# checks, the Spark standalone cluster): under 3 minutes on 2 cores. `make test` runs them all.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
 
 lint: setup lint-docker
 	$(VENV)/bin/ruff check .

@@ -172,3 +172,34 @@ class StageOutput:
 
         spec = FolderSpec(self.out, self.stage, reasons, self.record, config, keep_dropped)
         return write_folder(frame, spec, lambda: expected_in_rows, lambda stats: Extras())
+
+
+# -- the golden stage folders (tests/fixtures/stages_before, tests/regenerate_golden.py) ------------------
+GOLDEN_STAGES = FIXTURES / "stages_before"
+GOLDEN_WARCS = ("resiliparse_warcfile.warc.gz", "whirlwind.warc.gz", "resiliparse_clipped.warc.gz")
+
+
+def write_golden_stages(spark, out: Path) -> list[str]:
+    """extract, cleanup, ingest-text and cleanup-text of the fixture files under `out`, as the golden
+    folders were written (2 buckets, dropped rows kept). Returns the folder names."""
+    from dataprep.config import DataprepConfig
+    from dataprep.pipeline import run
+
+    def config() -> DataprepConfig:
+        config = DataprepConfig()
+        config.output.num_buckets = 2
+        return config
+
+    warcs = [str(FIXTURES / "warc" / name) for name in GOLDEN_WARCS]
+    run("extract", spark, warcs, str(out / "extract"), config(), source="common-crawl", keep_dropped=True)
+    run("cleanup", spark, str(out / "extract"), str(out / "cleanup"), config(), keep_dropped=True)
+    run("ingest", spark, str(FIXTURES / "text" / "sherlock_holmes_head.txt"), str(out / "ingest-text"),
+        config(), source="gutenberg", format="text", unit="paragraph", keep_dropped=True)
+    run("cleanup", spark, str(out / "ingest-text"), str(out / "cleanup-text"), config(), keep_dropped=True)
+    return ["extract", "cleanup", "ingest-text", "cleanup-text"]
+
+
+def golden_files(folder: Path) -> dict[str, bytes]:
+    """A stage folder's files as the golden copy keeps them: all but _SUCCESS (it names local paths)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "_SUCCESS"}

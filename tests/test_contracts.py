@@ -165,6 +165,7 @@ def test_failing_stage_leaves_no_output(spark, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_killed_stage_leaves_no_complete_looking_folder(tmp_path):
     # A real job killed with SIGKILL while its tasks write: OUT must not exist, only OUT.tmp-* remains.
     script = textwrap.dedent(

@@ -116,6 +116,7 @@ def test_representatives_are_kept_and_never_chained(deduped):
     assert json.loads((out / "minhash.json").read_text())["num_perm"] == 260
 
 
+@pytest.mark.slow  # Spark jobs beyond the shared ones: the stages run again to compare
 def test_same_output_with_one_partition(spark, crawl, deduped):
     root, halves, _ = crawl
     out, _ = deduped
@@ -125,6 +126,7 @@ def test_same_output_with_one_partition(spark, crawl, deduped):
     assert json.loads((again / "stats.json").read_text()) == json.loads((out / "stats.json").read_text())
 
 
+@pytest.mark.slow  # Spark jobs beyond the shared ones: the stages run again to compare
 def test_against_an_earlier_output_equals_both_at_once(spark, crawl, deduped):
     root, (early, late), _ = crawl
     out, _ = deduped

@@ -235,6 +235,7 @@ def _cli_call(command: list[str]) -> tuple[tuple[str, ...], list[str]] | None:
     return ("-m", module), args
 
 
+@pytest.mark.slow
 def test_commands_name_real_modules_subcommands_and_options(commands):
     calls = [call for call in map(_cli_call, commands) if call]
     programs = {program for program, _ in calls}
@@ -336,6 +337,7 @@ print("imported", len(names))
     (("dataprep", "blending", "reporting"), (), ("blending.reader",), TRAINER_ONLY),
     (("trainer", "reporting"), ("blending.reader",), (), DATAPREP_ONLY),
 ], ids=["dataprep-image", "trainer-image"])
+@pytest.mark.slow
 def test_each_image_ships_code_that_imports_with_its_own_requirements(packages, modules, skip, blocked):
     done = _import_all(packages, modules, skip, blocked)
     assert done.returncode == 0 and "imported" in done.stdout, done.stderr[-3000:]

@@ -70,6 +70,7 @@ def pieces_tokens(root: Path, documents: list[dict]) -> list[int]:
     return [t for d in documents for t in read_document(root / d["shard"], d["doc"])[slice(*d["token_range"])].tolist()]
 
 
+@pytest.mark.slow
 def test_trainer_locate_gives_the_documents_each_step_fed(run):
     assert [len(step) for step in run["fed"]] == [32, 32, 64]
     consumed = 0
@@ -86,6 +87,7 @@ def test_trainer_locate_gives_the_documents_each_step_fed(run):
     assert locate_step(run["out"], STEPS + 1)["samples"] == [consumed, consumed + 64]
 
 
+@pytest.mark.slow
 def test_trainer_locate_cli_and_blending_locate_of_the_runs_stream_agree(run, capsys):
     assert main(["--run", str(run["out"]), "--step", "2", "--json"]) == 0
     batch = json.loads(capsys.readouterr().out)["batch"]

@@ -64,6 +64,7 @@ def test_a_second_run_reuses_every_stage_and_prints_the_funnel(pipeline_run, sam
     assert (copy / "funnel.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow  # Spark jobs beyond the shared ones: the stages run again to compare
 def test_a_changed_cleanup_threshold_reruns_cleanup_and_after_not_extract(spark, pipeline_run, sample_crawl, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(pipeline_run, copy)
@@ -81,6 +82,7 @@ def test_a_changed_cleanup_threshold_reruns_cleanup_and_after_not_extract(spark,
     assert sum("reused" in line for line in logged) == 1  # extract
 
 
+@pytest.mark.slow  # Spark jobs beyond the shared ones: the stages run again to compare
 def test_several_sources_run_apart_until_a_whole_dataset_stage(spark, tmp_path):
     config_file = tmp_path / "run.yaml"
     config_file.write_text(

@@ -63,6 +63,7 @@ def one_partition_per_file(spark, folder: Path):
             spark.conf.set(key, value)
 
 
+@pytest.mark.slow  # Spark jobs beyond the shared ones: the stages run again to compare
 def test_decisions_do_not_depend_on_partitions_or_reruns(spark, documents, default_classifier, tmp_path):
     outputs = {}
     for name, buckets in (("one", 1), ("eight", 8), ("again", 8)):

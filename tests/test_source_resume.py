@@ -20,6 +20,9 @@ import pytest
 from dataprep.framework.finished_files import FinishedFiles, FolderInUseError
 from samplecrawl import build_sample_crawl
 
+# Slow tier: subprocess stage runs, one of them SIGKILLed.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 FILES, RECORDS = 6, 240
 

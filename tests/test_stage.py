@@ -1,7 +1,6 @@
 """The stage abstraction: extract, ingest and cleanup on it write what they wrote before it, and a new
 stage of a few lines gets the command line, stats, reuse and --keep-dropped from it alone."""
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -13,9 +12,7 @@ from blending.stage_folder import InputError
 from dataprep.config import DataprepConfig
 from dataprep.framework.stage import DocumentFilter, Extras, Option, Transformed, WholeDatasetStage
 from dataprep.pipeline import run
-
-FIXTURES = Path(__file__).parent / "fixtures"
-BEFORE = FIXTURES / "stages_before"  # written by the stages before they were moved onto the stage framework
+from tests.helpers import GOLDEN_STAGES, golden_files, write_golden_stages
 
 
 class ShortLines(DocumentFilter):
@@ -62,24 +59,13 @@ def _config() -> DataprepConfig:
     return config
 
 
-def _digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "_SUCCESS"}
-
-
 def test_stages_write_byte_identical_folders_to_before(spark, tmp_path):
-    warcs = [str(FIXTURES / "warc" / n) for n in ("resiliparse_warcfile.warc.gz", "whirlwind.warc.gz",
-                                                   "resiliparse_clipped.warc.gz")]
-    run("extract", spark, warcs, str(tmp_path / "extract"), _config(), source="common-crawl", keep_dropped=True)
-    run("cleanup", spark, str(tmp_path / "extract"), str(tmp_path / "cleanup"), _config(), keep_dropped=True)
-    run("ingest", spark, str(FIXTURES / "text" / "sherlock_holmes_head.txt"), str(tmp_path / "ingest-text"),
-        _config(), source="gutenberg", format="text", unit="paragraph", keep_dropped=True)
-    run("cleanup", spark, str(tmp_path / "ingest-text"), str(tmp_path / "cleanup-text"), _config(), keep_dropped=True)
-    for name in ("extract", "cleanup", "ingest-text", "cleanup-text"):
-        before = _digests(BEFORE / name)
+    # The golden folders and how to regenerate them: tests/fixtures/stages_before/README.md.
+    for name in write_golden_stages(spark, tmp_path):
+        before = golden_files(GOLDEN_STAGES / name)
         assert len(before) > 4
-        now = _digests(tmp_path / name)
-        assert {k: now.get(k) for k in before} == before, name
+        now = golden_files(tmp_path / name)
+        assert [k for k in before if now.get(k) != before[k]] == [], name
 
 
 @pytest.fixture(scope="module")
@@ -139,4 +125,4 @@ def test_several_inputs_are_unioned_and_a_document_twice_is_refused(spark, docum
 
 def test_an_option_the_stage_does_not_have_is_refused(spark, tmp_path):
     with pytest.raises(TypeError, match="cleanup has no options \\['min_chars'\\]"):
-        run("cleanup", spark, str(BEFORE / "extract"), str(tmp_path / "x"), min_chars=3)
+        run("cleanup", spark, str(GOLDEN_STAGES / "extract"), str(tmp_path / "x"), min_chars=3)

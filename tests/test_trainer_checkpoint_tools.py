@@ -85,6 +85,7 @@ def resharded(trained):
     return rows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 def test_resharded_checkpoint_continues_with_the_original_losses(trained, resharded, layout):
     original = read_csv(trained["run"] / "metrics.csv")
@@ -102,6 +103,7 @@ def test_resharded_checkpoint_continues_with_the_original_losses(trained, reshar
     assert [r["samples"] for r in rows] == [r["samples"] for r in original[5:]]
 
 
+@pytest.mark.slow
 def test_checkpoints_carry_the_tokenizer_and_the_run_scores_downstream_tasks(trained):
     final = trained["run"] / "checkpoints" / "step_00000015"
     shipped = trained["manifest"].parent / "tokenizer.json"
@@ -116,6 +118,7 @@ def test_checkpoints_carry_the_tokenizer_and_the_run_scores_downstream_tasks(tra
     assert not (trained["run"] / "run.lock").exists()  # released at the end
 
 
+@pytest.mark.slow
 def test_run_report_shows_the_downstream_table(trained, tmp_path):
     from reporting.report import main as report
 
@@ -130,6 +133,7 @@ def test_run_report_shows_the_downstream_table(trained, tmp_path):
     assert f"piqa acc {100 * acc:.1f}%" in md  # and in the run at a glance
 
 
+@pytest.mark.slow
 def test_export_gives_our_logits_and_generates(trained, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -158,6 +162,7 @@ def test_export_gives_our_logits_and_generates(trained, tmp_path):
     assert torch.equal(ours.logits(generated[:, :-1])[0, 7:].argmax(-1), generated[0, 8:])
 
 
+@pytest.mark.slow
 def test_evaluator_log_likelihoods_match_a_plain_transformers_forward(trained, tmp_path):
     from transformers import AutoModelForCausalLM
 
@@ -243,6 +248,7 @@ def test_k_shot_prompts_never_contain_the_evaluated_item():
             assert split == "test" and {s.split for s in pool} == {"validation"}
 
 
+@pytest.mark.slow
 def test_missing_or_mismatched_shard_is_refused(trained, tmp_path, capsys):
     from trainer import export_hf, reshard
     from trainer.checkpoint.full import read_model
@@ -273,6 +279,7 @@ def test_missing_or_mismatched_shard_is_refused(trained, tmp_path, capsys):
     assert "not from the same checkpoint" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resume_on_another_layout_names_the_reshard_command(trained, capsys, monkeypatch):
     from trainer.train import main
 
@@ -323,6 +330,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux")
 def test_second_run_is_refused_and_no_rank_outlives_a_sigkilled_launcher(trained, tmp_path, capsys, monkeypatch):
     from trainer.runlock import pid_alive

@@ -20,6 +20,9 @@ from pathlib import Path
 
 import pytest
 
+# Slow tier: multi-rank launches (torchrun two-node, deepspeed 4 ranks).
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 STEPS = 12

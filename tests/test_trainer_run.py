@@ -23,6 +23,9 @@ from tests.helpers import build_prose_shards, launch_env
 from trainer.checkpoint import complete_checkpoints, read_state
 from trainer.metrics import read_csv
 
+# Slow tier: three 4-process training launches (torch.distributed.run).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 8
 # A small model and a schedule whose ramp (32, 32, 32, 64, 64, 96, 96, 96) and warmup span the 8 steps;
