@@ -70,14 +70,18 @@ def read_success(folder: str) -> bytes:
         return f.read()
 
 
-def read_stats(folder: str) -> dict | None:
-    """A finished folder's stats.json as a dict (None when it has none)."""
+def read_json(folder: str, name: str) -> dict | None:
+    """A JSON file of a folder (stats.json, a stage's own record) as a dict; None when there is none."""
     fs, root = resolve(folder)
     try:
-        with fs.open_input_stream(f"{root}/{STATS}") as f:
+        with fs.open_input_stream(f"{root}/{name}") as f:
             return json.loads(f.read())
     except FileNotFoundError:
         return None
+
+
+def read_stats(folder: str) -> dict | None:
+    return read_json(folder, STATS)
 
 
 def _part_infos(folder: str) -> list[pafs.FileInfo]:

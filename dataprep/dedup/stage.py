@@ -17,7 +17,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from blending.stage_folder import InputError, folder_record, resolve
+from blending.stage_folder import InputError, folder_record, read_json
 from blending.stage_stats import StageStats
 from dataprep.config import config_hash
 from dataprep.dedup.frames import CLUSTER_ID, DUPLICATE_OF, REASONS, deduplicate, with_assignments
@@ -96,17 +96,8 @@ class DedupStage(WholeDatasetStage):
         return Extras(dict(figures), {SIGNATURES_FILE: signatures.encode()})
 
 
-def _read_json(folder: str, name: str) -> dict | None:
-    fs, root = resolve(folder)
-    try:
-        with fs.open_input_stream(f"{root}/{name}") as f:
-            return json.loads(f.read())
-    except FileNotFoundError:
-        return None
-
-
 def _signature_record(folder: str) -> dict | None:
-    record = _read_json(folder, SIGNATURES_FILE)
+    record = read_json(folder, SIGNATURES_FILE)
     if record is None:
         raise InputError(f"--against {folder}: not a dedup output (no {SIGNATURES_FILE})")
     return record
