@@ -23,6 +23,14 @@ SAMPLE_RECORDS, SAMPLE_FILES, SAMPLE_SEED = 240, 2, 3
 
 
 @pytest.fixture(scope="session", autouse=True)
+def verified_record(tmp_path_factory):
+    """The record of shard files checked on this machine (blending/verified.py): the session's own."""
+    os.environ["MTNLG_VERIFIED_RECORD"] = str(tmp_path_factory.mktemp("verified") / "verified-files.json")
+    yield
+    os.environ.pop("MTNLG_VERIFIED_RECORD", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def dataprep_cache(tmp_path_factory):
     """The default quality classifier is trained once per session into a fresh cache, not ~/.cache."""
     before = os.environ.get("DATAPREP_CACHE")

@@ -230,3 +230,38 @@ def test_config_defaults_are_the_papers(tmp_path):
         DataprepConfig.load(override)
     assert config_hash(DataprepConfig().cleanup) == config_hash(DataprepConfig().cleanup)
     assert config_hash(loaded.cleanup) != config_hash(config.cleanup)
+
+
+def test_replacing_a_folder_never_leaves_it_missing(tmp_path):
+    # A reader polling OUT while it is replaced again and again never finds it missing or half-written:
+    # the new folder is synced to disk and exchanged with the old one in one rename.
+    import threading
+
+    from blending.stage_folder import swap_into_place
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "_SUCCESS").write_text("0")
+    seen, done = [], threading.Event()
+
+    def read():
+        while not done.is_set():
+            try:
+                seen.append((out / "_SUCCESS").read_text())
+            except FileNotFoundError:
+                seen.append(None)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(1, 300):
+            tmp = tmp_path / f"out.tmp-{i}"
+            tmp.mkdir()
+            (tmp / "part-00000.parquet").write_bytes(b"x" * i)
+            (tmp / "_SUCCESS").write_text(str(i))
+            swap_into_place(str(tmp), str(out))
+    finally:
+        done.set()
+        reader.join()
+    assert None not in seen and len(seen) > 300
+    assert (out / "_SUCCESS").read_text() == "299" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -69,6 +69,30 @@ def test_corrupt_shard_is_refused_naming_the_file(shards, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_flipped_bit_stops_training_before_step_1_without_verify(shards, tmp_path, capsys, monkeypatch):
+    import os
+
+    from blending.manifest import load_manifest
+    from blending.verified import verify_manifest
+
+    monkeypatch.setenv("MTNLG_VERIFIED_RECORD", str(tmp_path / "record.json"))
+    manifest = copy_shards(shards, tmp_path / "data")
+    first = verify_manifest(load_manifest(manifest))
+    assert first.hashed == 9 and first.recorded == 0  # the tokenizer and 4 shards' .bin and .idx
+    again = verify_manifest(load_manifest(manifest))
+    assert again.hashed == 0 and again.recorded == 9  # unchanged since checked: no hashing
+    bin_path = manifest.parent / "shakespeare" / "train_00000.bin"
+    before = os.stat(bin_path)
+    data = bytearray(bin_path.read_bytes())
+    data[7] ^= 0x01
+    bin_path.write_bytes(bytes(data))
+    os.utime(bin_path, ns=(before.st_atime_ns, before.st_mtime_ns))  # same size and mtime: only ctime moved
+    err = refuse(["--manifest", str(manifest), "--out", str(tmp_path / "run")], capsys)
+    assert str(bin_path) in err and "sha256" in err
+    assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "run" / "metrics.csv").exists()
+    assert verify_manifest(load_manifest(shards)).hashed == 9  # a copy elsewhere is other files
+
+
 def test_missing_shard_is_refused_naming_the_file(shards, tmp_path, capsys):
     manifest = copy_shards(shards, tmp_path / "data")
     idx_path = manifest.parent / "shakespeare" / "valid_00000.idx"

@@ -4,9 +4,10 @@
     torchrun --nproc-per-node 8 -m trainer.train --preset tiny-cpu --manifest M --out RUN
     python -m trainer.train --preset 1b --manifest M --out RUN        # one process (one GPU)
 
-The run reads only the manifest and its shards. Before any training it checks every shard's size
-(`--verify`: every sha256 too), the tokenizer's hash and the vocabulary size against the model; a bad
-or mismatched file stops the run with a message naming it. It then follows the token-based recipe of
+The run reads only the manifest and its shards. Before any training it checks every shard's size, the
+sha256 of every file this machine has not checked since it last changed (blending/verified.py;
+`--verify`: all of them again), the tokenizer's hash and the vocabulary size against the model; a bad or
+mismatched file stops the run with a message naming it. It then follows the token-based recipe of
 trainer.config, writes a checkpoint every `run.save_interval` steps and on SIGTERM/SIGINT (at the end
 of the step in flight), and `--resume` continues from the newest complete checkpoint exactly as if the
 run had never stopped. Progress: a log line per `run.log_interval` steps, RUN/metrics.csv,
@@ -68,7 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config value, e.g. --set optimizer.lr=1e-3 (repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
-    parser.add_argument("--verify", action="store_true", help="check every shard's sha256 before training")
+    parser.add_argument("--verify", action="store_true", help="hash every shard again, even those this machine "
+                        "checked before, and check the counts inside every .idx")
     parser.add_argument("--tokenizer", help="tokenizer file the run must use: refused if it is not the manifest's")
     parser.add_argument("--max-steps", type=int, help="stop (with a checkpoint) once this many steps are done")
     parser.add_argument("--exit-duration-mins", type=float,
@@ -96,6 +98,17 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 
 
 # --- data checks, before any process group or model exists ---------------------------------------
+
+
+def verify_shards(manifest, force: bool) -> None:
+    """Training never reads a file whose sha256 this machine has not checked since it last changed."""
+    from blending.reader import ManifestError
+    from blending.verified import verify_manifest
+
+    try:
+        print(verify_manifest(manifest, force=force).line(), flush=True)
+    except ManifestError as error:
+        raise RunError(f"refusing to train: {error}") from error
 
 
 def open_manifest(args: argparse.Namespace, cfg: TrainConfig, verify_hashes: bool):
@@ -264,9 +277,12 @@ def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     if args.target_val_loss:
         target_loss(args.target_val_loss, 1.0)  # a malformed target stops the run before it starts
-    # Sizes on every rank (cheap); full hashes once per node.
-    verify_here = args.verify and int(os.environ.get("LOCAL_RANK", "0")) == 0
-    manifest = open_manifest(args, cfg, verify_hashes=verify_here)
+    # Sizes on every rank (cheap); hashes once per node, of the files this machine has not checked since
+    # they last changed (all of them, and every count inside the .idx files, with --verify).
+    verify_here = int(os.environ.get("LOCAL_RANK", "0")) == 0
+    manifest = open_manifest(args, cfg, verify_hashes=args.verify and verify_here)
+    if verify_here:
+        verify_shards(manifest, force=args.verify)
     validate(cfg, int(os.environ.get("WORLD_SIZE", "1")))
     if args.eval_tasks and args.no_save:
         raise RunError("--eval-tasks scores saved checkpoints: it cannot be combined with --no-save")
