@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 # (expected outcome, the stage that produces it). "keep" pages reach the output.
 CATEGORY_OUTCOMES: dict[str, tuple[str, str | None]] = {
     "clean": ("keep", None),  # an English article in a real site's page
+    "leaked": ("keep", None),  # an article quoting a benchmark item (leaks.py): decontaminate cuts a long quote
     "recrawl": ("exact_duplicate", "dedup"),  # the same URL fetched again later, identical payload
     "near_duplicate": ("near_duplicate", "dedup"),  # edited copy on another site (keep if Jaccard < threshold)
     "non_english": ("non_english", "cleanup"),
@@ -37,7 +38,8 @@ class CrawlMix:
     """Shares of pages by category; they must add up to 1. The truncated record comes on top (one per
     crawl, taken from the clean pages)."""
 
-    clean: float = 0.53
+    clean: float = 0.49
+    leaked: float = 0.04
     recrawl: float = 0.03
     near_duplicate: float = 0.08
     non_english: float = 0.15
@@ -92,6 +94,11 @@ class SampleCrawlConfig:
     start_date: str = "2024-05-18T00:00:00Z"  # WARC-Date of the first fetch; the seed shifts it by whole days
     seconds_per_fetch: float = 2.0
     gzip_level: int = 6
+    # Leaked pages (leaks.py): the tasks they quote, from the first items of each (those the demo
+    # evaluates), and the share whose quote is a fragment too short to be found.
+    leak_tasks: tuple[str, ...] = ("lambada", "piqa", "hellaswag", "winogrande", "boolq")
+    leak_items_per_task: int = 500
+    leak_fragment_share: float = 0.4
     crawl_name: str = "SAMPLE-CRAWL"
 
     def to_dict(self) -> dict:

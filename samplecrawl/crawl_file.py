@@ -170,6 +170,8 @@ class CrawlFile:
                                 "chars": len(text), "sha1": hashlib.sha1(text.encode()).hexdigest()}
         if page.category == "javascript_notice":
             entry["notice"] = page.notice
+        if page.leak is not None:
+            entry["leak"] = page.leak
         if page.category == "near_duplicate":
             original = "\n".join(self.material.pools[page.pool].texts[i] for i in page.paragraphs)
             score = jaccard(original, text, self.config.shingle_words)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .config import SampleCrawlConfig
+from .leaks import plan_leak
 from .material import Material, Pool
 from .templates import Template
 
@@ -63,6 +64,7 @@ class Page:
     original: int | None = None  # page index this page re-fetches, revisits or near-duplicates
     edit_rate: float | None = None
     notice: int | None = None  # javascript notice text
+    leak: dict | None = None  # a leaked page's quote of a task item (leaks.py)
     asset: int | None = None  # CSS or JavaScript body from the material
     with_metadata: bool = True
 
@@ -309,6 +311,11 @@ class Planner:
         page.declared = self.utf8_declaration(rng)
 
     truncated = clean
+
+    def leaked(self, page: Page, rng, pages: list[Page]) -> None:
+        self.clean(page, rng, pages)
+        c = self.config
+        page.leak = plan_leak(rng, c.leak_tasks, c.leak_items_per_task, c.leak_fragment_share)
 
     def non_english(self, page: Page, rng, pages: list[Page]) -> None:
         self.full_page(page, rng, rng.choice(self.languages) if self.languages else "en", "utf-8")

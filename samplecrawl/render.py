@@ -12,6 +12,7 @@ import zlib
 
 import numpy as np
 
+from .leaks import quote_block
 from .material import Material
 from .plan import JAVASCRIPT_NOTICES, Page
 from .warc_records import http_date
@@ -63,9 +64,13 @@ def edit_words(paragraphs: list[str], rate: float, rng: random.Random, vocabular
 
 
 def content_paragraphs(page: Page, material: Material, seed: int) -> tuple[list[str], int]:
-    """The paragraphs a page carries (a near-duplicate's edited), and the number of word edits."""
+    """The paragraphs a page carries (a near-duplicate's edited, a leaked page's with its quote block in
+    the middle), and the number of word edits."""
     pool = material.pools[page.pool] if page.pool else None
     paragraphs = [pool.texts[i] for i in page.paragraphs] if pool else []
+    if page.leak is not None:
+        middle = (len(paragraphs) + 1) // 2
+        paragraphs.insert(middle, quote_block(page.leak, page.index))
     if page.category != "near_duplicate" or not page.edit_rate:
         return paragraphs, 0
     rng = page_rng(seed, page.index, "edit")

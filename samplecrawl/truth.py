@@ -66,6 +66,7 @@ def content_text(entry: dict, material: Material, seed: int) -> str:
         pool=content["source"],
         paragraphs=tuple(content["paragraphs"]),
         edit_rate=entry.get("edit_rate"),
+        leak=entry.get("leak"),
     )
     text = "\n".join(content_paragraphs(page, material, seed)[0])
     if hashlib.sha1(text.encode()).hexdigest() != content["sha1"]:

@@ -210,3 +210,61 @@ def test_the_pipeline_decontaminates_with_every_shipped_task(pipeline_run):
     assert sum(extra["documents"].values()) == stats["in"]["rows"] > 0
     found = (folder / "task_items_found.jsonl").read_text().splitlines()
     assert len(found) == sum(extra["items_found_per_task"].values())
+
+
+@pytest.mark.slow
+def test_the_sample_crawls_leaked_pages_are_found_and_their_fragments_kept(spark, default_classifier, tmp_path):
+    """Pages that quote benchmark items (samplecrawl/leaks.py) through the whole pipeline: every quote of 13
+    words or more that reached the stage is cut out and its items listed, exactly; every shorter fragment
+    stays in its page, untouched."""
+    from dataprep.pipeline import SourceSpec, run_pipeline
+    from dataprep.schema import DEFAULT_SOURCE
+    from samplecrawl import build_sample_crawl
+    from samplecrawl.config import CrawlMix, SampleCrawlConfig
+    from tests.helpers import PIPELINE_OPTIONS, pipeline_run_config
+
+    none = dict.fromkeys(("recrawl", "near_duplicate", "non_english", "legacy_charset", "short",
+                          "javascript_notice", "non_html", "revisit"), 0.0)
+    crawl_config = SampleCrawlConfig(mix=CrawlMix(clean=0.4, leaked=0.6, **none))
+    truth = build_sample_crawl(tmp_path / "crawl", 300, 1, seed=2, config=crawl_config)
+    source = SourceSpec(DEFAULT_SOURCE, "extract", [str(tmp_path / "crawl" / "*.warc.gz")])
+    run_pipeline(spark, [source], str(tmp_path / "run"), pipeline_run_config(), PIPELINE_OPTIONS,
+                 log=lambda *_: None)
+
+    def rows(stage: str) -> list[dict]:
+        return pa.concat_tables(pq.read_table(p) for p in sorted((tmp_path / "run" / stage).glob("part-*.parquet"))
+                                ).to_pylist()
+
+    def contains(haystack: list[str], needle: list[str]) -> bool:
+        return any(haystack[i : i + len(needle)] == needle for i in range(len(haystack) - len(needle) + 1))
+
+    arrived = {row["origin"]: words(row["text"]) for row in rows("dedup")}  # what the stage read
+    pieces: dict[str, list[dict]] = {}
+    for row in rows("decontaminate"):
+        pieces.setdefault(row["origin"], []).append(row)
+    # A quote reached the stage when extraction kept its paragraph (jusText drops some as boilerplate).
+    leaks = [r for r in truth["records"] if "leak" in r and contains(arrived.get(r["origin"], []), words(r["leak"]["text"]))]
+    quotes = [r for r in leaks if r["leak"]["found"]]
+    fragments = [r for r in leaks if not r["leak"]["found"]]
+    assert len(quotes) >= 20 and len(fragments) >= 10
+    for r in quotes:
+        assert pieces[r["origin"]][0]["cuts"], r["leak"]  # split
+        assert not any(ngrams(p["text"]) & ngrams(r["leak"]["text"]) for p in pieces[r["origin"]]), r["leak"]
+    for r in fragments:
+        (piece,) = pieces[r["origin"]]
+        assert piece["cuts"] is None and contains(words(piece["text"]), words(r["leak"]["text"])), r["leak"]
+
+    # The items listed are exactly those that share a 13-gram with a quote, or whose text of 8 to 12 words
+    # a quote holds whole (HellaSwag's items share their contexts: one quote finds several).
+    listed = {(f["task"], f["split"], f["index"]) for f in
+              map(json.loads, (tmp_path / "run" / "decontaminate" / "task_items_found.jsonl").read_text().splitlines())}
+    expected = set()
+    for task in {r["leak"]["task"] for r in quotes}:
+        quoted = [words(r["leak"]["text"]) for r in quotes if r["leak"]["task"] == task]
+        grams = set().union(*(ngrams(r["leak"]["text"]) for r in quotes if r["leak"]["task"] == task))
+        for item in load_task(task):
+            for text in map(words, item.texts):
+                if (len(text) >= 13 and ngrams(" ".join(text)) & grams) or (
+                        8 <= len(text) < 13 and any(contains(q, text) for q in quoted)):
+                    expected.add((task, item.split, item.index))
+    assert listed == expected and {(r["leak"]["task"], r["leak"]["split"], r["leak"]["index"]) for r in quotes} <= listed

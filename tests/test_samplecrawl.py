@@ -33,7 +33,7 @@ from samplecrawl.__main__ import main
 from samplecrawl.plan import JAVASCRIPT_NOTICES, MAX_ACCIDENTAL_OVERLAP, largest_remainder, page_count
 from samplecrawl.render import jaccard
 
-FULL_PAGE_CATEGORIES = {"clean", "recrawl", "near_duplicate", "non_english", "legacy_charset", "truncated"}
+FULL_PAGE_CATEGORIES = {"clean", "leaked", "recrawl", "near_duplicate", "non_english", "legacy_charset", "truncated"}
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +261,9 @@ def test_pages_carry_what_truth_says(small, material):
         else:
             pool = material.pools[entry["content"]["source"]]
             texts = [pool.texts[i] for i in entry["content"]["paragraphs"]]
-            if category != "near_duplicate":
+            if category == "leaked":
+                assert content_text(entry, material, truth["seed"])  # the article with its quote, rebuilt
+            elif category != "near_duplicate":
                 text = "\n".join(texts)
                 assert hashlib.sha1(text.encode()).hexdigest() == entry["content"]["sha1"]
                 for paragraph in texts:
@@ -378,7 +380,7 @@ def test_every_record_has_an_expected_outcome(crawl):
         if r["type"] in ("request", "metadata", "warcinfo", "revisit"):
             assert r["expected"] == "not_response"
     kept = [r for r in truth["records"] if r["expected"] == "keep"]
-    assert {r["category"] for r in kept} <= {"clean", "legacy_charset", "near_duplicate"}
+    assert {r["category"] for r in kept} <= {"clean", "leaked", "legacy_charset", "near_duplicate"}
     assert sum(truth["counts"]["records_by_expected"].values()) == 10_000
 
 
@@ -417,3 +419,25 @@ def test_no_service_imports_the_generator():
                 names = [node.module or ""]
             offenders += [f"{path.relative_to(root)}: {n}" for n in names if n.split(".")[0] == "samplecrawl"]
     assert offenders == []
+
+
+# leaked benchmark text ---------------------------------------------------------------------------------
+def test_leaked_pages_quote_task_items_whole_or_in_fragments(crawl):
+    import html
+
+    from blending.evaltasks import load_task
+    from dataprep.decontaminate.tokens import words
+
+    out, truth = crawl
+    leaked = [r for r in truth["records"] if r.get("category") == "leaked"]
+    assert len(leaked) == truth["counts"]["pages_by_category"]["leaked"] > 100
+    kinds = {(r["leak"]["found"], r["leak"]["style"]) for r in leaked}
+    assert kinds == {(f, s) for f in (True, False) for s in ("quiz", "forum", "study_guide")}
+    items = {task: load_task(task) for task in {r["leak"]["task"] for r in leaked}}
+    for entry, _, body in read_payloads(out, truth, lambda r: r.get("category") == "leaked"):
+        leak = entry["leak"]
+        assert leak["index"] < 500 and leak["words"] == len(words(leak["text"]))
+        item = items[leak["task"]][leak["index"]]
+        source = next(t for t in item.texts if leak["text"] in t)  # a whole text of the item, or a piece of one
+        assert (leak["words"] >= 13) == leak["found"] and (source == leak["text"]) == leak["found"]
+        assert html.escape(leak["text"], quote=False) in body.decode("utf-8")
