@@ -1,7 +1,7 @@
 """RUN/run.lock: one live run per run folder, judged by a heartbeat counter, never taken from a live run.
 
 The fast tests hold locks in this process; the slow ones race real processes that simulate other
-hosts (MTNLG_HOSTNAME).
+hosts (MTNLG_HOSTNAME) and run a real one-process `trainer.train` against a lock it does not hold.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import launch_env
+from tests.helpers import build_prose_shards, launch_env
 from trainer import runlock
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,3 +187,41 @@ def test_two_runs_racing_on_an_unreadable_lock_one_wins_and_the_loser_deletes_no
     assert loser.wait(timeout=30) == 1 and "is in use by a live run" in lines[runs.index(loser)]
     assert token_in(tmp_path) == lines[runs.index(winners[0])].removeprefix("token: ")
     assert finish(winners[0]) == "held"
+
+
+@pytest.mark.slow
+def test_a_training_run_without_the_lock_writes_no_checkpoint(tmp_path):
+    manifest = build_prose_shards(tmp_path / "shards")
+    run_dir = tmp_path / "run"
+    long_run = {"parallel.tensor": 1, "parallel.pipeline": 1, "model.num_layers": 2, "model.hidden_size": 32,
+                "model.seq_length": 32, "batch.micro_batch_size": 4, "batch.global_batch_size": 16,
+                "batch.rampup_start": 16, "train_tokens": 10_000 * 16 * 32, "run.log_interval": 1,
+                "run.eval_interval": 0, "run.save_interval": 0}
+    command = [sys.executable, "-m", "trainer.train", "--manifest", str(manifest), "--out", str(run_dir),
+               *[arg for key, value in long_run.items() for arg in ("--set", f"{key}={value}")]]
+    # refused at the start: the folder's lock belongs to a live run on another host
+    other = start_holder(run_dir, "host-a")
+    assert first_line(other).startswith("token: ")
+    refused = subprocess.run(command, cwd=ROOT, env=launch_env(), capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        f"error: {run_dir} is in use by a live run: pid {other.pid} on host host-a, started "
+        f"{json.loads((run_dir / 'run.lock').read_text())['started']} (-c {run_dir} 0.1 1.0); stop that run or "
+        f"choose another --out (the lock is {run_dir / 'run.lock'})"]
+    assert finish(other) == "held" and not (run_dir / "checkpoints").exists()
+    # the lock taken from under a training run: it stops before its first checkpoint
+    log = (tmp_path / "train.log").open("w")
+    training = subprocess.Popen(command, cwd=ROOT, env=launch_env(), stdout=log, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: (run_dir / "metrics.csv").exists() and len((run_dir / "metrics.csv").read_text().splitlines()) >= 2,
+                   timeout=300)
+        write_lock(run_dir, other_run(host="host-b", pid=4242).encode())
+        _, err = training.communicate(timeout=120)
+    finally:
+        if training.poll() is None:
+            training.kill()
+    assert training.returncode == 2 and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"error: this run no longer holds {run_dir / 'run.lock'}: it was taken over by pid 4242 on host host-b, "
+        "started x (trainer.train); stopped before writing a checkpoint (resume the run once the folder is free)"]
+    assert not (run_dir / "checkpoints").exists() and token_in(run_dir) == other_run().token
