@@ -129,14 +129,10 @@ def read_lock(path: Path) -> bytes | None:
 
 @contextmanager
 def guarded(run_dir: Path):
-    """Hold RUN/run.lock.guard (flock) while reading and then replacing run.lock.
-
-    Replacing a stale lock and a heartbeat both read run.lock and then rename a new one over it; the
-    guard makes the pair one step, so a lock another run has just written is never replaced (or
-    deleted) by a run that judged the previous one stale. Moving the stale file aside by rename
-    instead would leave a moment with no lock at all, and a heartbeat's rename would still replace a
-    takeover's lock unseen. flock works on local filesystems and NFS (Linux emulates it with byte-
-    range locks); the guard file stays, since deleting a lock file races with its next user."""
+    """Hold RUN/run.lock.guard (flock) while reading and then replacing run.lock, so that the pair is
+    one step. Why a flock'd guard rather than renaming the stale file aside: renaming leaves a moment
+    with no lock, and a heartbeat's rename would still replace a takeover's lock unseen
+    (docs/runlock.md)."""
     fd = os.open(run_dir / GUARD_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -152,6 +148,9 @@ def write_atomically(path: Path, data: bytes) -> Path:
     try:
         os.write(fd, data)
         os.fsync(fd)
+    except OSError:
+        temp.unlink(missing_ok=True)  # a full disk must not leave partial lock files behind
+        raise
     finally:
         os.close(fd)
     return temp
