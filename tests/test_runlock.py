@@ -6,8 +6,10 @@ hosts (MTNLG_HOSTNAME) and run a real one-process `trainer.train` against a lock
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -49,7 +51,9 @@ def start_holder(run_dir: Path, host: str, heartbeat_s: float = 0.1, stale_after
                             cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
-def first_line(proc: subprocess.Popen) -> str:
+def first_line(proc: subprocess.Popen, timeout: float = 60.0) -> str:
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, f"pid {proc.pid} said nothing in {timeout} s"
     return proc.stdout.readline().strip()
 
 
@@ -70,6 +74,21 @@ def other_run(host: str = "elsewhere", pid: int = 1, beat: int = 0) -> runlock.H
 
 def write_lock(run_dir: Path, data: bytes) -> None:
     os.replace(runlock.write_atomically(run_dir / runlock.LOCK_NAME, data), run_dir / runlock.LOCK_NAME)
+
+
+def pause_outside_guard(proc: subprocess.Popen, run_dir: Path) -> None:
+    """SIGSTOP `proc` at a moment it does not hold the guard (a paused holder would block the taker)."""
+    while True:
+        os.kill(proc.pid, signal.SIGSTOP)
+        fd = os.open(run_dir / runlock.GUARD_NAME, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            os.kill(proc.pid, signal.SIGCONT)
+            time.sleep(0.01)
+        finally:
+            os.close(fd)
 
 
 def wait_until(condition, timeout: float = 10.0) -> None:
@@ -164,7 +183,7 @@ def test_a_live_owner_on_another_host_keeps_its_lock_until_it_stops_beating(tmp_
     refused = start_holder(tmp_path, "host-b")
     assert refused.wait(timeout=30) == 1
     assert first_line(refused).startswith(f"locked: {tmp_path} is in use by a live run: pid {owner.pid} on host host-a")
-    os.kill(owner.pid, signal.SIGSTOP)  # alive but silent (a paused job, a hung filesystem)
+    pause_outside_guard(owner, tmp_path)  # alive but silent (a paused job, a hung filesystem)
     try:
         taker = start_holder(tmp_path, "host-b")
         taker_token = first_line(taker).removeprefix("token: ")
