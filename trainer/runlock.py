@@ -21,6 +21,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import NoReturn
 
 LOCK_NAME = "run.lock"
 GUARD_NAME = "run.lock.guard"
@@ -305,6 +306,6 @@ def stale_lock(path: Path, seen: bytes, stale_after_s: float, log) -> bytes | No
     return seen
 
 
-def raise_locked(path: Path, holder: Holder):
+def raise_locked(path: Path, holder: Holder) -> NoReturn:
     raise RunLocked(f"{path.parent} is in use by a live run: {holder.describe()}; stop that run or "
                     f"choose another --out (the lock is {path})")
