@@ -290,32 +290,7 @@ def test_resume_on_another_layout_names_the_reshard_command(trained, capsys, mon
     assert code == 2 and "python -m trainer.reshard --checkpoint" in err and "--tp 1 --pp 2" in err
 
 
-# --- one live run per folder; ranks die with their launcher ------------------------------------------------
-
-
-def test_run_lock_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path):
-    from trainer import runlock
-
-    lock = runlock.acquire(tmp_path)
-    with pytest.raises(runlock.RunLocked, match=f"pid {os.getpid()} on host {socket.gethostname()}"):
-        runlock.acquire(tmp_path)
-    lock.release()
-    assert not (tmp_path / "run.lock").exists()
-    # a lock left by a process that is gone
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    holder = {"host": socket.gethostname(), "pid": dead.pid, "pid_start": None, "started": "x", "command": "x"}
-    (tmp_path / "run.lock").write_text(json.dumps(holder))
-    notes = []
-    runlock.acquire(tmp_path, log=notes.append).release()
-    assert f"pid {dead.pid}" in notes[0] and "gone" in notes[0]
-    # another host: judged by the heartbeat's age
-    (tmp_path / "run.lock").write_text(json.dumps({**holder, "host": "elsewhere", "pid": 1}))
-    with pytest.raises(runlock.RunLocked, match="pid 1 on host elsewhere"):
-        runlock.acquire(tmp_path)
-    old = time.time() - runlock.STALE_AFTER_S - 60
-    os.utime(tmp_path / "run.lock", (old, old))
-    runlock.acquire(tmp_path, log=notes.append).release()
+# --- a second run on a live folder is refused; ranks die with their launcher ----------------------------------
 
 
 def _children(pid: int) -> list[int]:

@@ -2,33 +2,42 @@
 
     lock = acquire(run_dir)        # raises RunLocked naming the live run's host and pid
     ...
+    lock.check()                   # before each save: raises RunLockLost when the lock is no longer held
     lock.release()
 
-The lock file is JSON {host, pid, pid_start, started, command}, created with O_EXCL so two runs
-cannot both create it. A lock whose run is gone is stale and is taken over: on the same host the
-pid is checked (and its start time, so a reused pid is not mistaken for the run); a run on another
-host cannot be probed, so its rank 0 refreshes the file's mtime every HEARTBEAT_S and a lock older
-than STALE_AFTER_S is stale. A run killed with SIGKILL therefore never blocks its folder for good.
+How the lock is created, judged stale and taken over is in docs/runlock.md.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import NoReturn
 
 LOCK_NAME = "run.lock"
+GUARD_NAME = "run.lock.guard"
+HOSTNAME_ENV = "MTNLG_HOSTNAME"  # stands in for the host name (tests simulate two hosts with it)
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 600.0
+POLL_S = 0.25
+ATTEMPTS = 5
 
 
 class RunLocked(RuntimeError):
     """The run folder belongs to a live run."""
+
+
+class RunLockLost(RuntimeError):
+    """This run no longer holds its folder's lock."""
 
 
 def process_start_time(pid: int) -> int | None:
@@ -64,105 +73,239 @@ def _is_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
-@dataclass
+def hostname() -> str:
+    return os.environ.get(HOSTNAME_ENV) or socket.gethostname()
+
+
+def pid_space() -> str | None:
+    """The kernel boot and pid namespace this process sees its pids in, None where unknown. Two
+    containers on one host share the boot id but not the namespace; two hosts may share the
+    namespace's inode (the initial one) but not the boot id."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
 class Holder:
+    token: str
     host: str
+    pid_space: str | None
     pid: int
     pid_start: int | None
     started: str
     command: str
+    beat: int = 0
 
     def describe(self) -> str:
         return f"pid {self.pid} on host {self.host}, started {self.started} ({self.command})"
 
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
 
-def read_holder(path: Path) -> Holder | None:
+    def pids_comparable(self) -> bool:
+        """Whether this process can probe the holder's pid: same host name, boot and pid namespace."""
+        here = pid_space()
+        return here is not None and (self.host, self.pid_space) == (hostname(), here)
+
+
+def parse_holder(data: bytes) -> Holder | None:
     try:
-        data = json.loads(path.read_text())
-        return Holder(host=data["host"], pid=int(data["pid"]), pid_start=data.get("pid_start"),
-                      started=data["started"], command=data.get("command", ""))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # gone, or written by a process that died mid-write
+        fields = json.loads(data)
+        return Holder(token=str(fields["token"]), host=str(fields["host"]), pid_space=fields.get("pid_space"),
+                        pid=int(fields["pid"]), pid_start=fields.get("pid_start"), started=str(fields["started"]),
+                        command=str(fields.get("command", "")), beat=int(fields["beat"]))
+    except (ValueError, KeyError, TypeError):
+        return None  # not a lock this module wrote
 
 
-def holder_is_live(holder: Holder, path: Path, now: float | None = None) -> bool:
-    if holder.host == socket.gethostname():
-        return pid_alive(holder.pid, holder.pid_start)
+def read_lock(path: Path) -> bytes | None:
     try:
-        age = (now or time.time()) - path.stat().st_mtime
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+@contextmanager
+def guarded(run_dir: Path):
+    """Hold RUN/run.lock.guard (flock) while reading and then replacing run.lock, so that the pair is
+    one step. Why a flock'd guard rather than renaming the stale file aside: renaming leaves a moment
+    with no lock, and a heartbeat's rename would still replace a takeover's lock unseen
+    (docs/runlock.md)."""
+    fd = os.open(run_dir / GUARD_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes) -> Path:
+    """`data` in a fsynced temporary file next to `path`, returned for the caller to link or rename."""
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
     except OSError:
+        temp.unlink(missing_ok=True)  # a full disk must not leave partial lock files behind
+        raise
+    finally:
+        os.close(fd)
+    return temp
+
+
+def fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def create(path: Path, holder: Holder) -> bool:
+    """Publish `holder` as the lock if there is none: link() of a complete file fails when the name
+    exists, so the lock never appears half written and two runs cannot both create it."""
+    temp = write_atomically(path, holder.encode())
+    try:
+        os.link(temp, path)
+    except FileExistsError:
         return False
-    return age < STALE_AFTER_S
+    finally:
+        temp.unlink()
+    fsync_folder(path.parent)
+    return True
+
+
+def replace_if_unchanged(path: Path, expected: bytes | None, holder: Holder) -> bool:
+    """Under the guard: write `holder` over run.lock only while it still holds exactly `expected`."""
+    with guarded(path.parent):
+        if read_lock(path) != expected:
+            return False
+        os.replace(write_atomically(path, holder.encode()), path)
+        fsync_folder(path.parent)
+    return True
 
 
 class RunLock:
-    def __init__(self, path: Path, holder: Holder):
+    """The lock this run holds; a thread advances its heartbeat counter every `heartbeat_s`."""
+
+    def __init__(self, path: Path, holder: Holder, heartbeat_s: float = HEARTBEAT_S):
         self.path = path
         self.holder = holder
+        self.lost_because: str | None = None
         self._stop = threading.Event()
-        self._beat = threading.Thread(target=self._heartbeat, name="run-lock-heartbeat", daemon=True)
+        self._beat = threading.Thread(target=self._beat_until_stopped, args=(heartbeat_s,),
+                                      name="run-lock-heartbeat", daemon=True)
         self._beat.start()
 
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
+    def _beat_until_stopped(self, heartbeat_s: float) -> None:
+        while self.lost_because is None and not self._stop.wait(heartbeat_s):
             try:
-                os.utime(self.path)
-            except OSError:
-                return
+                self.beat()
+            except RunLockLost as error:
+                self.lost_because = str(error)
+            except OSError as error:  # the run cannot show it is alive: another run may take the folder
+                self.lost_because = f"its heartbeat could not be written ({error})"
+
+    def beat(self) -> None:
+        """Advance the counter in the lock file, if the file still names this run."""
+        with guarded(self.path.parent):
+            self._raise_unless_mine(read_lock(self.path))
+            following = replace(self.holder, beat=self.holder.beat + 1)
+            os.replace(write_atomically(self.path, following.encode()), self.path)
+            self.holder = following
+
+    def _raise_unless_mine(self, data: bytes | None) -> None:
+        if data is None:
+            raise RunLockLost("the lock file was removed")
+        current = parse_holder(data)
+        if current is None:
+            raise RunLockLost("the lock file was overwritten with something unreadable")
+        if current.token != self.holder.token:
+            raise RunLockLost(f"it was taken over by {current.describe()}")
+
+    def check(self) -> None:
+        """Raise RunLockLost, naming why, unless this run still holds the lock (called before each save)."""
+        try:
+            if self.lost_because is None:
+                self._raise_unless_mine(read_lock(self.path))
+        except RunLockLost as error:
+            self.lost_because = str(error)
+        except OSError as error:
+            self.lost_because = f"the lock file could not be read ({error})"
+        if self.lost_because is not None:
+            raise RunLockLost(f"this run no longer holds {self.path}: {self.lost_because}; stopped "
+                              "before writing a checkpoint (resume the run once the folder is free)")
 
     def release(self) -> None:
         self._stop.set()
-        current = read_holder(self.path)
-        if current is not None and (current.host, current.pid) == (self.holder.host, self.holder.pid):
-            self.path.unlink(missing_ok=True)
-
-
-def acquire(run_dir: str | Path, log=print) -> RunLock:
-    """Take RUN/run.lock for this process or raise RunLocked naming the live run that holds it."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / LOCK_NAME
-    me = Holder(host=socket.gethostname(), pid=os.getpid(), pid_start=process_start_time(os.getpid()),
-                started=time.strftime("%Y-%m-%d %H:%M:%S %z"), command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]))
-    for _ in range(5):
+        self._beat.join()
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = read_holder(path)
-            if holder is None and _younger_than(path, 5.0):  # being written right now
-                time.sleep(0.2)
-                continue
-            if holder is not None and holder_is_live(holder, path):
-                raise RunLocked(f"{run_dir} is in use by a live run: {holder.describe()}; stop that run or "
-                                f"choose another --out (the lock is {path})") from None
-            _take_over(path, holder, log)
-            continue
-        with os.fdopen(fd, "w") as handle:
-            json.dump(me.__dict__, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        return RunLock(path, me)
+            with guarded(self.path.parent):
+                current = parse_holder(read_lock(self.path) or b"")
+                if current is not None and current.token == self.holder.token:
+                    self.path.unlink()
+        except OSError:
+            pass  # the folder is gone or read-only: nothing of this run's is left to remove
+
+
+def acquire(run_dir: str | Path, log=print, heartbeat_s: float = HEARTBEAT_S,
+            stale_after_s: float = STALE_AFTER_S) -> RunLock:
+    """Take RUN/run.lock for this process or raise RunLocked naming the live run that holds it."""
+    path = Path(run_dir) / LOCK_NAME
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return take(path, log, heartbeat_s, stale_after_s)
+    except OSError as error:
+        raise RunLocked(f"cannot take the run lock {path}: {error}") from None
+
+
+def take(path: Path, log, heartbeat_s: float, stale_after_s: float) -> RunLock:
+    me = Holder(token=uuid.uuid4().hex, host=hostname(), pid_space=pid_space(), pid=os.getpid(),
+                pid_start=process_start_time(os.getpid()), started=time.strftime("%Y-%m-%d %H:%M:%S %z"),
+                command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]))
+    for _ in range(ATTEMPTS):
+        if create(path, me):
+            return RunLock(path, me, heartbeat_s)
+        seen = read_lock(path)
+        if seen is None:
+            continue  # released meanwhile
+        stale = stale_lock(path, seen, stale_after_s, log)
+        if stale is not None and replace_if_unchanged(path, stale, me):
+            holder = parse_holder(stale)
+            log(f"note: took over {path} from a run that is gone: "
+                f"{holder.describe() if holder else 'an unreadable lock file'}")
+            return RunLock(path, me, heartbeat_s)
     raise RunLocked(f"could not take {path}: other runs keep taking it")
 
 
-def _younger_than(path: Path, seconds: float) -> bool:
-    try:
-        return time.time() - path.stat().st_mtime < seconds
-    except OSError:
-        return False
+def stale_lock(path: Path, seen: bytes, stale_after_s: float, log) -> bytes | None:
+    """`seen` when the lock holding it is stale; None when the lock changed to another one (look
+    again). Raises RunLocked when its holder is alive."""
+    holder = parse_holder(seen)
+    if holder is not None and holder.pids_comparable():
+        if pid_alive(holder.pid, holder.pid_start):
+            raise_locked(path, holder)
+        return seen
+    # Another host, container or an unreadable file: alive while the file keeps changing, judged on
+    # this process's own clock, so clocks that differ between hosts do not matter.
+    what = holder.describe() if holder else "an unreadable lock file"
+    log(f"note: {path} is held by {what}; waiting up to {stale_after_s:g} s for a heartbeat")
+    deadline = time.monotonic() + stale_after_s
+    while time.monotonic() < deadline:
+        time.sleep(POLL_S)
+        now = read_lock(path)
+        if now != seen:
+            current = parse_holder(now or b"")
+            if holder is not None and current is not None and current.token == holder.token:
+                raise_locked(path, current)
+            return None
+    return seen
 
 
-def _take_over(path: Path, holder: Holder | None, log) -> None:
-    """Move a stale lock aside (atomically, so two runs taking over cannot both succeed on it)."""
-    aside = path.with_name(f".{LOCK_NAME}.stale-{os.getpid()}")
-    try:
-        os.rename(path, aside)
-    except FileNotFoundError:
-        return  # another run took it over first; try again
-    moved = read_holder(aside)
-    if holder is not None and moved is not None and (moved.host, moved.pid) != (holder.host, holder.pid):
-        os.rename(aside, path)  # a fresh lock replaced the stale one meanwhile: put it back
-        return
-    aside.unlink(missing_ok=True)
-    what = holder.describe() if holder is not None else "an unreadable lock file"
-    log(f"note: taking over {path} from a run that is gone: {what}")
+def raise_locked(path: Path, holder: Holder) -> NoReturn:
+    raise RunLocked(f"{path.parent} is in use by a live run: {holder.describe()}; stop that run or "
+                    f"choose another --out (the lock is {path})")

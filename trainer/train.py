@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_known_warnings()
     try:
         return run(args)
-    except (RunError, ConfigError, checkpoint.CheckpointError, runlock.RunLocked) as error:
+    except (RunError, ConfigError, checkpoint.CheckpointError, runlock.RunLocked, runlock.RunLockLost) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2
 
@@ -298,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{run_dir}: complete ({finished}); nothing to do", flush=True)
             return 0
         stop = StopRequest()
-        return train(args, cfg, manifest, manifest_sha256, run_dir, run_dir / "checkpoints", resume_from, stop)
+        return train(args, cfg, manifest, manifest_sha256, run_dir, run_dir / "checkpoints", resume_from, stop, lock)
     finally:
         if lock is not None:
             lock.release()
@@ -342,7 +342,7 @@ def finished_run(run_dir: Path, saved: checkpoint.TrainerState, cfg: TrainConfig
 
 
 def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path, ckpt_root: Path,
-          resume_from: Path | None, stop: StopRequest) -> int:
+          resume_from: Path | None, stop: StopRequest, lock: runlock.RunLock | None) -> int:
     """Build the datasets and the engine, resume if asked, then run the loop; returns the exit status."""
     import torch
     import torch.distributed as dist
@@ -395,7 +395,7 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
     evaluations = DownstreamEvals(args.eval_tasks, args.eval_shots, args.eval_limit, active=is_logger,
                                   log=lambda text: print(text, flush=True))
     status, progress, last_val = train_loop(args, cfg, engine, train_ds, valid_ds, progress, target, stop,
-                                            reporter, manifest, manifest_sha256, ckpt_root, started_at, evaluations)
+                                            reporter, manifest, manifest_sha256, ckpt_root, started_at, evaluations, lock)
     evaluations.wait()
     reporter.finish(status=status, steps=progress.step, tokens=progress.tokens(cfg.model.seq_length),
                     val_loss=last_val, target=target, target_is_unigram="unigram" in (args.target_val_loss or ""),
@@ -418,9 +418,19 @@ def resume(engine, resume_from: Path, cfg: TrainConfig) -> tuple[Progress, str |
     return progress, None
 
 
+def lock_lost(lock: runlock.RunLock | None) -> str | None:
+    """Why the run lock (held by rank 0) no longer holds, None while it does or on the other ranks."""
+    try:
+        if lock is not None:
+            lock.check()
+    except runlock.RunLockLost as error:
+        return str(error)
+    return None
+
+
 def train_loop(args, cfg: TrainConfig, engine, train_ds, valid_ds, progress: Progress, target: float | None,
                stop: StopRequest, reporter, manifest, manifest_sha256: str, ckpt_root: Path,
-               started_at: float, evaluations) -> tuple[str, Progress, float | None]:
+               started_at: float, evaluations, lock: runlock.RunLock | None) -> tuple[str, Progress, float | None]:
     """Steps until the tokens are used up or a stop condition holds; returns (status, progress, last
     validation loss). Every rank takes the same decisions, so all stop at the same step."""
     from trainer.data import micro_batch_sample_ids, micro_batches
@@ -459,7 +469,10 @@ def train_loop(args, cfg: TrainConfig, engine, train_ds, valid_ds, progress: Pro
         if args.max_steps is not None and progress.step >= args.max_steps:
             status, finished = "max_steps", True
         out_of_time = args.exit_duration_mins is not None and time.perf_counter() - started_at > 60 * args.exit_duration_mins
-        signalled, out_of_time = any_rank(stop.signal_name is not None, out_of_time)
+        lost_because = lock_lost(lock)
+        signalled, out_of_time, lost = any_rank(stop.signal_name is not None, out_of_time, lost_because is not None)
+        if lost:  # another run may own the folder now: no rank may write into it
+            raise runlock.RunLockLost(lost_because or "rank 0 lost the run lock: stopped before writing a checkpoint")
         if out_of_time:
             status, finished = "time_limit", True
         if signalled:
