@@ -46,10 +46,12 @@ ENV PYTHONPATH=/opt/mtnlg \
 # Console logging: warnings, and the master's and workers' own news (Spark's default is every INFO line).
 COPY docker/log4j2.properties ${SPARK_HOME}/conf/log4j2.properties
 
-# Outputs go to out/ (a volume in docker/compose.yaml), owned by the unprivileged user.
+# Outputs go to out/ (a volume in docker/compose.yaml), owned by the unprivileged user; secret/ holds the
+# Spark cluster's secret (another volume), which only that user may read.
 RUN useradd --create-home --uid 1000 mtnlg \
-    && mkdir -p out \
-    && chown mtnlg:mtnlg out
+    && mkdir -p out secret \
+    && chown mtnlg:mtnlg out secret \
+    && chmod 700 secret
 USER 1000:1000
 
 # No fixed entrypoint: the same image runs spark-submit, a Spark master or a worker (spark-class).

@@ -74,6 +74,29 @@ def test_services_cover_the_stack_and_share_the_data_volume(compose):
     assert "deploy" not in cpu and cpu["environment"]["DS_ACCELERATOR"] == "cpu"
 
 
+def test_spark_services_share_a_secret_file_and_expose_only_the_ui_on_loopback(compose):
+    services = compose["services"]
+    spark_services = ("spark-master", "spark-worker", "curate")
+    secret_files = {services[name]["environment"]["SPARK_SECRET_FILE"] for name in spark_services}
+    assert len(secret_files) == 1
+    folder = os.path.dirname(secret_files.pop())
+    mounts = {name: [v for v in services[name]["volumes"] if v.split(":")[1] == folder] for name in spark_services}
+    # the master writes the secret; the others only read it; the trainer never sees it
+    assert mounts == {"spark-master": [f"spark-secret:{folder}"], "spark-worker": [f"spark-secret:{folder}:ro"],
+                      "curate": [f"spark-secret:{folder}:ro"]}
+    assert "spark-secret" in compose["volumes"]
+    assert not [v for name in ("trainer", "trainer-cpu") for v in services[name]["volumes"] if "secret" in v]
+    # the secret is never a value docker inspect would print
+    for name, service in services.items():
+        environment = json.dumps(service.get("environment", {})) + json.dumps(service.get("command", []))
+        assert "_SPARK_AUTH_SECRET" not in environment and "authenticate.secret" not in environment, name
+    # RPC (7077) stays inside the stack's network; the master's status page is on this machine only
+    published = {name: service.get("ports", []) for name, service in services.items() if service.get("ports")}
+    assert published == {"spark-master": ["127.0.0.1:8080:8080"]}
+    dockerfile = (ROOT / "docker/dataprep.Dockerfile").read_text()
+    assert "chown mtnlg:mtnlg out secret" in dockerfile and "chmod 700 secret" in dockerfile
+
+
 def _dockerignore_patterns() -> list[tuple[bool, str]]:
     patterns = []
     for line in (ROOT / ".dockerignore").read_text().splitlines():
