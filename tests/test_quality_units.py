@@ -63,7 +63,8 @@ def test_extracted_and_whole_page_text_of_a_real_page_without_its_article():
     truth = json.loads((FIXTURES / "html/aeb/ground-truth.json").read_text())
     page_id = "8e3efab59f48fd29a1e1e7aa135880c4251a9f090f94999668cdbaec59d30b5a"
     payload = gzip.decompress((FIXTURES / f"html/aeb/{page_id}.html.gz").read_bytes())
-    extracted, whole = page_texts(payload, truth[page_id]["url"])
+    texts = page_texts(payload, truth[page_id]["url"])
+    extracted, whole = texts["extracted"], texts["whole-page"]
     article = truth[page_id]["articleBody"]
     assert len(whole) > len(extracted) > 0.5 * len(article)
     boilerplate = without_article(whole, article)
