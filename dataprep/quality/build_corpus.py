@@ -2,21 +2,23 @@
 
     python -m dataprep.quality.build_corpus --data ../shared/data [--out dataprep/quality/data]
 
-Writes `positives.jsonl.gz` and `negatives.jsonl.gz`, one document per line:
-{"source": ..., "group": ..., "text": ...}. `group` is what cross-validation splits by: a book, a
+Writes `positives.jsonl.gz`, `negatives.jsonl.gz` and the held-out set `heldout.jsonl.gz` (heldout.py:
+sources none of the other two come from), one document per line: {"source": ..., "group": ..., "text": ...}
+(and "label" in the held-out set). `group` is what cross-validation splits by: a book, a
 speech, a Wikipedia article, a web host (all pages of one host share their boilerplate, so they stay
 on one side of a split, and a page's gold article body stays with its extracted text).
 
 Positives, curated prose:
-  wikipedia  WikiText-2 valid and test, its tokenisation (` @-@ `, ` , `) undone, `<unk>` removed
+  wikipedia  WikiText-2 valid, its tokenisation (` @-@ `, ` , `) undone, `<unk>` removed
   books      Project Gutenberg books without their licence header and footer, one document per chapter
-  speeches   US inaugural and State of the Union addresses
-  articles   the article-extraction benchmark's gold article bodies in English (the paper's positives
-             are English; the pipeline scores what cleanup kept, English by default)
+  speeches   US inaugural addresses, State of the Union addresses before HELDOUT_SPEECHES_FROM
+  articles   the article-extraction benchmark's gold article bodies in English, but of the held-out
+             hosts (the paper's positives are English; the pipeline scores what cleanup kept)
 Negatives, text of real crawled pages as the pipeline sees it:
   extracted  our extract stage's text (decode, CLD2, jusText, ftfy) of every HTML response in the Common
              Crawl, wget (dolma) and ClueWeb WARC files and of the article-extraction benchmark's pages
   whole-page every visible line of the same pages: what extraction without boilerplate removal gives
+  boilerplate the paragraphs jusText rejects on the same pages with their markup's boilerplate left in
   The benchmark pages are articles whose gold body is a positive: of them, only the lines that are not
   the article count as negatives (`*-boilerplate`), so no sentence is labelled both ways.
 
