@@ -27,7 +27,7 @@ def documents(spark, tmp_path_factory) -> dict[int, Path]:
     part files."""
     root = tmp_path_factory.mktemp("quality-input")
     positives, negatives = default_paths()
-    picked = [d for d in read_documents(positives[0])][::5][:150] + [d for d in read_documents(negatives[0])][:150]
+    picked = [d for d in read_documents(positives[0])][::3][:150] + [d for d in read_documents(negatives[0])][:150]
     with open(root / "mixed.jsonl", "w") as f:
         for document in picked:
             f.write(json.dumps({"text": document["text"]}) + "\n")

@@ -11,13 +11,16 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from blending.hashing import sha256_file
 from dataprep.config import ClassifierConfig
+from dataprep.extract.html_text import boilerplate_paragraphs, html_to_text
 from dataprep.quality.build_corpus import page_texts, without_article
 from dataprep.quality.corpus import HIGH, LOW, Example, default_paths, load_examples, make_examples, read_documents
-from dataprep.quality.evaluation import group_folds, heldout_groups, length_rule, scores
+from dataprep.quality.evaluation import group_folds, heldout_groups, length_rule, pareto_keep_threshold, roc_auc, scores
+from dataprep.quality.heldout import HELDOUT_FILE, HELDOUT_SPEECHES_FROM
 from dataprep.quality.model import ModelError, check_model, score_texts
 from dataprep.quality.pareto import keeps, lomax, pareto_cdf, pareto_draw, uniform
 from dataprep.quality.text import normalize, windows
@@ -63,13 +66,25 @@ def test_extracted_and_whole_page_text_of_a_real_page_without_its_article():
     truth = json.loads((FIXTURES / "html/aeb/ground-truth.json").read_text())
     page_id = "8e3efab59f48fd29a1e1e7aa135880c4251a9f090f94999668cdbaec59d30b5a"
     payload = gzip.decompress((FIXTURES / f"html/aeb/{page_id}.html.gz").read_bytes())
-    extracted, whole = page_texts(payload, truth[page_id]["url"])
+    texts = page_texts(payload, truth[page_id]["url"])
+    extracted, whole = texts["extracted"], texts["whole-page"]
     article = truth[page_id]["articleBody"]
     assert len(whole) > len(extracted) > 0.5 * len(article)
     boilerplate = without_article(whole, article)
     first_sentence = normalize(article.split("\n")[0][:60])
     assert first_sentence in normalize(whole) and first_sentence not in normalize(boilerplate)
     assert 0 < len(boilerplate) < len(whole) - 0.8 * len(article)
+
+
+def test_rejected_paragraphs_of_a_real_page_are_its_boilerplate_not_its_article():
+    truth = json.loads((FIXTURES / "html/aeb/ground-truth.json").read_text())
+    page_id = "8e3efab59f48fd29a1e1e7aa135880c4251a9f090f94999668cdbaec59d30b5a"
+    page = gzip.decompress((FIXTURES / f"html/aeb/{page_id}.html.gz").read_bytes()).decode("utf-8")
+    rejected = boilerplate_paragraphs(page, "en")
+    kept = html_to_text(page, "en").split("\n\n")
+    assert len(rejected) > 10 and not set(rejected) & set(kept)
+    first_sentence = normalize(truth[page_id]["articleBody"].split("\n")[0][:60])
+    assert first_sentence not in normalize(" ".join(rejected))
 
 
 def test_shipped_texts_are_small_labelled_and_grouped():
@@ -81,11 +96,31 @@ def test_shipped_texts_are_small_labelled_and_grouped():
     assert {s.split("/")[0] for s in sources["negatives"]} == {"common-crawl", "wget-crawl", "clueweb",
                                                                 "benchmark-pages"}
     wiki = [d["text"] for d in read_documents(positives[0]) if d["source"] == "wikipedia"]
-    assert len(wiki) > 300
+    assert len(wiki) > 200
     assert not any(" @-@ " in t or "<unk>" in t for t in wiki)
     books = " ".join(d["text"] for d in read_documents(positives[0]) if d["source"] == "books")
     assert "Project Gutenberg" not in books and "Elizabeth" in books
     assert (ROOT / "dataprep/quality/data/SOURCES.md").is_file()
+
+
+def test_the_held_out_set_shares_no_group_with_training():
+    positives, negatives = default_paths()
+    training = [d for p in [*positives, *negatives] for d in read_documents(p)]
+    heldout = list(read_documents(HELDOUT_FILE))
+    assert HELDOUT_FILE.stat().st_size < 1_000_000
+    assert not {d["group"] for d in heldout} & {d["group"] for d in training}
+    assert Counter(d["label"] for d in heldout).keys() == {HIGH, LOW}
+    assert {(d["label"], d["source"]) for d in heldout} == {
+        (HIGH, "wikipedia"), (HIGH, "speeches"), (HIGH, "articles"),
+        (LOW, "benchmark-pages/boilerplate"), (LOW, "trafilatura-pages/boilerplate")}
+    def state_union_years(documents):
+        return {int(d["group"].split(": ")[-1][:4]) for d in documents if d["group"].startswith("speech:State Union")}
+
+    assert min(state_union_years(heldout)) == HELDOUT_SPEECHES_FROM > max(state_union_years(training))
+    # no sentence of the held-out prose is a training text's
+    training_text = " ".join(normalize(d["text"]) for d in training if d["source"] in ("wikipedia", "articles"))
+    held_prose = [d["text"] for d in heldout if d["source"] in ("wikipedia", "articles")]
+    assert not any(normalize(text[:200]) in training_text for text in held_prose)
 
 
 def test_examples_are_balanced_capped_per_group_and_in_a_fixed_order(shipped_examples):
@@ -113,6 +148,25 @@ def test_folds_and_held_out_split_never_cut_a_group(shipped_examples):
     assert set(host_labels) == {HIGH, LOW}
 
 
+def test_roc_auc_counts_pairs_ranked_right_and_ties_as_half():
+    # pairs (high, low): (.9, .1) (.9, .6) (.4, .1) right, (.4, .6) wrong
+    assert roc_auc([HIGH, LOW, HIGH, LOW], [0.9, 0.1, 0.4, 0.6]) == 0.75
+    assert roc_auc([HIGH, LOW], [0.5, 0.5]) == 0.5
+    assert roc_auc([HIGH, HIGH, LOW], [0.5, 0.7, 0.5]) == 0.75  # one tie (1/2) and one right pair
+    assert roc_auc([LOW, HIGH, LOW, HIGH], [0.2, 0.2, 0.2, 0.3]) == 0.75
+    assert roc_auc([HIGH, LOW], [0.1, 0.9]) == 0.0
+    with pytest.raises(ValueError):
+        roc_auc([HIGH, HIGH], [0.1, 0.9])
+
+
+def test_pareto_keep_threshold_is_where_the_filter_keeps_half():
+    threshold = pareto_keep_threshold(3.0)
+    assert threshold == pytest.approx(2 - 2 ** (1 / 3))  # 0.740
+    assert pareto_cdf(1 - threshold, 3.0) == pytest.approx(0.5)
+    draws = np.random.default_rng(0).pareto(3.0, 200_000)
+    assert np.mean(draws > 1 - threshold) == pytest.approx(0.5, abs=0.005)
+
+
 def test_length_rule_learns_what_word_counts_tell(shipped_examples):
     rule = length_rule(shipped_examples)
     accuracy = scores([e.label for e in shipped_examples], [rule(e) for e in shipped_examples])["accuracy"]
@@ -129,6 +183,10 @@ def test_default_classifier_is_accurate_beyond_length_and_small(metrics, default
     assert cv["accuracy_mean"] >= cv["length_baseline"]["accuracy_mean"] + 0.15
     assert 0 < cv["accuracy_std"] < 0.1
     assert metrics["heldout"]["accuracy"] >= 0.88
+    held_set = metrics["heldout_set"]
+    assert held_set["roc_auc"] >= 0.99 and held_set["accuracy"] >= 0.95
+    assert held_set["accuracy_at_pareto_threshold"] >= 0.95 and held_set["pareto_threshold"] == pareto_keep_threshold(3.0)
+    assert held_set["windows"] > 500 and min(held_set["roc_auc_per_source"].values()) >= 0.98
     confusion = cv["confusion"]
     assert sum(sum(row.values()) for row in confusion.values()) == metrics["examples"]["windows"]
     assert metrics["model"]["bytes"] == default_classifier.stat().st_size < 10_000_000
@@ -164,7 +222,10 @@ def test_train_classifier_command_on_given_files(tmp_path):
     written = json.loads((out / "metrics.json").read_text())
     assert written["data"]["positives"][0]["path"] == str(positives)
     assert set(written["examples"]["per_source"]) == {"high/speeches", "low/benchmark-pages/whole-page-boilerplate",
-                                                      "low/benchmark-pages/extracted-boilerplate"}
+                                                      "low/benchmark-pages/extracted-boilerplate",
+                                                      "low/benchmark-pages/boilerplate"}
+    assert "held-out set (sources never trained on): ROC AUC" in done.stdout
+    assert 0.5 < written["heldout_set"]["roc_auc"] <= 1
     assert written["config"]["epoch"] == 2
     check_model(out / MODEL_FILE)
 

@@ -32,7 +32,7 @@ A page with no parsable content gives "" (the caller counts it as an empty extra
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import justext
@@ -171,11 +171,24 @@ def _parse(html: str) -> lxml.html.HtmlElement | None:
 
 def html_to_text(html: str, language: str | None, params: JustextParams = DEFAULT_PARAMS) -> str:
     """Main text of a decoded HTML page, paragraphs joined with "\\n\\n"; "" when nothing is kept."""
+    paragraphs = classified_paragraphs(html, language, params)
+    return PARAGRAPH_SEPARATOR.join(_kept_once(" ".join(p.text.split()) for p in paragraphs if p.class_type == "good"))
+
+
+def boilerplate_paragraphs(html: str, language: str | None) -> list[str]:
+    """The paragraphs jusText rejects when the markup's boilerplate is left in (navigation, footers,
+    cookie notices, link lists): the web junk the quality classifier learns as `low`."""
+    paragraphs = classified_paragraphs(html, language, replace(DEFAULT_PARAMS, remove_boilerplate=False))
+    return [" ".join(p.text.split()) for p in paragraphs if p.class_type != "good"]
+
+
+def classified_paragraphs(html: str, language: str | None, params: JustextParams = DEFAULT_PARAMS) -> list[_Paragraph]:
+    """The page's paragraphs, each with jusText's `class_type` ("good" is content)."""
     if not html or html.isspace():
-        return ""
+        return []
     root = _parse(html)
     if root is None:
-        return ""
+        return []
     if params.remove_boilerplate:
         remove_boilerplate(root)
     else:  # jusText's own pre-cleaning only
@@ -196,7 +209,7 @@ def html_to_text(html: str, language: str | None, params: JustextParams = DEFAUL
         stopwords_high=stopwords_high, max_link_density=params.max_link_density, no_headings=params.no_headings,
     )
     revise_paragraph_classification(paragraphs, params.max_heading_distance)
-    return PARAGRAPH_SEPARATOR.join(_kept_once(" ".join(p.text.split()) for p in paragraphs if p.class_type == "good"))
+    return paragraphs
 
 
 def _kept_once(paragraphs: Iterable[str]) -> Iterator[str]:

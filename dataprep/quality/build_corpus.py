@@ -2,21 +2,23 @@
 
     python -m dataprep.quality.build_corpus --data ../shared/data [--out dataprep/quality/data]
 
-Writes `positives.jsonl.gz` and `negatives.jsonl.gz`, one document per line:
-{"source": ..., "group": ..., "text": ...}. `group` is what cross-validation splits by: a book, a
+Writes `positives.jsonl.gz`, `negatives.jsonl.gz` and the held-out set `heldout.jsonl.gz` (heldout.py:
+sources none of the other two come from), one document per line: {"source": ..., "group": ..., "text": ...}
+(and "label" in the held-out set). `group` is what cross-validation splits by: a book, a
 speech, a Wikipedia article, a web host (all pages of one host share their boilerplate, so they stay
 on one side of a split, and a page's gold article body stays with its extracted text).
 
 Positives, curated prose:
-  wikipedia  WikiText-2 valid and test, its tokenisation (` @-@ `, ` , `) undone, `<unk>` removed
+  wikipedia  WikiText-2 valid, its tokenisation (` @-@ `, ` , `) undone, `<unk>` removed
   books      Project Gutenberg books without their licence header and footer, one document per chapter
-  speeches   US inaugural and State of the Union addresses
-  articles   the article-extraction benchmark's gold article bodies in English (the paper's positives
-             are English; the pipeline scores what cleanup kept, English by default)
+  speeches   US inaugural addresses, State of the Union addresses before HELDOUT_SPEECHES_FROM
+  articles   the article-extraction benchmark's gold article bodies in English, but of the held-out
+             hosts (the paper's positives are English; the pipeline scores what cleanup kept)
 Negatives, text of real crawled pages as the pipeline sees it:
   extracted  our extract stage's text (decode, CLD2, jusText, ftfy) of every HTML response in the Common
              Crawl, wget (dolma) and ClueWeb WARC files and of the article-extraction benchmark's pages
   whole-page every visible line of the same pages: what extraction without boilerplate removal gives
+  boilerplate the paragraphs jusText rejects on the same pages with their markup's boilerplate left in
   The benchmark pages are articles whose gold body is a positive: of them, only the lines that are not
   the article count as negatives (`*-boilerplate`), so no sentence is labelled both ways.
 
@@ -37,10 +39,12 @@ import ftfy
 from fastwarc.warc import WarcRecord
 
 from dataprep.config import ExtractConfig
-from dataprep.extract.html_text import html_to_text
+from dataprep.extract.html_text import boilerplate_paragraphs, html_to_text
 from dataprep.extract.record import extract_record, http_payload
 from dataprep.extract.warc_reader import read_warc
 from dataprep.quality import source_texts as ts
+from dataprep.quality.corpus import HIGH, LOW
+from dataprep.quality.heldout import is_heldout_host, is_heldout_speech
 from dataprep.quality.text import normalize
 from dataprep.text.charset import decode_html
 from dataprep.text.language import identify_language
@@ -98,8 +102,8 @@ def book_paragraphs(data: bytes, max_chars: int) -> Iterator[tuple[str, str]]:
 
 
 def positives(data: Path) -> Iterator[dict]:
-    wiki = (ts.wikitext_paragraphs((data / "prose/wikitext-2" / name).read_bytes()) for name in ("valid.txt", "test.txt"))
-    yield from _capped(_documents("wikipedia", (p for part in wiki for p in part), "wikipedia"), MAX_SOURCE_CHARS)
+    wiki = ts.wikitext_paragraphs((data / "prose/wikitext-2/valid.txt").read_bytes())
+    yield from _capped(_documents("wikipedia", wiki, "wikipedia"), MAX_SOURCE_CHARS)
 
     def books() -> Iterator[dict]:
         for path in sorted((data / "prose/gutenberg").glob("*.txt")):
@@ -111,11 +115,16 @@ def positives(data: Path) -> Iterator[dict]:
 
     def speeches() -> Iterator[dict]:
         for name in ("inaugural.zip", "state_union.zip"):
-            pairs = ts.speech_paragraphs((data / "prose/nltk_data" / name).read_bytes())
+            pairs = ts.speech_paragraphs((data / "prose/nltk_data" / name).read_bytes(),
+                                         lambda speech: not is_heldout_speech(speech))
             yield from _documents("speeches", pairs, "speech")
 
     yield from _capped(speeches(), MAX_SOURCE_CHARS)
-    for page in aeb_pages(data):
+    yield from articles(page for page in aeb_pages(data) if not is_heldout_host(page["group"]))
+
+
+def articles(pages: Iterator[dict]) -> Iterator[dict]:
+    for page in pages:
         if ts.language_of(page["gold"]) == "en":
             yield {"source": "articles", "group": page["group"], "text": page["gold"]}
 
@@ -128,15 +137,19 @@ def aeb_pages(data: Path) -> Iterator[dict]:
         yield {"group": host_of(url, page_id), "url": url, "payload": payload, "gold": truth[page_id]["articleBody"]}
 
 
-def page_texts(payload: bytes, url: str | None, http_charset: str | None = None) -> tuple[str, str]:
-    """(our extract stage's text, the whole page's visible text) of one HTML page."""
+def page_texts(payload: bytes, url: str | None, http_charset: str | None = None) -> dict[str, str]:
+    """kind -> text of one HTML page: our extract stage's text (`extracted`), the whole page's visible
+    text (`whole-page`), the paragraphs jusText rejects (`boilerplate`, one a line); and its `language`."""
     decoded = decode_html(payload, http_charset)
     if decoded is None:
-        return "", ""
+        return {"extracted": "", "whole-page": "", "boilerplate": "", "language": ""}
     language, _ = identify_language(decoded.text, is_html=True, url=url)
-    extracted = ftfy.fix_text(html_to_text(decoded.text, language))
-    whole = ftfy.fix_text("\n".join(ts.visible_lines(decoded.text)))
-    return extracted, whole
+    return {
+        "extracted": ftfy.fix_text(html_to_text(decoded.text, language)),
+        "whole-page": ftfy.fix_text("\n".join(ts.visible_lines(decoded.text))),
+        "boilerplate": ftfy.fix_text("\n".join(boilerplate_paragraphs(decoded.text, language))),
+        "language": language or "",
+    }
 
 
 def crawled_pages(data: Path) -> Iterator[tuple[str, str | None, bytes, str | None]]:
@@ -174,17 +187,50 @@ def without_article(text: str, article: str) -> str:
     return "\n".join(kept).strip()
 
 
+def page_negatives(crawl: str, group: str, texts: dict[str, str], article: str | None, kinds: tuple[str, ...]) -> Iterator[dict]:
+    """One page's negatives of the given kinds; of an article page only the lines that are not the article."""
+    for kind in kinds:
+        text = texts[kind]
+        if article is not None:
+            text, kind = without_article(text, article), f"{kind}-boilerplate" if kind != "boilerplate" else kind
+        if text.strip():
+            yield {"source": f"{crawl}/{kind}", "group": group, "text": text}
+
+
 def negatives(data: Path) -> Iterator[dict]:
     pages = [(crawl, url, payload, charset, None) for crawl, url, payload, charset in crawled_pages(data)]
-    pages += [("benchmark-pages", p["url"], p["payload"], None, p["gold"]) for p in aeb_pages(data)]
+    pages += [("benchmark-pages", p["url"], p["payload"], None, p["gold"]) for p in aeb_pages(data)
+              if not is_heldout_host(p["group"])]
     for crawl, url, payload, charset, article in pages:
-        group = host_of(url, crawl)
-        extracted, whole = page_texts(payload, url, charset)
-        for kind, text in (("extracted", extracted), ("whole-page", whole)):
-            if article is not None:
-                text, kind = without_article(text, article), f"{kind}-boilerplate"
-            if text.strip():
-                yield {"source": f"{crawl}/{kind}", "group": group, "text": text}
+        texts = page_texts(payload, url, charset)
+        yield from page_negatives(crawl, host_of(url, crawl), texts, article, ("extracted", "whole-page", "boilerplate"))
+
+
+def heldout(data: Path) -> Iterator[dict]:
+    """The held-out evaluation set (heldout.py): English prose and English pages' rejected paragraphs."""
+    wiki = ts.wikitext_paragraphs((data / "prose/wikitext-2/test.txt").read_bytes())
+    speeches = ts.speech_paragraphs((data / "prose/nltk_data/state_union.zip").read_bytes(), is_heldout_speech)
+    prose = [*_documents("wikipedia", wiki, "wikipedia-test"), *_documents("speeches", speeches, "speech"),
+             *articles(p for p in aeb_pages(data) if is_heldout_host(p["group"]))]
+    junk = [page for page in heldout_pages(data) if page["texts"]["language"] == "en"]
+    junk = [d for page in junk for d in page_negatives(page["crawl"], page["group"], page["texts"], page["article"], ("boilerplate",))]
+    yield from ({**d, "label": HIGH} for d in prose)
+    yield from ({**d, "label": LOW} for d in junk)
+
+
+def heldout_pages(data: Path) -> Iterator[dict]:
+    """The held-out benchmark hosts' pages and trafilatura's evaluation pages (whose paragraphs holding a
+    snippet its gold says the main text contains are left out)."""
+    for page in aeb_pages(data):
+        if is_heldout_host(page["group"]):
+            texts = page_texts(page["payload"], page["url"])
+            yield {"crawl": "benchmark-pages", "group": page["group"], "texts": texts, "article": page["gold"]}
+    evaluation = json.loads((data / "html/trafilatura_evaldata_subset.json").read_text(encoding="utf-8"))
+    for url, entry in sorted(evaluation.items()):
+        texts = page_texts((data / "html/trafilatura_eval" / entry["file"]).read_bytes(), url)
+        lines = texts["boilerplate"].split("\n")
+        texts["boilerplate"] = "\n".join(x for x in lines if not any(s in x for s in entry.get("with", [])))
+        yield {"crawl": "trafilatura-pages", "group": host_of(url, entry["file"]), "texts": texts, "article": None}
 
 
 def write_jsonl_gz(path: Path, documents: Iterator[dict]) -> tuple[int, int]:
@@ -204,7 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, documents in (("positives", positives(args.data)), ("negatives", negatives(args.data))):
+    training = {"positives": list(positives(args.data)), "negatives": list(negatives(args.data))}
+    training_groups = {d["group"] for documents in training.values() for d in documents}
+    held = (d for d in heldout(args.data) if d["group"] not in training_groups)  # a host on both sides stays in training
+    for name, documents in (*training.items(), ("heldout", held)):
         count, chars = write_jsonl_gz(args.out / f"{name}.jsonl.gz", documents)
         print(f"{name}: {count} documents, {chars:,} characters")
     return 0

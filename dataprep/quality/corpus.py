@@ -50,7 +50,7 @@ def read_documents(path: Path) -> Iterator[dict]:
             if not isinstance(row.get("text"), str):
                 raise ValueError(f"{path}:{number + 1}: no \"text\" string")
             yield {"source": row.get("source", stem), "group": row.get("group", f"{path.name}:{number}"),
-                   "text": row["text"]}
+                   "text": row["text"], "label": row.get("label")}
 
 
 def default_paths() -> tuple[list[Path], list[Path]]:

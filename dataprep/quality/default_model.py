@@ -20,9 +20,10 @@ from pathlib import Path
 from blending.hashing import sha256_file
 from dataprep.config import ClassifierConfig
 from dataprep.quality.corpus import default_paths
+from dataprep.quality.heldout import HELDOUT_FILE
 from dataprep.quality.train import METRICS_FILE, MODEL_FILE, summary, train_classifier
 
-TRAINING_VERSION = 1  # raise when a change to the training code changes the model
+TRAINING_VERSION = 2  # raise when a change to the training code changes the model
 
 
 def cache_root() -> Path:
@@ -34,7 +35,7 @@ def cache_root() -> Path:
 def default_model_folder(config: ClassifierConfig) -> Path:
     positives, negatives = default_paths()
     identity = {"version": TRAINING_VERSION, "config": dataclasses.asdict(config),
-                "data": [sha256_file(p) for p in [*positives, *negatives]]}
+                "data": [sha256_file(p) for p in [*positives, *negatives, HELDOUT_FILE]]}
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     return cache_root() / f"quality-classifier-{key}"
 

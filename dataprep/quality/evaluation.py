@@ -8,7 +8,10 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from dataprep.quality.corpus import HIGH, LOW, Example, stable_hash
+from dataprep.quality.pareto import lomax
 
 Predict = Callable[[list[Example]], list[str]]
 
@@ -106,4 +109,45 @@ def cross_validate(examples: Sequence[Example], folds: int, fit_predict: Callabl
             "accuracy_mean": statistics.mean(baseline),
             "accuracy_per_fold": baseline,
         },
+    }
+
+
+def roc_auc(truth: Sequence[str], high_scores: Sequence[float]) -> float:
+    """The probability that a random high window scores above a random low one (ties count half): the
+    Mann-Whitney statistic from average ranks."""
+    values = np.asarray(high_scores, dtype=np.float64)
+    is_high = np.asarray([label == HIGH for label in truth])
+    n_high, n_low = int(is_high.sum()), int((~is_high).sum())
+    if n_high == 0 or n_low == 0:
+        raise ValueError("ROC AUC needs windows of both classes")
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(1, len(values) + 1)
+    _, tie_group, tie_counts = np.unique(values, return_inverse=True, return_counts=True)
+    rank_sums = np.bincount(tie_group, weights=ranks)
+    average_ranks = (rank_sums / tie_counts)[tie_group]
+    return float((average_ranks[is_high].sum() - n_high * (n_high + 1) / 2) / (n_high * n_low))
+
+
+def pareto_keep_threshold(alpha: float) -> float:
+    """The score a document needs to be kept with probability 1/2 by the Pareto filter: kept when
+    draw > 1 - score, so 1 - score is the draw's median: the Lomax quantile at 1/2."""
+    return 1.0 - lomax(0.5, alpha)
+
+
+def ranking_scores(truth: Sequence[str], high_scores: Sequence[float], alpha: float) -> dict:
+    """ROC AUC, and accuracy where `high` means a score of at least 0.5 and where it means the Pareto
+    filter keeps the window more often than not."""
+    threshold = pareto_keep_threshold(alpha)
+    at = {name: scores(truth, [HIGH if s >= cut else LOW for s in high_scores])
+          for name, cut in (("argmax", 0.5), ("pareto", threshold))}
+    return {
+        "roc_auc": roc_auc(truth, high_scores),
+        "accuracy": at["argmax"]["accuracy"],
+        "precision": at["argmax"]["precision"],
+        "recall": at["argmax"]["recall"],
+        "pareto_threshold": threshold,
+        "pareto_alpha": alpha,
+        "accuracy_at_pareto_threshold": at["pareto"]["accuracy"],
+        "windows": len(truth),
     }

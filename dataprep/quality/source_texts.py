@@ -15,7 +15,7 @@ import html
 import io
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pycld2
 
@@ -109,10 +109,11 @@ def wikitext_paragraphs(data: bytes) -> Iterator[tuple[str, str]]:
             yield title, paragraph
 
 
-def speech_paragraphs(data: bytes) -> Iterator[tuple[str, str]]:
-    """NLTK's speech corpora (a zip of one text file per speech, named like '1789-Washington.txt')."""
+def speech_paragraphs(data: bytes, keep: Callable[[str], bool] = lambda name: True) -> Iterator[tuple[str, str]]:
+    """NLTK's speech corpora (a zip of one text file per speech, named like '1789-Washington.txt'); only
+    the speeches whose name in the zip `keep` accepts."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        for name in sorted(n for n in archive.namelist() if n.endswith(".txt")):
+        for name in sorted(n for n in archive.namelist() if n.endswith(".txt") and keep(n)):
             stem = name.rsplit("/", 1)[-1][:-4]
             corpus = name.split("/", 1)[0].replace("_", " ").title()
             title = f"{corpus}: {stem.replace('-', ' ')}"

@@ -27,10 +27,11 @@ from pathlib import Path
 import fasttext
 
 from blending.hashing import sha256_file
-from dataprep.config import ClassifierConfig, DataprepConfig
+from dataprep.config import ClassifierConfig, DataprepConfig, QualityConfig
 from dataprep.quality.corpus import Example, default_paths, load_examples
-from dataprep.quality.evaluation import cross_validate, heldout_groups, scores
-from dataprep.quality.model import LABEL_PREFIX
+from dataprep.quality.evaluation import cross_validate, heldout_groups, ranking_scores, roc_auc, scores
+from dataprep.quality.heldout import HELDOUT_FILE, load_heldout
+from dataprep.quality.model import LABEL_PREFIX, score_texts
 from dataprep.quality.text import normalize
 
 HELP = "train the quality classifier (fastText word 2-grams) and write model.bin + metrics.json"
@@ -83,9 +84,27 @@ def counts_per_source(examples: list[Example]) -> dict:
             for (label, source), n in sorted(windows.items())}
 
 
-def train_classifier(out: Path, positives: list[Path], negatives: list[Path], config: ClassifierConfig) -> dict:
+def heldout_set_scores(model: fasttext.FastText._FastText, heldout: list[Example], alpha: float) -> dict:
+    """ROC AUC and accuracies on the held-out set, overall and for each source's windows against all the
+    other class's."""
+    truth = [e.label for e in heldout]
+    high_scores = score_texts(model, [e.text for e in heldout])
+    per_source = {}
+    for source in sorted({e.source for e in heldout}):
+        label = next(e.label for e in heldout if e.source == source)
+        picked = [i for i, e in enumerate(heldout) if e.source == source or e.label != label]
+        per_source[f"{label}/{source}"] = round(roc_auc([truth[i] for i in picked], [high_scores[i] for i in picked]), 4)
+    return {**ranking_scores(truth, high_scores, alpha), "groups": len({e.group for e in heldout}),
+            "roc_auc_per_source": per_source}
+
+
+def train_classifier(out: Path, positives: list[Path], negatives: list[Path], config: ClassifierConfig,
+                     heldout_path: Path = HELDOUT_FILE, pareto_alpha: float = QualityConfig.pareto_alpha) -> dict:
     started = time.perf_counter()
+    heldout_set = load_heldout(heldout_path, config.window_chars, config.max_windows_per_group, config.seed)
+    never_trained_on = {e.group for e in heldout_set}
     examples = load_examples(positives, negatives, config.window_chars, config.max_windows_per_group, config.seed)
+    examples = [e for e in examples if e.group not in never_trained_on]
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="quality-train-") as workdir:
         cv = cross_validate(examples, config.folds, lambda train, test: predict(fit(train, config, workdir), test))
@@ -96,6 +115,7 @@ def train_classifier(out: Path, positives: list[Path], negatives: list[Path], co
         model = fit(train, config, workdir)
         fit_seconds = time.perf_counter() - fit_started
         heldout = scores([e.label for e in test], predict(model, test))
+        heldout_set_metrics = heldout_set_scores(model, heldout_set, pareto_alpha)
         partial = out / f".{MODEL_FILE}.tmp"
         model.save_model(str(partial))
         os.replace(partial, out / MODEL_FILE)
@@ -106,6 +126,7 @@ def train_classifier(out: Path, positives: list[Path], negatives: list[Path], co
                   "words": len(model.words), "dim": config.dim, "bucket": config.bucket},
         "cv": cv,
         "heldout": {**heldout, "fraction_of_windows": len(test) / len(examples), "groups": len(held)},
+        "heldout_set": {"path": str(heldout_path), "sha256": sha256_file(heldout_path), **heldout_set_metrics},
         "examples": {"windows": len(examples), "window_chars": config.window_chars,
                      "per_label": dict(sorted(Counter(e.label for e in examples).items())),
                      "per_source": counts_per_source(examples)},
@@ -119,7 +140,7 @@ def train_classifier(out: Path, positives: list[Path], negatives: list[Path], co
 
 
 def summary(metrics: dict) -> str:
-    cv, held, model = metrics["cv"], metrics["heldout"], metrics["model"]
+    cv, held, held_set, model = metrics["cv"], metrics["heldout"], metrics["heldout_set"], metrics["model"]
     return "\n".join([
         f"windows: {metrics['examples']['windows']} ({metrics['examples']['window_chars']} characters each, "
         f"classes balanced)",
@@ -128,6 +149,9 @@ def summary(metrics: dict) -> str:
         f"recall {cv['recall']:.4f}",
         f"length-only baseline: {cv['length_baseline']['accuracy_mean']:.4f}",
         f"held-out accuracy: {held['accuracy']:.4f} on {held['windows']} windows of {held['groups']} groups",
+        f"held-out set (sources never trained on): ROC AUC {held_set['roc_auc']:.4f}, accuracy "
+        f"{held_set['accuracy']:.4f}, at the Pareto filter's threshold ({held_set['pareto_threshold']:.3f}) "
+        f"{held_set['accuracy_at_pareto_threshold']:.4f}, on {held_set['windows']} windows of {held_set['groups']} groups",
         f"model: {model['bytes'] / 1e6:.1f} MB ({model['words']} words, dim {model['dim']}, "
         f"bucket {model['bucket']}), trained in {metrics['training_seconds']['model']:.1f} s "
         f"({metrics['training_seconds']['total']:.1f} s with cross-validation)",
@@ -144,6 +168,9 @@ def parser() -> argparse.ArgumentParser:
                              "(default: the shipped positives)")
     parser.add_argument("--negatives", nargs="+", type=Path, action="extend", metavar="PATH",
                         help="extracted crawl text, same forms (default: the shipped negatives)")
+    parser.add_argument("--heldout", type=Path, default=HELDOUT_FILE, metavar="PATH",
+                        help="the held-out set, JSONL(.gz) of {label, text, source, group}; its groups are never "
+                             "trained on (default: the shipped one)")
     parser.add_argument("--config", help="YAML whose `classifier:` section overrides ClassifierConfig")
     return parser
 
@@ -155,10 +182,11 @@ def train_command(argv: list[str]) -> int:
     negatives = args.negatives or default_negatives
     try:
         config = DataprepConfig.load(args.config).classifier
-        for path in [*positives, *negatives]:
+        for path in [*positives, *negatives, args.heldout]:
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no such training file")
-        metrics = train_classifier(args.out, positives, negatives, config)
+        metrics = train_classifier(args.out, positives, negatives, config, args.heldout,
+                                   DataprepConfig.load(args.config).quality.pareto_alpha)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"dataprep train-classifier: {e}", file=sys.stderr)
         return 1
