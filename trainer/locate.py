@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from blending.terminal import printable_json
+from blending.user_errors import reports_bad_input
 from trainer import schedules
 from trainer.config import from_dict
 from trainer.metrics import read_csv
@@ -63,6 +65,7 @@ def format_text(answer: dict) -> str:
     return "\n".join(out)
 
 
+@reports_bad_input("python -m trainer.locate")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.locate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True, metavar="DIR", help="the training run's folder (--out of the run)")
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except (LocateError, ManifestError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(answer, ensure_ascii=False) if args.json else format_text(answer))
+    print(printable_json(json.dumps(answer, ensure_ascii=False)) if args.json else format_text(answer))
     return 0
 
 
