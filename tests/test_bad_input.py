@@ -73,6 +73,8 @@ def copy_of(shards: Path, target: Path) -> Path:
 # (name, the command's arguments with {placeholders} for bad_inputs' paths, what the one line must name)
 CASES = [
     ("dataprep run: missing input", "dataprep run --input {missing} --out {out}", "{missing}"),
+    ("dataprep run: a glob that matches nothing", "dataprep run --input {empty}/*.warc.gz --out {out}",
+     "{empty}/*.warc.gz"),
     ("dataprep run: unknown config key", "dataprep run --input " + WARC + " --out {out} --config {dataprep_unknown}",
      "{dataprep_unknown}: dedupe: unknown key"),
     ("dataprep run: wrong config type", "dataprep run --input " + WARC + " --out {out} --config {dataprep_type}",
