@@ -92,6 +92,9 @@ def locate_samples(manifest: Manifest, dataset, indices, describe: Describer | N
     from blending.reader import sample_pieces
 
     describe = describe or Describer(manifest)
+    outside = [i for i in indices if not 0 <= i < len(dataset)]
+    if outside:
+        raise LocateError(f"sample {outside[0]} is outside the stream's {len(dataset)} samples")
     return [{"sample": i, "documents": [describe(prefix, doc, (start, end))
                                         for prefix, doc, start, end in sample_pieces(dataset, i)]}
             for i in indices]
