@@ -151,17 +151,17 @@ def _parse_scalar(text: str, annotation):
 def apply_override(cfg: TrainConfig, assignment: str) -> None:
     """Apply one `section.key=value` (or `key=value` for top-level keys) override in place."""
     if "=" not in assignment:
-        raise ConfigError(f"override {assignment!r} is not key=value")
+        raise ConfigError(f"--set {assignment}: expected key=value")
     dotted, text = assignment.split("=", 1)
     *path, name = dotted.strip().split(".")
     target = cfg
     for part in path:
         if not hasattr(target, part) or not dataclasses.is_dataclass(getattr(target, part)):
-            raise ConfigError(f"unknown config section {part!r} in {dotted!r}")
+            raise ConfigError(f"--set {dotted}: unknown config section {part!r}")
         target = getattr(target, part)
     hints = typing.get_type_hints(type(target))
     if name not in hints or dataclasses.is_dataclass(hints[name]):
-        raise ConfigError(f"unknown config key {dotted!r}")
+        raise ConfigError(f"--set {dotted}: unknown config key {dotted!r}")
     try:
         setattr(target, name, _parse_scalar(text.strip(), hints[name]))
     except ConfigError as error:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from blending.terminal import printable_json
+from blending.typed_config import read_mapping
 from blending.user_errors import reports_bad_input
 from trainer import schedules
 from trainer.config import from_dict
@@ -31,7 +32,8 @@ def step_samples(run_dir: str | Path, step: int) -> range:
     if step in rows:
         after = int(rows[step]["samples"])
         return range(after - int(rows[step]["global_batch"]), after)
-    cfg = from_dict(json.loads((run_dir / "config.json").read_text()))
+    config = run_dir / "config.json"
+    cfg = from_dict(read_mapping(config), where=str(config))
     known = max((s for s in rows if s < step), default=0)
     consumed = int(rows[known]["samples"]) if known else 0
     for index in range(known, step - 1):
