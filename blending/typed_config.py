@@ -93,14 +93,25 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
         raise _mismatch(hint, value, key)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (list, tuple):
-        items = value if isinstance(value, list | tuple) else [value]
-        converted = [_convert(args[0], item, f"{key}[{i}]") for i, item in enumerate(items)]
+        converted = _items(args[0], value, key) if isinstance(value, list | tuple) else [_lone_item(hint, value, key)]
         return tuple(converted) if origin is tuple else converted
     if origin is dict:
         if not isinstance(value, dict):
             raise _mismatch(hint, value, key)
         return {k: _convert(args[1], v, f"{key}.{k}") for k, v in value.items()}
     return _scalar(hint, value, key)
+
+
+def _items(hint: Any, values: list | tuple, key: str) -> list:
+    return [_convert(hint, item, f"{key}[{i}]") for i, item in enumerate(values)]
+
+
+def _lone_item(hint: Any, value: Any, key: str) -> Any:
+    """A lone value where a list is expected: the list's one item, if it is of the item type."""
+    try:
+        return _convert(typing.get_args(hint)[0], value, key)
+    except ConfigError:
+        raise _mismatch(hint, value, key) from None
 
 
 def check_value(hint: Any, value: Any, key: str) -> Any:

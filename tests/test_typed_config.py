@@ -31,6 +31,7 @@ class Outer:
     ({"inner": {"size": "twenty"}}, "x.yaml: inner.size: expected an integer, got 'twenty'"),
     ({"inner": 5}, "x.yaml: inner: expected a mapping of size, names, got 5"),
     ({"inner": {"names": ["a", 3]}}, "x.yaml: inner.names[1]: expected a string, got 3"),
+    ({"inner": {"names": 3}}, "x.yaml: inner.names: expected a list of strings, got 3"),
     ({"ratio": "x"}, "x.yaml: ratio: expected a number, got 'x'"),
     ({"ratio": True}, "x.yaml: ratio: expected a number, got True"),
     ({"label": 7}, "x.yaml: label: expected a string or null, got 7"),
