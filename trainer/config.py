@@ -161,7 +161,7 @@ def apply_override(cfg: TrainConfig, assignment: str) -> None:
         target = getattr(target, part)
     hints = typing.get_type_hints(type(target))
     if name not in hints or dataclasses.is_dataclass(hints[name]):
-        raise ConfigError(f"--set {dotted}: unknown config key {dotted!r}")
+        raise ConfigError(f"--set {dotted}: no such config key")
     try:
         setattr(target, name, _parse_scalar(text.strip(), hints[name]))
     except ConfigError as error:
