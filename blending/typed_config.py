@@ -10,6 +10,7 @@ one-item list), dict[str, X], Any, `X | None`, and nested dataclasses (a null se
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import types
 import typing
@@ -33,16 +34,26 @@ def check_safe_name(name: object, what: str) -> str:
     return name
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML with 1e-5 read as a number, as YAML 1.2 and JSON read it (YAML 1.1 wants a dot: 1.0e-5)."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
+                              list("-+0123456789"))
+
+
 def read_mapping(path: str | Path) -> dict:
-    """The top-level mapping of a YAML (or JSON, a subset of YAML) file; an empty file is an empty one."""
+    """The top-level mapping of a YAML file, or of a JSON file (`.json`); an empty file is an empty one."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        text = Path(path).read_text()
+        raw = json.loads(text) if str(path).endswith(".json") else yaml.load(text, Loader=_Loader)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read it ({error})") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
+    except (yaml.YAMLError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path}: not valid {'JSON' if str(path).endswith('.json') else 'YAML'} "
+                          f"({' '.join(str(error).split())})") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):

@@ -76,9 +76,10 @@ def test_a_trainer_overrides_file_is_checked_by_type(tmp_path):
     path.write_text("model: {num_layerz: 2}\n")
     with pytest.raises(ConfigError, match=r"run.yaml: model.num_layerz: unknown key"):
         load_overrides_file(cfg, path)
-    path.write_text("model: {num_layers: 2, init_std: null}\nseed: 7\n")
+    path.write_text("model: {num_layers: 2, init_std: null}\nseed: 7\noptimizer: {lr: 1e-5}\ntrain_tokens: 2e6\n")
     load_overrides_file(cfg, path)
     assert (cfg.model.num_layers, cfg.model.init_std, cfg.seed, cfg.model.hidden_size) == (2, None, 7, 20480)
+    assert (cfg.optimizer.lr, cfg.train_tokens) == (1e-5, 2_000_000) and isinstance(cfg.train_tokens, int)
 
 
 @pytest.mark.parametrize("name", ["cc-2020_50.v1", "a", "B9"])
