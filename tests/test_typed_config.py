@@ -8,7 +8,7 @@ import pytest
 
 from blending.typed_config import ConfigError, check_safe_name, load_dataclass
 from dataprep.config import DataprepConfig
-from dataprep.pipeline import RunConfigError, load_run_config
+from dataprep.pipeline import RunConfigError, load_run_config, stage_class_at
 from trainer.config import TrainConfig, load_overrides_file
 
 
@@ -115,3 +115,12 @@ def test_a_good_source_entry_keeps_its_stage_options(tmp_path):
     _, [source] = load_run_config(path)
     assert (source.name, source.kind, source.inputs, source.options, source.skip) == (
         "books", "ingest", ["b.jsonl"], {"format": "jsonl"}, ["quality"])
+
+
+class EscapingStage:
+    name = "../escape"  # would write its folder outside the run's
+
+
+def test_a_stage_whose_name_is_not_a_safe_folder_name_is_refused():
+    with pytest.raises(ConfigError, match="the name of stage tests.test_typed_config:EscapingStage: expected a name"):
+        stage_class_at(f"{__name__}:EscapingStage")
