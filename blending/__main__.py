@@ -7,6 +7,13 @@ import sys
 import time
 from pathlib import Path
 
+from blending.indexed import IndexFormatError
+from blending.locate import LocateError
+from blending.manifest import ManifestError
+from blending.stage_folder import InputError, OutputExistsError
+from blending.tokenizer import TokenizerError
+from blending.user_errors import reports_bad_input
+
 DESCRIPTION = """Documents -> tokenized Megatron shards + manifest.json (the trainer's only input).
 
   train-tokenizer  train a byte-level BPE (HF tokenizers) on stage output folders
@@ -52,17 +59,11 @@ class _Counter:
 
 def _build(args) -> int:
     from blending.build import build
-    from blending.config import BlendConfig, ConfigError
-    from blending.stage_folder import InputError, OutputExistsError
-    from blending.tokenizer import TokenizerError
+    from blending.config import BlendConfig
 
-    try:
-        config = BlendConfig.load(args.config)
-        build(config, args.out, overwrite=args.overwrite, master=args.master, partitions=args.partitions,
-              allow_partial=args.allow_partial, replace_changed=args.replace_changed)
-    except (ConfigError, InputError, OutputExistsError, TokenizerError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    config = BlendConfig.load(args.config)  # checked before Spark starts
+    build(config, args.out, overwrite=args.overwrite, master=args.master, partitions=args.partitions,
+          allow_partial=args.allow_partial, replace_changed=args.replace_changed)
     return 0
 
 
@@ -72,8 +73,7 @@ def _verify(args) -> int:
     try:
         manifest = load_manifest(args.manifest, verify_hashes=True)
     except ManifestError as error:
-        print(f"FAILED: {error}", file=sys.stderr)
-        return 1
+        raise ManifestError(f"FAILED: {error}") from None
     shards = [shard for split in ("train", "valid") for _, shard in manifest.shards(split)]
     files = 1 + sum(2 + (shard.docs_path is not None) for shard in shards)
     print(f"OK: {files} files, {len(manifest.sources)} sources, "
@@ -94,6 +94,10 @@ def _locate(args) -> int:
     from blending.locate import main as locate
 
     return locate(args)
+
+
+@reports_bad_input("python -m blending", InputError, OutputExistsError, TokenizerError, ManifestError,
+                   IndexFormatError, LocateError)
 def main(argv: list[str] | None = None) -> int:
     from blending.locate import DEFAULT_SEED, DEFAULT_SEQ_LENGTH
 
@@ -133,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = commands.add_parser("verify", help="check every file and hash of a manifest",
                             description="Check every file a manifest lists: present, its size, its sha256, "
-                                        "its index header and counts, and the tokenizer. Exit 1 and name the "
+                                        "its index header and counts, and the tokenizer. Exit 2 and name the "
                                         "first problem otherwise.")
     p.add_argument("manifest", help="manifest.json (or its folder)")
     p.set_defaults(run=_verify)

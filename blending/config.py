@@ -5,20 +5,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from blending.presets import preset_weights
 from blending.tokenizer import EOD_TOKEN
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class ConfigError(ValueError):
-    pass
+from blending.typed_config import ConfigError, check_safe_name, load_dataclass, read_mapping
 
 
 @dataclass
@@ -64,8 +56,7 @@ class BlendConfig:
         names, values = set(), set()
         preset = preset_weights(self.weights_preset) if self.weights_preset else {}
         for source in self.sources:
-            if not _NAME.match(source.name):
-                raise ConfigError(f"source name {source.name!r} must be letters, digits, '_', '.', '-'")
+            check_safe_name(source.name, "sources: name")
             if source.name in names:
                 raise ConfigError(f"source {source.name!r} is listed twice")
             if source.source_value in values:
@@ -83,27 +74,12 @@ class BlendConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> BlendConfig:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-        return cls.from_dict(raw, where=str(path))
+        return cls.from_dict(read_mapping(path), where=str(path))
 
     @classmethod
     def from_dict(cls, raw: dict, where: str = "config") -> BlendConfig:
-        raw = dict(raw)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
-        try:
-            tokenizer = TokenizerConfig(**(raw.pop("tokenizer", None) or {}))
-            sources = []
-            for entry in raw.pop("sources", None) or []:
-                entry = dict(entry)
-                if isinstance(entry.get("inputs"), str):
-                    entry["inputs"] = [entry["inputs"]]
-                sources.append(SourceConfig(**entry))
-        except TypeError as error:
-            raise ConfigError(f"{where}: {error}") from error
-        return cls(tokenizer=tokenizer, sources=sources, **raw)
+        """Checked by type (blending/typed_config.py), then by the class's own rules."""
+        return load_dataclass(cls, raw, where)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

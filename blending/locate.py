@@ -13,7 +13,6 @@ the shards is traced the same way to the stage that dropped it and its reason.
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,8 @@ import pyarrow as pa
 from blending.docindex import find_documents, read_document_index
 from blending.hashing import sha256_file
 from blending.indexed import read_document
-from blending.manifest import SPLITS, Manifest, ManifestError, Shard, load_manifest
+from blending.manifest import SPLITS, Manifest, Shard, load_manifest
+from blending.terminal import printable, printable_json
 
 # The trainer's defaults (trainer/config.py: the paper's sequence length, the run seed); a test keeps them equal.
 DEFAULT_SEQ_LENGTH = 2048
@@ -92,6 +92,9 @@ def locate_samples(manifest: Manifest, dataset, indices, describe: Describer | N
     from blending.reader import sample_pieces
 
     describe = describe or Describer(manifest)
+    outside = [i for i in indices if not 0 <= i < len(dataset)]
+    if outside:
+        raise LocateError(f"sample {outside[0]} is outside the stream's {len(dataset)} samples")
     return [{"sample": i, "documents": [describe(prefix, doc, (start, end))
                                         for prefix, doc, start, end in sample_pieces(dataset, i)]}
             for i in indices]
@@ -202,7 +205,7 @@ def format_text(answer: dict, lines: int = 3) -> str:
             out += _format_history(d["stages"], "    ")
         shown = [line.strip() for line in d["text"].splitlines() if line.strip()][:lines]
         out += [f"    | {line[:160]}" for line in shown]
-    return "\n".join(out)
+    return printable("\n".join(out))
 
 
 def _format_history(history: list[dict], indent: str) -> list[str]:
@@ -222,10 +225,7 @@ def _format_history(history: list[dict], indent: str) -> list[str]:
 
 
 def main(args) -> int:
-    try:
-        answer = run(args)
-    except (LocateError, ManifestError, FileNotFoundError, IndexError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(answer, ensure_ascii=False) if args.json else format_text(answer, args.lines))
+    """`python -m blending locate`; its bad input is reported by blending/__main__.py's main."""
+    answer = run(args)
+    print(printable_json(json.dumps(answer, ensure_ascii=False)) if args.json else format_text(answer, args.lines))
     return 0 if answer["documents"] else 1

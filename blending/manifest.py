@@ -172,7 +172,7 @@ def _parse(path: Path) -> Manifest:
     root = path.parent
     try:
         if raw["format_version"] != FORMAT_VERSION:
-            raise ManifestError(f"{path}: format_version {raw['format_version']}, this reader reads {FORMAT_VERSION}")
+            raise ManifestError(f"format_version {raw['format_version']}, this reader reads {FORMAT_VERSION}")
         tok = raw["tokenizer"]
         sources = {}
         for name, entry in raw["sources"].items():
@@ -180,20 +180,28 @@ def _parse(path: Path) -> Manifest:
             sources[name] = Source(name, float(entry["weight"]), shards["train"], shards["valid"])
         blend = [None if b is None else ([str(root / p) for p in b[0]], [float(w) for w in b[1]])
                  for b in raw["blend_per_split"]]
-        manifest = Manifest(path, int(raw["format_version"]), root / tok["file"], str(tok["sha256"]),
+        tokenizer = root / _inside(root, tok["file"], "tokenizer file")
+        manifest = Manifest(path, int(raw["format_version"]), tokenizer, str(tok["sha256"]),
                             int(tok["vocab_size"]), int(tok["eod_id"]), sources, blend)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         if isinstance(error, ManifestError):
-            raise
+            raise ManifestError(f"{path}: {error}") from None
         raise ManifestError(f"{path}: malformed manifest ({type(error).__name__}: {error})") from error
     _check_blend(manifest, raw)
     return manifest
 
 
+def _inside(root: Path, relative: str, what: str) -> str:
+    """A path the manifest lists, kept inside its folder: relative, no '..', not through a link out."""
+    relative = str(relative)
+    escapes = os.path.isabs(relative) or ".." in Path(relative).parts
+    if escapes or not (root / relative).resolve().is_relative_to(root.resolve()):
+        raise ManifestError(f"{what} {relative!r} must be a path inside the manifest's folder")
+    return relative
+
+
 def _shard(root: Path, entry: dict) -> Shard:
-    prefix = str(entry["prefix"])
-    if os.path.isabs(prefix) or ".." in Path(prefix).parts:
-        raise ManifestError(f"shard prefix {prefix!r} must be relative to the manifest's folder")
+    prefix = _inside(root, entry["prefix"], "shard prefix")
     docs = entry.get("docs")
     return Shard(str(root / prefix), prefix, int(entry["documents"]), int(entry["tokens"]),
                  int(entry["bin"]["bytes"]), str(entry["bin"]["sha256"]),

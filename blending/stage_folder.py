@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import uuid
+from pathlib import Path
 
 import pyarrow.fs as pafs
 
@@ -78,9 +79,24 @@ def read_json(folder: str, name: str) -> dict | None:
     fs, root = resolve(folder)
     try:
         with fs.open_input_stream(f"{root}/{name}") as f:
-            return json.loads(f.read())
+            return _json_object(f.read(), f"{folder}/{name}")
     except FileNotFoundError:
         return None
+
+
+def read_json_file(path: str | Path) -> dict:
+    """A local JSON file that must hold an object (stats.json); InputError naming it otherwise."""
+    return _json_object(Path(path).read_bytes(), str(path))
+
+
+def _json_object(data: bytes, where: str) -> dict:
+    try:
+        value = json.loads(data)
+    except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8
+        raise InputError(f"{where}: not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def read_stats(folder: str) -> dict | None:

@@ -11,6 +11,7 @@ folder. Imports neither pyspark nor dataprep (the folder protocol: stage_folder.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from blending.stage_folder import STATS, SUCCESS
+from blending.stage_folder import STATS, SUCCESS, InputError, read_json_file
 
 REASON_COLUMNS = ("drop_reason", "reason")  # the full dropped rows', the slim index's
 # Columns every document carries: what a stage decided is in the others.
@@ -48,7 +49,7 @@ class StageFolder:
         """Parquet files of the dropped rows: the full rows (--keep-dropped) when the stage kept them,
         else its slim index (doc_id, origin, reason)."""
         files = [p for p in sorted(self.path.glob("*/**/*.parquet")) if reason_column(p) is not None]
-        full = [p for p in files if "text" in pq.read_schema(p).names]
+        full = [p for p in files if "text" in read_schema(p).names]
         return full or files
 
     @property
@@ -56,8 +57,22 @@ class StageFolder:
         return dict((self.stats or {}).get("dropped", {}))
 
 
+@contextlib.contextmanager
+def parquet_file(path: Path) -> Iterator[None]:
+    """Around a read of a Parquet file of a folder the user gave: a corrupt one is an InputError naming it."""
+    try:
+        yield
+    except pa.ArrowException as error:
+        raise InputError(f"{path}: not a readable Parquet file ({' '.join(str(error).split())})") from None
+
+
+def read_schema(path: Path) -> pa.Schema:
+    with parquet_file(path):
+        return pq.read_schema(path)
+
+
 def reason_column(path: Path) -> str | None:
-    names = pq.read_schema(path).names
+    names = read_schema(path).names
     return next((c for c in REASON_COLUMNS if c in names), None)
 
 
@@ -74,7 +89,7 @@ def find_stage_folders(out_dir: str | Path | Sequence[str | Path], max_depth: in
             except json.JSONDecodeError:
                 record = None
             if isinstance(record, dict) and "stage" in record:
-                stats = json.loads((folder / STATS).read_text()) if (folder / STATS).is_file() else None
+                stats = read_json_file(folder / STATS) if (folder / STATS).is_file() else None
                 folders.append(StageFolder(str(record["stage"]), folder, record, stats))
                 return  # a stage's subfolders are its own (dropped rows, shards)
         if depth < max_depth:
@@ -125,11 +140,12 @@ def rows_where(files: Sequence[Path], column: str, values: Iterable, columns: Se
     values = list(values)
     tables = []
     for path in files:  # files of one folder may differ in columns (a stage's old and new dropped files)
-        names = pq.read_schema(path).names
+        names = read_schema(path).names
         if column not in names:
             continue
         wanted = [c for c in (columns or names) if c in names]
-        table = ds.dataset(path, format="parquet").to_table(columns=wanted, filter=pc.field(column).isin(values))
+        with parquet_file(path):
+            table = ds.dataset(path, format="parquet").to_table(columns=wanted, filter=pc.field(column).isin(values))
         if table.num_rows:
             tables.append(table)
     return pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
@@ -209,9 +225,10 @@ def sample_dropped(folder: StageFolder, reason: str, n: int, key=None) -> list[d
     def doc_ids():
         for path in files:
             column = reason_column(path)
-            scanner = ds.dataset(path, format="parquet").scanner(columns=["doc_id"], filter=pc.field(column) == reason)
-            for batch in scanner.to_batches():
-                yield from batch.column("doc_id").to_pylist()
+            with parquet_file(path):
+                scanner = ds.dataset(path, format="parquet").scanner(columns=["doc_id"], filter=pc.field(column) == reason)
+                for batch in scanner.to_batches():
+                    yield from batch.column("doc_id").to_pylist()
 
     chosen = heapq.nsmallest(n, ((key(d), d) for d in doc_ids()))  # streams: holds n at a time
     rows: dict[str, dict] = {}
@@ -228,18 +245,19 @@ def score_columns(folder: StageFolder) -> list[str]:
     parts = folder.parts
     if not parts:
         return []
-    schema = pq.read_schema(parts[0])
+    schema = read_schema(parts[0])
     return [f.name for f in schema if pa.types.is_floating(f.type)]
 
 
 def column_batches(files: Sequence[Path], column: str, reason: str | None = None) -> Iterator[pa.Array]:
     """The values of one column, a batch at a time; only rows of `reason` when given (dropped files)."""
     for path in files:
-        names = pq.read_schema(path).names
+        names = read_schema(path).names
         if column not in names:
             continue
         filter_ = None
         if reason is not None:
             filter_ = pc.field(reason_column(path)) == reason
-        for batch in ds.dataset(path, format="parquet").scanner(columns=[column], filter=filter_).to_batches():
-            yield batch.column(column)
+        with parquet_file(path):
+            for batch in ds.dataset(path, format="parquet").scanner(columns=[column], filter=filter_).to_batches():
+                yield batch.column(column)

@@ -13,18 +13,35 @@ from collections.abc import Iterator
 from pyspark.sql import SparkSession
 
 from blending.spark_session import get_spark
-from blending.stage_folder import InputError, OutputExistsError
+from blending.stage_folder import InputError, OutputExistsError, read_success
 from blending.stage_stats import StageStats
+from blending.typed_config import check_safe_name
+from blending.user_errors import COMMON_ERRORS, EXIT_BAD_INPUT, one_line
 from dataprep.config import DataprepConfig
 from dataprep.framework.finished_files import FolderInUseError
+from dataprep.framework.inputs import check_local_patterns
 from dataprep.framework.runner import run_stage
 from dataprep.framework.spark_rows import BadInputFilesError
-from dataprep.framework.stage import Stage, StageSettingsError, stage_options
+from dataprep.framework.stage import SourceStage, Stage, StageSettingsError, stage_options
 from dataprep.schema import DEFAULT_SOURCE
 
-# Errors that are the user's to fix: one line on stderr and exit code 1, no traceback.
-USER_ERRORS = (BadInputFilesError, OutputExistsError, InputError, FileNotFoundError, StageSettingsError,
+# Errors that are the user's to fix: one line on stderr and exit status 2, no traceback.
+USER_ERRORS = (*COMMON_ERRORS, BadInputFilesError, OutputExistsError, InputError, StageSettingsError,
                FolderInUseError)
+
+
+def bad_input(prog: str, error: BaseException) -> int:
+    print(f"{prog}: {one_line(error)}", file=sys.stderr, flush=True)
+    return EXIT_BAD_INPUT
+
+
+def check_inputs(stage: type[Stage], inputs: list[str]) -> None:
+    """Before a JVM starts: a source stage's local files exist, a stage folder's stage finished."""
+    if issubclass(stage, SourceStage):
+        check_local_patterns(inputs)
+    else:
+        for folder in inputs:
+            read_success(folder)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, input_help: str) -> None:
@@ -105,12 +122,12 @@ def run_stage_command(stage: type[Stage], argv: list[str]) -> int:
         # settings checked (and defaults such as a model filled in) before a Spark session starts
         given = {k: v for k, v in options.items() if v is not None}
         options.update(stage.prepare(*stage_options(stage, given, config)))
+        check_inputs(stage, args.input)
         with spark_session(args.master, f"dataprep-{stage.name}") as spark:
             stats = run_stage(stage, spark, args.input, args.output, config, overwrite=args.overwrite,
                         keep_dropped=args.keep_dropped, **options)
     except USER_ERRORS as e:
-        print(f"dataprep {stage.name}: {e}", file=sys.stderr)
-        return 1
+        return bad_input(f"dataprep {stage.name}", e)
     report(stats, args.output)
     return 0
 
@@ -156,16 +173,17 @@ def run_pipeline_command(argv: list[str]) -> int:
             config.output.num_buckets = args.num_buckets
         if args.input:
             kind, own = ("ingest", {"format": args.format}) if args.format else ("extract", {})
-            sources.append(SourceSpec(args.source, kind, args.input, own))
+            sources.append(SourceSpec(check_safe_name(args.source, "--source"), kind, args.input, own))
         if not sources:
             parser.error("no sources: give --input FILES or a --config with `sources:`")
         options = prepare_options(config, options)  # before a Spark session starts
+        for source in sources:
+            check_local_patterns(source.inputs)
         with spark_session(args.master, "dataprep-run") as spark:
             done = run_pipeline(spark, sources, args.out.rstrip("/"), config, options, overwrite=args.overwrite,
                                 keep_dropped=args.keep_dropped)
     except (*USER_ERRORS, RunConfigError) as e:
-        print(f"dataprep run: {e}", file=sys.stderr)
-        return 1
+        return bad_input("dataprep run", e)
     levels = funnel_levels(done)
     for stats in levels:
         print(stats.funnel_table())

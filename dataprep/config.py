@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from blending.typed_config import load_dataclass, read_mapping
 
 
 @dataclass
@@ -100,25 +100,11 @@ class DataprepConfig:
     @classmethod
     def load(cls, path: str | Path | None = None) -> DataprepConfig:
         """Defaults, overridden by a YAML file whose top-level keys are this class's fields (and
-        `sources:`, which `python -m dataprep run` reads, dataprep/pipeline.py)."""
-        config = cls()
+        `sources:`, which `python -m dataprep run` reads, dataprep/pipeline.py); checked by type."""
         if path is None:
-            return config
-        overrides = yaml.safe_load(Path(path).read_text()) or {}
-        for section, values in overrides.items():
-            if section == "sources":
-                continue
-            if not hasattr(config, section):
-                raise ValueError(f"{path}: unknown section {section!r}")
-            current = getattr(config, section)
-            known = {f.name: f for f in dataclasses.fields(current)}
-            for key, value in (values or {}).items():
-                if key not in known:
-                    raise ValueError(f"{path}: unknown key {section}.{key}")
-                if isinstance(getattr(current, key), tuple):
-                    value = tuple(value) if isinstance(value, list) else (value,)
-                setattr(current, key, value)
-        return config
+            return cls()
+        sections = {k: v for k, v in read_mapping(path).items() if k != "sources"}
+        return load_dataclass(cls, sections, where=str(path))
 
 
 def config_hash(*parts) -> str:

@@ -38,9 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from blending.stage_stats import StageStats
+from blending.typed_config import check_safe_name, check_value, load_dataclass, read_mapping
 from dataprep.config import DataprepConfig
 from dataprep.framework.runner import run_stage
 from dataprep.framework.stage import DocumentFilter, SourceStage, Stage, stage_options
@@ -58,7 +57,9 @@ STAGES = [
 
 def stage_class_at(entry: str) -> type[Stage]:
     module, _, attr = entry.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    stage = getattr(importlib.import_module(module), attr)
+    check_safe_name(stage.name, f"the name of stage {entry}")  # it names the stage's folder
+    return stage
 
 
 def all_stages() -> list[type[Stage]]:
@@ -119,31 +120,64 @@ class RunConfigError(ValueError):
     pass
 
 
+@dataclass
+class SourceEntry:
+    """The keys every `sources:` entry may have; the others are options of its stage (`kind`)."""
+
+    name: str
+    inputs: list[str]
+    kind: str = "extract"
+    skip: list[str] = field(default_factory=list)
+
+
 def load_run_config(path: str | Path | None) -> tuple[DataprepConfig, list[SourceSpec]]:
-    """DataprepConfig from the YAML's sections, and its `sources:`."""
+    """DataprepConfig from the YAML's sections, and its `sources:`, checked by type before any Spark work."""
     config = DataprepConfig.load(path)
-    raw = (yaml.safe_load(Path(path).read_text()) or {}) if path else {}
-    kinds = {s.name for s in source_stages()}
-    skippable = per_source_stages()
-    sources = []
-    for entry in raw.get("sources") or []:
-        entry = dict(entry)
-        try:
-            name, kind, inputs = entry.pop("name"), entry.pop("kind", "extract"), entry.pop("inputs")
-        except KeyError as e:
-            raise RunConfigError(f"{path}: a source lacks {e}") from None
-        if kind not in kinds:
-            raise RunConfigError(f"{path}: source {name!r}: kind {kind!r} is not one of {sorted(kinds)}")
-        skip = entry.pop("skip", None) or []
-        skip = [skip] if isinstance(skip, str) else list(skip)
-        if not set(skip) <= set(skippable):
-            raise RunConfigError(f"{path}: source {name!r}: skip {sorted(set(skip) - set(skippable))}: only the "
-                                 f"per-document stages can be skipped ({', '.join(skippable)})")
-        sources.append(SourceSpec(name, kind, [inputs] if isinstance(inputs, str) else list(inputs), entry, skip))
+    raw = read_mapping(path).get("sources") if path else None
+    if raw is None:
+        return config, []
+    if not isinstance(raw, list):
+        raise RunConfigError(f"{path}: sources: expected a list of sources, got {raw!r}")
+    sources = [source_spec(entry, f"sources[{i}]", str(path)) for i, entry in enumerate(raw)]
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise RunConfigError(f"{path}: a source name is listed twice ({names})")
     return config, sources
+
+
+def source_spec(entry, key: str, path: str) -> SourceSpec:
+    """One `sources:` entry: its typed keys, a safe name, a known kind and skips, its stage's options."""
+    if not isinstance(entry, dict):
+        raise RunConfigError(f"{path}: {key}: expected a mapping (name, kind, inputs, ...), got {entry!r}")
+    typed = {k: v for k, v in entry.items() if k in SourceEntry.__dataclass_fields__}
+    spec = load_dataclass(SourceEntry, typed, path, key)
+    check_safe_name(spec.name, f"{path}: {key}.name")
+    kinds = {s.name: s for s in source_stages()}
+    if spec.kind not in kinds:
+        raise RunConfigError(f"{path}: {key}.kind: {spec.kind!r} is not one of {sorted(kinds)}")
+    skippable = per_source_stages()
+    if not set(spec.skip) <= set(skippable):
+        raise RunConfigError(f"{path}: {key}.skip: {sorted(set(spec.skip) - set(skippable))}: only the "
+                             f"per-document stages can be skipped ({', '.join(skippable)})")
+    options = {k: v for k, v in entry.items() if k not in typed}
+    check_stage_options(kinds[spec.kind], options, f"{path}: {key}")
+    return SourceSpec(spec.name, spec.kind, spec.inputs, options, spec.skip)
+
+
+def check_stage_options(stage: type[Stage], options: dict[str, Any], where: str) -> None:
+    """Options given in a config file, by the stage's declaration: known names, their type and choices."""
+    declared = {o.dest: o for o in stage.options}
+    for name, value in options.items():
+        option = declared.get(name)
+        if option is None:
+            raise RunConfigError(f"{where}.{name}: unknown key (name, kind, inputs, skip or an option of "
+                                 f"{stage.name}: {', '.join(declared)})")
+        plain = "action" not in option.kwargs and "nargs" not in option.kwargs  # one value, a string by default
+        kind, choices = option.kwargs.get("type", str if plain else None), option.kwargs.get("choices")
+        if kind in (int, float, str):
+            check_value(kind, value, f"{where}.{name}")
+        if choices is not None and value not in choices:
+            raise RunConfigError(f"{where}.{name}: expected one of {', '.join(map(str, choices))}, got {value!r}")
 
 
 def prepare_options(config: DataprepConfig, options: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from blending.stage_folder import InputError
+from blending.user_errors import reports_bad_input
+
 DESCRIPTION = """Reports over what the services wrote (files only: no Spark, no torch).
 
   report   index.html + report.md with PNG plots from what a run wrote: every stage's funnel, quality
@@ -33,6 +36,7 @@ def _funnel(args) -> int:
     return main(args.stages, args.png)
 
 
+@reports_bad_input("python -m reporting", InputError)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reporting", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

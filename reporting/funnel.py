@@ -7,7 +7,6 @@ the text left beside it).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -143,11 +142,7 @@ def read_stages(folders: list[str | Path]) -> list[Stage]:
 
 
 def main(folders: list[str], png: str | None = None) -> int:
-    try:
-        stages = read_stages(folders)
-    except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    stages = read_stages(folders)
     print(funnel_table(stages).text())
     if png:
         Path(png).parent.mkdir(parents=True, exist_ok=True)

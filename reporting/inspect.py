@@ -14,11 +14,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from blending.stage_folder import InputError
 from blending.stages import StageFolder, find_stage_folders, sample_dropped
+from blending.terminal import printable
 from reporting.collect import Stage, labeller, stages_of
 from reporting.figures import png_base64
 from reporting.funnel import funnel_table, plot_funnel
@@ -48,10 +49,10 @@ def inspect(out_dir: str | Path, stage: str | None = None, reason: str | None = 
         raise FileNotFoundError(f"{out_dir}: no finished stage folder (with _SUCCESS) in it or below it")
     chosen = [f for f in folders if stage is None or f.name == stage]
     if not chosen:
-        raise KeyError(f"no {stage} stage under {out_dir} (found: {', '.join(f.name for f in folders)})")
+        raise InputError(f"--stage {stage}: no such stage under {out_dir} (found: {', '.join(f.name for f in folders)})")
     if reason is not None and not any(reason in f.dropped_counts for f in chosen):
         known = sorted({r for f in chosen for r in f.dropped_counts})
-        raise KeyError(f"no drop reason {reason!r} in {stage or 'any stage'} (reasons: {', '.join(known)})")
+        raise InputError(f"--reason {reason}: no such drop reason in {stage or 'any stage'} (reasons: {', '.join(known)})")
     samples = [ReasonSample(folder.name, name, count, sample_dropped(folder, name, sample))
                for folder in chosen for name, count in folder.dropped_counts.items()
                if count and (reason is None or name == reason)]
@@ -67,7 +68,7 @@ def inspect(out_dir: str | Path, stage: str | None = None, reason: str | None = 
 def first_lines(text: str | None, lines: int, width: int = 140) -> list[str]:
     if text is None:
         return []
-    return [line.strip()[:width] for line in text.splitlines() if line.strip()][:lines]
+    return [printable(line.strip()[:width]) for line in text.splitlines() if line.strip()][:lines]
 
 
 def shown_columns(row: dict) -> dict:
@@ -84,7 +85,8 @@ def format_text(result: Inspection, lines: int = 2) -> str:
             out.append("  (this stage kept no record of its dropped rows; rerun it with --keep-dropped)")
         for row in s.rows:
             columns = "  ".join(f"{k}={v}" for k, v in shown_columns(row).items())
-            out.append(f"  {row['doc_id']}  {row.get('origin')}  {row.get('url') or ''}  {columns}".rstrip())
+            line = f"  {row['doc_id']}  {row.get('origin')}  {row.get('url') or ''}  {columns}".rstrip()
+            out.append(printable(line))
             out += [f"    | {line}" for line in first_lines(row.get("text"), lines)]
             if "text" not in row:
                 out.append("    (no text: the stage ran without --keep-dropped; python -m blending locate "
@@ -128,11 +130,7 @@ def write_html(result: Inspection, path: str | Path, lines: int = 4) -> Path:
 
 def main(out_dir: str, stage: str | None = None, reason: str | None = None, sample: int = 5, lines: int = 2,
          html_file: str | None = None) -> int:
-    try:
-        result = inspect(out_dir, stage, reason, sample, histograms=bool(html_file))
-    except (FileNotFoundError, KeyError) as error:
-        print(f"error: {error.args[0] if isinstance(error, KeyError) else error}", file=sys.stderr)
-        return 2
+    result = inspect(out_dir, stage, reason, sample, histograms=bool(html_file))
     print(format_text(result, lines))
     if html_file:
         print(f"\nwrote {write_html(result, html_file)}")

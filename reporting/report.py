@@ -19,6 +19,7 @@ import json
 import shutil
 from pathlib import Path
 
+from blending.stage_folder import InputError
 from reporting.clusters import cluster_sizes, plot_clusters
 from reporting.collect import MANIFEST, Report, Run, collect
 from reporting.figures import reason_colors
@@ -308,9 +309,8 @@ def main(roots: str | list[str], out: str | None = None) -> int:
     out = out or str(Path(roots[0]) / "report")
     report = collect(roots, out)
     if not report.stages and not report.runs:
-        print(f"nothing to report under {', '.join(roots)}: no stage folder (stats.json + _SUCCESS) and no "
-              "training run")
-        return 1
+        raise InputError(f"nothing to report under {', '.join(roots)}: no stage folder (stats.json + _SUCCESS) "
+                         "and no training run")
     index = write_report(report, out)
     print(f"report: {index} ({len(report.stages)} stages, {len(report.runs)} training run(s), "
           f"{len(report.evals)} evaluation(s)); also {Path(out) / 'report.md'}")

@@ -221,7 +221,7 @@ def test_verify_catches_a_flipped_byte(damaged, capsys):
     load_manifest(damaged / "manifest.json")  # same size: only the hash can tell
     with pytest.raises(ManifestError, match="shakespeare/train_00001.bin: sha256"):
         load_manifest(damaged / "manifest.json", verify_hashes=True)
-    assert main(["verify", str(damaged / "manifest.json")]) == 1
+    assert main(["verify", str(damaged / "manifest.json")]) == 2
     assert "train_00001.bin" in capsys.readouterr().err
 
 
@@ -257,7 +257,7 @@ def test_verify_catches_an_altered_document_index(damaged, capsys):
     load_manifest(damaged / "manifest.json")  # the trainer's size checks do not read lineage
     with pytest.raises(ManifestError, match="wikipedia/train_00001.docs.parquet"):
         load_manifest(damaged / "manifest.json", verify_hashes=True)
-    assert main(["verify", str(damaged / "manifest.json")]) == 1
+    assert main(["verify", str(damaged / "manifest.json")]) == 2
     assert "train_00001.docs.parquet" in capsys.readouterr().err
 
 

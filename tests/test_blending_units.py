@@ -227,7 +227,8 @@ def test_default_config_is_the_paper_blend():
     ({"sources": [{"name": "a/b", "inputs": ["x"], "weight": 1}]}, "letters"),
     ({"valid_fraction": 1.5}, "valid_fraction"),
     ({"tokenizer": {}}, "tokenizer needs"),
-    ({"shard_size": 5}, "unknown keys"),
+    ({"shard_size": 5}, "shard_size: unknown key"),
+    ({"valid_fraction": "x"}, "valid_fraction: expected a number, got .x."),
 ])
 def test_config_errors_are_clear(change, message):
     raw = {"tokenizer": {"file": "t.json"}, "sources": [{"name": "a", "inputs": ["x"], "weight": 1}], **change}

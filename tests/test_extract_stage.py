@@ -139,7 +139,7 @@ def test_command_line(spark, tmp_path, capsys):
     assert "extract funnel" in printed and "not_response" in printed
     stats = json.loads((out / "stats.json").read_text())
     assert stats["in"]["rows"] == 4 + 6 and sorted(p.name for p in out.glob("part-*")) == ["part-00000.parquet", "part-00001.parquet"]
-    assert main(args[:-3] + ["--num-buckets", "3"]) == 1  # refused: same folder, other config
+    assert main(args[:-3] + ["--num-buckets", "3"]) == 2  # refused: same folder, other config
     assert "--overwrite" in capsys.readouterr().err
 
 

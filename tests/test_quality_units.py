@@ -306,7 +306,7 @@ def test_a_bad_model_is_refused_before_spark_starts(tmp_path, default_classifier
     for command, model, message in runs:
         done = subprocess.run([sys.executable, "-m", "dataprep", *command, "--model", str(tmp_path / model)],
                               capture_output=True, text=True, cwd=ROOT)
-        assert done.returncode == 1
+        assert done.returncode == 2
         assert message in done.stderr and "Traceback" not in done.stderr
         assert "log4j" not in done.stderr  # no Spark session was started
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.bin"]  # no stage folder was begun

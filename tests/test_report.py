@@ -132,9 +132,11 @@ def test_a_stage_added_later_appears_after_the_stage_it_read(run_root, tmp_path)
     assert len(list((root / "report").glob("quality-*.png"))) == 1
 
 
-def test_nothing_to_report_is_an_error(tmp_path, capsys):
-    assert main(str(tmp_path)) == 1
-    assert "nothing to report" in capsys.readouterr().out
+def test_nothing_to_report_is_an_error(tmp_path):
+    from blending.stage_folder import InputError
+
+    with pytest.raises(InputError, match="nothing to report"):
+        main(str(tmp_path))
 
 
 def _markdown_rows(md: str, header: list[str]) -> list[list[str]]:

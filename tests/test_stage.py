@@ -101,7 +101,7 @@ def test_a_ten_line_stage_gets_cli_stats_reuse_and_dropped_rows(spark, documents
     before = (tmp_path / "out" / "_SUCCESS").stat().st_mtime_ns
     assert main(args) == 0 and "reused" in capsys.readouterr().out
     assert (tmp_path / "out" / "_SUCCESS").stat().st_mtime_ns == before
-    assert main(args[:-1] + ["8"]) == 1  # another option value: refused without --overwrite
+    assert main(args[:-1] + ["8"]) == 2  # another option value: refused without --overwrite
     assert "--overwrite" in capsys.readouterr().err
     assert main(args[:-1] + ["8", "--overwrite"]) == 0
     assert json.loads((tmp_path / "out" / "stats.json").read_text())["kept"]["rows"] == 3

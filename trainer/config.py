@@ -22,9 +22,11 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from blending import typed_config
 
-class ConfigError(ValueError):
-    """A config value is missing, malformed or inconsistent with the run's topology."""
+# A config value is missing, malformed or inconsistent with the run's topology: one class for every
+# typed config, so a caller catches the type check's errors and the trainer's own with it.
+ConfigError = typed_config.ConfigError
 
 
 @dataclass
@@ -114,20 +116,10 @@ def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def from_dict(data: dict, cls=TrainConfig):
-    """Rebuild a (nested) config dataclass; unknown keys are an error, missing keys take defaults."""
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise ConfigError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
-    kwargs = {}
-    for name, value in data.items():
-        if dataclasses.is_dataclass(hints[name]):
-            kwargs[name] = from_dict(value, hints[name])
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
+def from_dict(data: dict, cls=TrainConfig, where: str = "config"):
+    """Rebuild a (nested) config dataclass, checked by type; unknown keys are an error, missing keys take
+    defaults. `where` names the file or record the values came from."""
+    return typed_config.load_dataclass(cls, data, where)
 
 
 def _parse_scalar(text: str, annotation):
@@ -153,44 +145,45 @@ def _parse_scalar(text: str, annotation):
                 continue
         elif kind is str:
             return text
-    raise ConfigError(f"cannot read {text!r} as {annotation}")
+    raise ConfigError(f"cannot read {text!r} as {typed_config.describe_type(annotation)}")
 
 
 def apply_override(cfg: TrainConfig, assignment: str) -> None:
     """Apply one `section.key=value` (or `key=value` for top-level keys) override in place."""
     if "=" not in assignment:
-        raise ConfigError(f"override {assignment!r} is not key=value")
+        raise ConfigError(f"--set {assignment}: expected key=value")
     dotted, text = assignment.split("=", 1)
     *path, name = dotted.strip().split(".")
     target = cfg
     for part in path:
         if not hasattr(target, part) or not dataclasses.is_dataclass(getattr(target, part)):
-            raise ConfigError(f"unknown config section {part!r} in {dotted!r}")
+            raise ConfigError(f"--set {dotted}: unknown config section {part!r}")
         target = getattr(target, part)
     hints = typing.get_type_hints(type(target))
     if name not in hints or dataclasses.is_dataclass(hints[name]):
-        raise ConfigError(f"unknown config key {dotted!r}")
-    setattr(target, name, _parse_scalar(text.strip(), hints[name]))
+        raise ConfigError(f"--set {dotted}: no such config key")
+    try:
+        setattr(target, name, _parse_scalar(text.strip(), hints[name]))
+    except ConfigError as error:
+        raise ConfigError(f"--set {dotted}: {error}") from None
 
 
 def load_overrides_file(cfg: TrainConfig, path: str | Path) -> None:
-    """Apply a JSON or YAML file shaped like the config (nested sections) on top of `cfg`."""
-    text = Path(path).read_text()
-    if str(path).endswith((".yaml", ".yml")):
-        import yaml
+    """Apply a JSON or YAML file shaped like the config (nested sections) on top of `cfg`, checked by
+    type: an unknown key or a wrong type names the file and the key."""
+    merged = _merged(to_dict(cfg), typed_config.read_mapping(path))
+    loaded = from_dict(merged, where=str(path))
+    for f in dataclasses.fields(cfg):
+        setattr(cfg, f.name, getattr(loaded, f.name))
 
-        data = yaml.safe_load(text) or {}
-    else:
-        data = json.loads(text)
 
-    def walk(prefix: str, node: dict) -> None:
-        for key, value in node.items():
-            if isinstance(value, dict):
-                walk(f"{prefix}{key}.", value)
-            else:
-                apply_override(cfg, f"{prefix}{key}={'none' if value is None else value}")
-
-    walk("", data)
+def _merged(base: dict, changes: dict) -> dict:
+    """`base` with `changes` laid over it, section by section."""
+    merged = dict(base)
+    for key, value in changes.items():
+        both_sections = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = _merged(base[key], value) if both_sections else value
+    return merged
 
 
 def get_field(cfg: TrainConfig, dotted: str):
@@ -258,6 +251,8 @@ def validate(cfg: TrainConfig, world_size: int) -> None:
         raise ConfigError(f"run.eval_samples={cfg.run.eval_samples} must be a multiple of {step}")
     if cfg.run.keep_checkpoints < 1:
         raise ConfigError("run.keep_checkpoints must be >= 1")
+    if cfg.run.deepspeed_json:
+        _read_deepspeed_json(cfg.run.deepspeed_json)  # a bad file is named before any process starts
     resolve_precision(cfg)
 
 
@@ -270,8 +265,19 @@ def merge_deepspeed_json(owned: dict, json_path: str | None) -> dict:
     """
     if not json_path:
         return owned
-    base = json.loads(Path(json_path).read_text())
-    return _merge_owned(base, owned, where=str(json_path))
+    return _merge_owned(_read_deepspeed_json(json_path), owned, where=str(json_path))
+
+
+def _read_deepspeed_json(path: str) -> dict:
+    try:
+        base = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such DeepSpeed JSON (run.deepspeed_json)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path}: not a readable DeepSpeed JSON ({error})") from None
+    if not isinstance(base, dict):
+        raise ConfigError(f"{path}: expected a JSON object of DeepSpeed settings, got {type(base).__name__}")
+    return base
 
 
 def _merge_owned(base: dict, owned: dict, where: str, prefix: str = "") -> dict:

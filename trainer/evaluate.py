@@ -44,6 +44,7 @@ from pathlib import Path
 
 import torch
 
+from blending.user_errors import reports_bad_input
 from trainer.inference import LoadedModel, load_model
 
 DEFAULT_TASKS = ("lambada", "piqa", "hellaswag", "winogrande", "boolq")
@@ -298,6 +299,7 @@ def default_out(checkpoint: Path) -> Path:
     return run_dir / "eval.json"
 
 
+@reports_bad_input("python -m trainer.evaluate")
 def main(argv: list[str] | None = None) -> int:
     from trainer.checkpoint import CheckpointError
 

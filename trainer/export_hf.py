@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from blending.user_errors import reports_bad_input
 from trainer.checkpoint import TOKENIZER_FILE, CheckpointError, resolve_checkpoint
 from trainer.inference import quiet_imports
 
@@ -110,6 +111,7 @@ def export(checkpoint: str | Path, out: str | Path) -> Path:
     return out
 
 
+@reports_bad_input("python -m trainer.export_hf")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.export_hf", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="a checkpoint folder, or a run folder (its newest)")

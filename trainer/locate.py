@@ -14,6 +14,9 @@ import json
 import sys
 from pathlib import Path
 
+from blending.terminal import printable_json
+from blending.typed_config import read_mapping
+from blending.user_errors import reports_bad_input
 from trainer import schedules
 from trainer.config import from_dict
 from trainer.metrics import read_csv
@@ -29,7 +32,8 @@ def step_samples(run_dir: str | Path, step: int) -> range:
     if step in rows:
         after = int(rows[step]["samples"])
         return range(after - int(rows[step]["global_batch"]), after)
-    cfg = from_dict(json.loads((run_dir / "config.json").read_text()))
+    config = run_dir / "config.json"
+    cfg = from_dict(read_mapping(config), where=str(config))
     known = max((s for s in rows if s < step), default=0)
     consumed = int(rows[known]["samples"]) if known else 0
     for index in range(known, step - 1):
@@ -63,6 +67,7 @@ def format_text(answer: dict) -> str:
     return "\n".join(out)
 
 
+@reports_bad_input("python -m trainer.locate")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.locate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True, metavar="DIR", help="the training run's folder (--out of the run)")
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     except (LocateError, ManifestError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(answer, ensure_ascii=False) if args.json else format_text(answer))
+    print(printable_json(json.dumps(answer, ensure_ascii=False)) if args.json else format_text(answer))
     return 0
 
 

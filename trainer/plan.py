@@ -39,6 +39,7 @@ import math
 import sys
 from dataclasses import dataclass
 
+from blending.user_errors import reports_bad_input
 from trainer.config import ConfigError, ModelConfig, TrainConfig, apply_override, check_model_shape
 from trainer.metrics import narayanan_flops_per_iteration
 from trainer.perf_model import DGX_A100, HARDWARE, Hardware, IterationTime, Layout, iteration_time, layer_parameters
@@ -327,6 +328,7 @@ def time_rows(plan: Plan) -> list[tuple[str, str]]:
     ]
 
 
+@reports_bad_input("python -m trainer.plan")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", required=True, choices=sorted(PRESETS))

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from blending.user_errors import reports_bad_input
 from trainer.checkpoint import CheckpointError, resolve_checkpoint
 from trainer.checkpoint.full import read_model, write_layout
 
@@ -46,6 +47,7 @@ def reshard(checkpoint: str | Path, tp: int, pp: int, out: str | Path) -> Path:
     return target
 
 
+@reports_bad_input("python -m trainer.reshard")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blending.hashing import sha256_file
+from blending.user_errors import reports_bad_input
 from trainer import checkpoint, runlock, schedules
 from trainer.config import (
     STREAM_FIELDS,
@@ -260,6 +261,7 @@ def quiet_known_warnings() -> None:
         warnings.filterwarnings("ignore", message=pattern)
 
 
+@reports_bad_input("python -m trainer.train")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_known_warnings()

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from blending.evaltasks import FORMATS, TaskItem, load_jsonl_task, load_task, shipped_tasks
+from blending.user_errors import reports_bad_input
 from dataprep.decontaminate.tokens import window_hashes, word_hash, words
 
 NOT_INDEXED_SPLITS = frozenset({"train"})
@@ -267,6 +268,7 @@ def describe(index: TaskIndex, size_bytes: int | None = None) -> str:
     return "\n".join(lines)
 
 
+@reports_bad_input("python -m dataprep.decontaminate.index")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dataprep.decontaminate.index", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="the index file to write (.npz)")

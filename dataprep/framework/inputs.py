@@ -106,6 +106,17 @@ def _glob(pattern: str) -> list[str]:
     return sorted(prefix + i.path for i in infos if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, p))
 
 
+def check_local_patterns(patterns: list[str]) -> None:
+    """Each local path exists and each local glob matches something (URIs and listings are left to
+    expand_inputs): checked before a Spark session starts, so a typo costs no JVM start."""
+    for pattern in patterns:
+        if _scheme(pattern):
+            continue
+        found = glob.glob(pattern) if glob.has_magic(pattern) else os.path.exists(pattern)
+        if not found:
+            raise FileNotFoundError(f"--input {pattern}: no such file or folder, or nothing matches it")
+
+
 def expand_inputs(patterns: list[str], base: str = COMMON_CRAWL_BASE, max_files: int | None = None) -> list[str]:
     """Every file the patterns name, sorted and deduplicated (local paths made absolute); listings
     expanded against `base`. A pattern that matches nothing is an error: an empty input is a mistake,

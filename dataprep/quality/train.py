@@ -27,6 +27,7 @@ from pathlib import Path
 import fasttext
 
 from blending.hashing import sha256_file
+from blending.user_errors import EXIT_BAD_INPUT, one_line
 from dataprep.config import ClassifierConfig, DataprepConfig, QualityConfig
 from dataprep.quality.corpus import Example, default_paths, load_examples
 from dataprep.quality.evaluation import cross_validate, heldout_groups, ranking_scores, roc_auc, scores
@@ -188,8 +189,8 @@ def train_command(argv: list[str]) -> int:
         metrics = train_classifier(args.out, positives, negatives, config, args.heldout,
                                    DataprepConfig.load(args.config).quality.pareto_alpha)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"dataprep train-classifier: {e}", file=sys.stderr)
-        return 1
+        print(f"dataprep train-classifier: {one_line(e)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     print(summary(metrics))
     print(f"-> {args.out / MODEL_FILE}, {args.out / METRICS_FILE}")
     return 0
