@@ -24,11 +24,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from blending.atomic import folder_written_atomically
 from trainer.checkpoint import TOKENIZER_FILE, CheckpointError, resolve_checkpoint
 from trainer.inference import quiet_imports
 
 if TYPE_CHECKING:
     from trainer.checkpoint.full import FullState
+
+EXPORT_RECORD = "export.json"
 
 
 def _heads_first_to_qkv_first(tensor: torch.Tensor, heads: int) -> torch.Tensor:
@@ -90,9 +93,10 @@ def export(checkpoint: str | Path, out: str | Path) -> Path:
     if missing or unexpected:
         raise CheckpointError(f"GPT-2 weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and any(out.iterdir()) and not (out / EXPORT_RECORD).is_file():
+        raise CheckpointError(f"--out {out} is a folder with files but no {EXPORT_RECORD}: it is not an earlier "
+                              "export, so it is not replaced; choose another folder")
     model.eval()
-    model.save_pretrained(out)
     eod = config.eos_token_id
     special = {}
     if eod is not None:
@@ -102,11 +106,13 @@ def export(checkpoint: str | Path, out: str | Path) -> Path:
         special = {"eos_token": eod_token, "bos_token": eod_token, "unk_token": eod_token}
     tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_file), model_max_length=config.n_positions,
                                         **special)
-    tokenizer.save_pretrained(out)
-    (out / "export.json").write_text(json.dumps({
-        "checkpoint": str(source), "step": full.trainer_state.step, "tokens": full.trainer_state.consumed_tokens,
-        "layout": f"TP{full.trainer_state.config['parallel']['tensor']}xPP{full.trainer_state.config['parallel']['pipeline']}",
-    }, indent=1))
+    with folder_written_atomically(out) as tmp:  # an earlier export stays until this one is complete
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / EXPORT_RECORD).write_text(json.dumps({
+            "checkpoint": str(source), "step": full.trainer_state.step, "tokens": full.trainer_state.consumed_tokens,
+            "layout": f"TP{full.trainer_state.config['parallel']['tensor']}xPP{full.trainer_state.config['parallel']['pipeline']}",
+        }, indent=1))
     return out
 
 
