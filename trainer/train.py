@@ -289,15 +289,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def checkpoint_to_resume(args, cfg: TrainConfig, manifest_sha256: str, ckpt_root: Path) -> Path | None:
-    """The checkpoint `--resume` continues from (None: start from step 0), checked against this launch."""
+    """The checkpoint `--resume` continues from (None: start from step 0): the newest whose files read,
+    checked against this launch."""
     if not args.resume:
         if checkpoint.latest_checkpoint(ckpt_root) is not None:
             raise RunError(f"{ckpt_root} already holds checkpoints: pass --resume to continue that run, "
                            "or choose another --out")
         return None
-    resume_from = checkpoint.latest_checkpoint(ckpt_root)
+    is_logger = os.environ.get("RANK", "0") == "0"
+    resume_from = checkpoint.newest_loadable(ckpt_root, report=lambda line: print(line, flush=True) if is_logger else None)
     if resume_from is None:
-        if os.environ.get("RANK", "0") == "0":
+        if is_logger:
             print(f"no complete checkpoint under {ckpt_root}: starting from step 0", flush=True)
         return None
     check_resume_compatible(checkpoint.read_state(resume_from), cfg, manifest_sha256, resume_from,
