@@ -11,7 +11,8 @@ biases everywhere, a final LayerNorm), so the export is `GPT2LMHeadModel` with e
 recomputed: GPT-2's Conv1D stores [in, out] (ours [out, in]), and its fused QKV orders outputs
 (q | k | v) x heads where ours holds whole heads (head x (q, k, v)). The vocabulary padding is dropped.
 Writes config.json, model.safetensors, generation_config.json, the tokenizer (tokenizer.json with its
-special tokens) and export.json (which checkpoint, step and layout it came from).
+special tokens) and export.json (which checkpoint, step and layout it came from) into a temporary folder
+renamed to OUT when complete; an earlier export in OUT is replaced, any other non-empty OUT refused.
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ def export(checkpoint: str | Path, out: str | Path) -> Path:
     from trainer.checkpoint.full import read_model
 
     source = resolve_checkpoint(checkpoint)
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not (out / EXPORT_RECORD).is_file():
+        raise CheckpointError(f"--out {out} exists and is not an earlier export (no {EXPORT_RECORD}): "
+                              "it is not replaced; choose another folder")
     tokenizer_file = source / TOKENIZER_FILE
     if not tokenizer_file.is_file():
         raise CheckpointError(f"{tokenizer_file} is missing: the export needs the run's tokenizer")
@@ -92,10 +97,6 @@ def export(checkpoint: str | Path, out: str | Path) -> Path:
     missing = [k for k in missing if not k.endswith("attn.bias") and not k.endswith("masked_bias")]
     if missing or unexpected:
         raise CheckpointError(f"GPT-2 weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not (out / EXPORT_RECORD).is_file():
-        raise CheckpointError(f"--out {out} is a folder with files but no {EXPORT_RECORD}: it is not an earlier "
-                              "export, so it is not replaced; choose another folder")
     model.eval()
     eod = config.eos_token_id
     special = {}
