@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from blending.atomic import write_text_atomic
 from blending.manifest import Manifest, ManifestError, Shard, Source, load_manifest
 
 with warnings.catch_warnings():  # megatron-core warns about optional GPU libraries at import
@@ -167,9 +168,7 @@ class DataStream:
                                   num_samples={"train": self.train_samples, "valid": self.valid_samples}, **options)
 
     def save(self, run_dir: str | Path) -> Path:
-        path = Path(run_dir) / STREAM_FILE
-        path.write_text(json.dumps(asdict(self), indent=1) + "\n")
-        return path
+        return write_text_atomic(Path(run_dir) / STREAM_FILE, json.dumps(asdict(self), indent=1) + "\n")
 
     @classmethod
     def load(cls, run_dir: str | Path) -> DataStream:
