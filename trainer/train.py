@@ -9,7 +9,8 @@ The run reads only the manifest and its shards. Before any training it checks ev
 or mismatched file stops the run with a message naming it. It then follows the token-based recipe of
 trainer.config, writes a checkpoint every `run.save_interval` steps and on SIGTERM/SIGINT (at the end
 of the step in flight), and `--resume` continues from the newest complete checkpoint exactly as if the
-run had never stopped. Progress: a log line per `run.log_interval` steps, RUN/metrics.csv,
+run had never stopped (one whose files do not read is skipped, saying why; checkpoints are read as data
+only, trainer.checkpoint.data_only). Progress: a log line per `run.log_interval` steps, RUN/metrics.csv,
 RUN/valid.csv, RUN/tensorboard/ and RUN/loss.png.
 
 Downstream tasks: `--eval-tasks lambada,piqa` scores the final checkpoint (and, with `--eval-every N`,
@@ -67,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", help="JSON/YAML file of config values (nested like TrainConfig)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config value, e.g. --set optimizer.lr=1e-3 (repeatable)")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint that reads")
     parser.add_argument("--verify", action="store_true", help="check every shard's sha256 before training")
     parser.add_argument("--tokenizer", help="tokenizer file the run must use: refused if it is not the manifest's")
     parser.add_argument("--max-steps", type=int, help="stop (with a checkpoint) once this many steps are done")
