@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,33 @@ def test_every_command_refuses_a_crafted_checkpoint_in_one_line(crafted_run, cli
     assert len(errors) == 1 and "layer_00-model_00-model_states.pt: refused" in errors[0], done.stderr[-3000:]
     assert not (crafted_run["base"] / MARKER).exists()
     assert not (crafted_run["base"] / "hf").exists() and not (crafted_run["base"] / "resharded").exists()
+
+
+@pytest.mark.slow  # builds a DeepSpeed engine in this process
+def test_deepspeeds_own_checkpoint_loading_refuses_a_crafted_file(tmp_path, monkeypatch):
+    from deepspeed.comm import comm as ds_comm
+
+    from trainer.engine import build_engine
+    from trainer.parallel.groups import release_process_groups
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for name, value in dict(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
+                            MASTER_PORT=str(port)).items():
+        monkeypatch.setenv(name, value)
+    cfg = get_preset("tiny-cpu")
+    cfg.parallel.tensor, cfg.parallel.pipeline = 1, 1
+    cfg.model.num_layers, cfg.model.hidden_size, cfg.model.num_attention_heads, cfg.model.vocab_size = 2, 32, 2, 256
+    marker = tmp_path / MARKER
+    try:
+        engine = build_engine(cfg, global_batch_size=cfg.batch.micro_batch_size, backend="gloo", log=lambda _: None)
+        engine.save_checkpoint(str(tmp_path), tag="step_00000001")
+        engine.load_checkpoint(str(tmp_path), tag="step_00000001")  # DeepSpeed's files read as data
+        write_crafted(tmp_path / "step_00000001" / "layer_00-model_00-model_states.pt", marker)
+        with pytest.raises(UnsafeCheckpointError, match="layer_00-model_00-model_states.pt: refused"):
+            engine.load_checkpoint(str(tmp_path), tag="step_00000001")
+        assert not marker.exists()
+    finally:
+        release_process_groups()
+        ds_comm.cdb = None  # DeepSpeed's handle on the destroyed group; a later job must start afresh
