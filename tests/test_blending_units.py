@@ -167,6 +167,7 @@ def test_resolve_tokenizer_reads_gpt2_files_or_trains_on_the_training_documents(
     config = BlendConfig.from_dict({"tokenizer": {"file": str(target), "train_vocab_size": 600}, "sources": sources})
     trained = resolve_tokenizer(config, log=lambda *_: None)
     assert target.read_bytes() == trained.json_bytes and trained.vocab_size == 600
+    assert [p.name for p in target.parent.iterdir()] == ["tokenizer.json"]  # renamed into place, nothing left
     train_texts = list(iter_texts([tmp_path / "docs"], "wikipedia", exclude_valid_fraction=config.valid_fraction))
     assert len(train_texts) == sum(not is_validation(r["doc_id"], config.valid_fraction) for r in rows) < len(rows)
     assert Tokenizer.from_str(trained.json_bytes.decode()).to_str() == train_bpe(train_texts, 600).to_str()
