@@ -257,3 +257,33 @@ def test_the_reader_imports_neither_pyspark_nor_dataprep():
                     outside.add(name.split(".")[0])
     assert {"blending.manifest", "blending.tokenizer", "blending.indexed"} <= seen
     assert not outside & {"pyspark", "dataprep"}, outside
+
+
+class _RunsAShellCommand:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_an_index_cache_that_is_no_plain_array_is_refused_before_megatron_unpickles_it(tmp_path):
+    import pickle
+
+    from blending.manifest import ManifestError
+    from blending.reader import check_index_caches
+
+    cache = tmp_path / "index-cache"
+    cache.mkdir()
+    np.save(cache / "abc-GPTDataset-train-shuffle_index.npy", np.arange(10, dtype=np.int64))
+    check_index_caches(cache)  # megatron's own caches: plain arrays
+    marker = tmp_path / "PWNED"
+    planted = cache / "abc-GPTDataset-train-sample_index.npy"
+    planted.write_bytes(pickle.dumps(_RunsAShellCommand(marker)))
+    with pytest.raises(ManifestError, match=f"{planted}: not a plain numpy array"):
+        check_index_caches(cache)
+    assert not marker.exists()
+    np.load(planted, allow_pickle=True, mmap_mode="r")  # what megatron-core does with it
+    assert marker.exists()
