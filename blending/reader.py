@@ -132,9 +132,9 @@ def check_index_caches(cache_dir: Path) -> None:
     for path in sorted(cache_dir.glob("*.npy")) if cache_dir.is_dir() else []:
         try:
             np.load(path, allow_pickle=False, mmap_mode="r")
-        except (ValueError, OSError) as error:
-            raise ManifestError(f"{path}: not a plain numpy array ({error}); delete the index cache "
-                                f"{cache_dir} to rebuild it") from None
+        except (ValueError, OSError):
+            raise ManifestError(f"{path}: not a plain numpy array (megatron-core would unpickle it); delete the "
+                                f"index cache {cache_dir} to rebuild it") from None
 
 
 @contextmanager

@@ -334,7 +334,7 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
     import torch
     import torch.distributed as dist
 
-    from blending.reader import DataStream
+    from blending.reader import DataStream, ManifestError
     from trainer.downstream import DownstreamEvals
     from trainer.engine import build_engine
     from trainer.metrics import peak_tflops
@@ -356,7 +356,10 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
                         valid_samples=cfg.run.eval_samples, manifest=str(manifest.path), manifest_sha256=manifest_sha256)
     if is_logger:
         stream.save(run_dir)
-    train_ds, valid_ds = stream.datasets(manifest, cache_dir=run_dir / "index-cache")
+    try:
+        train_ds, valid_ds = stream.datasets(manifest, cache_dir=run_dir / "index-cache")
+    except ManifestError as error:  # an index cache that is not plain arrays
+        raise RunError(f"refusing to train: {error}") from None
     if valid_ds is None:
         raise RunError(f"refusing to train: {manifest.path} has no validation documents, so nothing can be "
                        "validated on; build the shards from more documents (the valid split is a small fraction)")
