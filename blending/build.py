@@ -35,6 +35,7 @@ from pyspark.sql import functions as F
 from tokenizers import Tokenizer
 
 from blending import __version__
+from blending.atomic import write_text_atomic
 from blending.config import BlendConfig, SourceConfig, TokenizerConfig
 from blending.documents import DROP_REASONS, check_curated, documents_folder, iter_texts
 from blending.manifest import MANIFEST_FILE, SPLITS, manifest_dict, write_manifest
@@ -101,8 +102,7 @@ def resolve_tokenizer(config: BlendConfig, log=print, sources: list[SourceConfig
             tokenizer = train_bpe(texts(), tc.train_vocab_size, tc.eod_token)
             if not seen[0]:
                 raise TokenizerError(f"no training documents to train {path} on")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tokenizer.save(str(path))
+            write_text_atomic(path, tokenizer.to_str(pretty=True))  # a killed build leaves no half file
         tokenizer = load_tokenizer(path)
         data = path.read_bytes()
     else:

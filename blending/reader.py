@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from blending.atomic import write_text_atomic
 from blending.manifest import Manifest, ManifestError, Shard, Source, load_manifest
 
 with warnings.catch_warnings():  # megatron-core warns about optional GPU libraries at import
@@ -117,11 +118,23 @@ def build_gpt_datasets(manifest: Manifest, seq_length: int, num_samples: dict[st
     if missing:
         raise ValueError(f"num_samples needs {sorted(missing)}")
     config = gpt_dataset_config(manifest, seq_length, seed, cache_dir, **options)
+    check_index_caches(Path(config.path_to_cache))
     sizes = [int(num_samples["train"]), int(num_samples["valid"]), None]
     builder = BlendedMegatronDatasetBuilder(GPTDataset, sizes, is_built_on_rank or (lambda: True), config)
     with _process_group():
         train, valid, _ = builder.build()
     return train, valid
+
+
+def check_index_caches(cache_dir: Path) -> None:
+    """megatron-core reads its index caches with np.load(allow_pickle=True), which unpickles whatever a file
+    that is no .npy array holds: a cache folder may be another user's, so every file must be a plain array."""
+    for path in sorted(cache_dir.glob("*.npy")) if cache_dir.is_dir() else []:
+        try:
+            np.load(path, allow_pickle=False, mmap_mode="r")
+        except (ValueError, OSError):
+            raise ManifestError(f"{path}: not a plain numpy array (megatron-core would unpickle it); delete the "
+                                f"index cache {cache_dir} to rebuild it") from None
 
 
 @contextmanager
@@ -155,9 +168,7 @@ class DataStream:
                                   num_samples={"train": self.train_samples, "valid": self.valid_samples}, **options)
 
     def save(self, run_dir: str | Path) -> Path:
-        path = Path(run_dir) / STREAM_FILE
-        path.write_text(json.dumps(asdict(self), indent=1) + "\n")
-        return path
+        return write_text_atomic(Path(run_dir) / STREAM_FILE, json.dumps(asdict(self), indent=1) + "\n")
 
     @classmethod
     def load(cls, run_dir: str | Path) -> DataStream:
@@ -177,9 +188,10 @@ def sample_pieces(dataset, index: int) -> list[tuple[str, int, int, int]]:
     if isinstance(dataset, BlendedDataset):
         dataset, index = dataset.datasets[int(dataset.dataset_index[index])], int(dataset.dataset_sample_index[index])
     if dataset.shuffle_index is None:  # megatron maps its indexes lazily when asked to defer
-        dataset.shuffle_index = np.load(dataset.path_to_shuffle_index, allow_pickle=True, mmap_mode="r")
-        dataset.sample_index = np.load(dataset.path_to_sample_index, allow_pickle=True, mmap_mode="r")
-        dataset.document_index = np.load(dataset.path_to_document_index, allow_pickle=True, mmap_mode="r")
+        # numbers only: a cache file from another user is never unpickled
+        dataset.shuffle_index = np.load(dataset.path_to_shuffle_index, allow_pickle=False, mmap_mode="r")
+        dataset.sample_index = np.load(dataset.path_to_sample_index, allow_pickle=False, mmap_mode="r")
+        dataset.document_index = np.load(dataset.path_to_document_index, allow_pickle=False, mmap_mode="r")
     shuffled = int(dataset.shuffle_index[index])
     first, first_offset = (int(v) for v in dataset.sample_index[shuffled])
     last, last_offset = (int(v) for v in dataset.sample_index[shuffled + 1])

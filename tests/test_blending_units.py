@@ -167,6 +167,7 @@ def test_resolve_tokenizer_reads_gpt2_files_or_trains_on_the_training_documents(
     config = BlendConfig.from_dict({"tokenizer": {"file": str(target), "train_vocab_size": 600}, "sources": sources})
     trained = resolve_tokenizer(config, log=lambda *_: None)
     assert target.read_bytes() == trained.json_bytes and trained.vocab_size == 600
+    assert [p.name for p in target.parent.iterdir()] == ["tokenizer.json"]  # renamed into place, nothing left
     train_texts = list(iter_texts([tmp_path / "docs"], "wikipedia", exclude_valid_fraction=config.valid_fraction))
     assert len(train_texts) == sum(not is_validation(r["doc_id"], config.valid_fraction) for r in rows) < len(rows)
     assert Tokenizer.from_str(trained.json_bytes.decode()).to_str() == train_bpe(train_texts, 600).to_str()
@@ -257,3 +258,33 @@ def test_the_reader_imports_neither_pyspark_nor_dataprep():
                     outside.add(name.split(".")[0])
     assert {"blending.manifest", "blending.tokenizer", "blending.indexed"} <= seen
     assert not outside & {"pyspark", "dataprep"}, outside
+
+
+class _RunsAShellCommand:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_an_index_cache_that_is_no_plain_array_is_refused_before_megatron_unpickles_it(tmp_path):
+    import pickle
+
+    from blending.manifest import ManifestError
+    from blending.reader import check_index_caches
+
+    cache = tmp_path / "index-cache"
+    cache.mkdir()
+    np.save(cache / "abc-GPTDataset-train-shuffle_index.npy", np.arange(10, dtype=np.int64))
+    check_index_caches(cache)  # megatron's own caches: plain arrays
+    marker = tmp_path / "PWNED"
+    planted = cache / "abc-GPTDataset-train-sample_index.npy"
+    planted.write_bytes(pickle.dumps(_RunsAShellCommand(marker)))
+    with pytest.raises(ManifestError, match=f"{planted}: not a plain numpy array"):
+        check_index_caches(cache)
+    assert not marker.exists()
+    np.load(planted, allow_pickle=True, mmap_mode="r")  # what megatron-core does with it
+    assert marker.exists()

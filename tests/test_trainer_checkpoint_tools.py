@@ -160,6 +160,11 @@ def test_export_gives_our_logits_and_generates(trained, tmp_path):
     assert generated.shape == (1, 20)
     # greedy generation is our model's argmax, token by token
     assert torch.equal(ours.logits(generated[:, :-1])[0, 7:].argmax(-1), generated[0, 8:])
+    # an export replaces an earlier export whole, and never a folder that is not one
+    (out / "stale.txt").write_text("from an earlier export")
+    assert export(checkpoint, out) == out and not (out / "stale.txt").exists()
+    with pytest.raises(CheckpointError, match="is not an earlier export"):
+        export(checkpoint, tmp_path)
 
 
 @pytest.mark.slow

@@ -2,7 +2,8 @@
 
 One straight run of 8 steps against a run stopped by SIGTERM after a few steps and resumed from its
 checkpoint: the losses must agree bit for bit (fp32), with the batch ramp-up (32 -> 64 -> 96) and the
-lr warmup crossing the restart. Three launches in all, shared by the tests of this module. The layout
+lr warmup crossing the restart. Three launches in all, shared by the tests of this module, and a fourth
+that resumes the finished run with its newest checkpoint truncated. The layout
 has the pipeline (two stages reading data, tied embeddings) and ZeRO-1 partitions across replicas;
 the engine's own tests restart TP2 x PP2 x DP2 exactly, and `make train` runs that layout.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import build_prose_shards, launch_env
-from trainer.checkpoint import complete_checkpoints, read_state
+from trainer.checkpoint import complete_checkpoints, newest_loadable, read_state
 from trainer.metrics import read_csv
 
 # Slow tier: three 4-process training launches (torch.distributed.run).
@@ -169,3 +171,23 @@ def test_a_finished_run_resumed_is_reused_not_trained_again(runs, capsys, monkey
     assert main(["--manifest", str(runs["manifest"]), "--out", str(runs["straight"]), *sets, "--resume"]) == 0
     assert "complete (all 16,384 tokens trained); nothing to do" in capsys.readouterr().out
     assert (runs["straight"] / "metrics.csv").read_bytes() == before
+
+
+def test_resume_skips_a_truncated_newest_checkpoint_and_repeats_the_run_from_the_previous_one(runs, tmp_path):
+    run = tmp_path / "resumed-again"
+    shutil.copytree(runs["resumed"], run)
+    stopped = runs["stopped_at"][0]
+    newest = run / "checkpoints" / "step_00000008"
+    damaged = sorted(newest.glob("layer_*-model_states.pt"))[-1]
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])  # a disk that filled up
+
+    log = run_to_end(runs["manifest"], run, "--resume")
+    skipped = [line for line in log.splitlines() if line.startswith("skipping checkpoint")]
+    assert len(skipped) == 1 and skipped[0].startswith(f"skipping checkpoint step_00000008: {damaged} cannot be read")
+    assert f"resuming at step {stopped}" in log
+    straight = read_csv(runs["straight"] / "metrics.csv")
+    again = read_csv(run / "metrics.csv")
+    assert [int(r["step"]) for r in again] == list(range(1, STEPS + 1))
+    for column in ("loss", "lr", "global_batch", "tokens", "samples"):
+        assert [r[column] for r in again] == [r[column] for r in straight], column  # text: bit for bit
+    assert newest_loadable(run / "checkpoints", print) == newest  # saved again, whole

@@ -54,6 +54,7 @@ from deepspeed.pipe import PipelineModule
 from deepspeed.runtime.utils import clip_grad_norm_
 from megatron.core import parallel_state
 
+from trainer.checkpoint.data_only import load_data
 from trainer.config import TrainConfig, merge_deepspeed_json
 from trainer.model.gpt import (
     GPTLoss,
@@ -286,10 +287,10 @@ class TrainerEngine:
     # -- random number generators ---------------------------------------------------------------------
     def rng_state(self) -> dict:
         """This rank's RNG states: python, numpy, torch CPU and CUDA, and DeepSpeed's model-parallel
-        (dropout) streams when they are seeded."""
+        (dropout) streams when they are seeded; tensors and plain types only (checkpoints hold data only)."""
         state = {
             "python": random.getstate(),
-            "numpy": np.random.get_state(),
+            "numpy": _numpy_state_as_data(np.random.get_state()),
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         }
@@ -300,7 +301,7 @@ class TrainerEngine:
 
     def set_rng_state(self, state: dict) -> None:
         random.setstate(state["python"])
-        np.random.set_state(state["numpy"])
+        np.random.set_state(_numpy_state_from_data(state["numpy"]))
         torch.set_rng_state(state["torch"])
         if state.get("cuda") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
@@ -315,6 +316,17 @@ class TrainerEngine:
         torch.manual_seed(seed)
         if _model_parallel_rng_tracker() is not None:
             deepspeed.checkpointing.model_parallel_cuda_manual_seed(seed)
+
+
+def _numpy_state_as_data(state: tuple) -> tuple:
+    """numpy's (name, uint32 keys, pos, has_gauss, cached_gaussian), its keys as a tensor."""
+    name, keys, *rest = state
+    return (name, torch.from_numpy(keys.astype(np.int64)), *rest)
+
+
+def _numpy_state_from_data(state: tuple) -> tuple:
+    name, keys, *rest = state
+    return (name, keys.numpy().astype(np.uint32), *rest)
 
 
 def _model_parallel_rng_tracker():
@@ -356,6 +368,7 @@ def build_engine(cfg: TrainConfig, *, global_batch_size: int | None = None,
     config = merge_deepspeed_json(deepspeed_config(cfg, layout, global_batch_size or cfg.batch.global_batch_size),
                                   cfg.run.deepspeed_json)  # the preset's infra/deepspeed/*.json
     ds_engine, _, _, _ = deepspeed.initialize(model=module, optimizer=build_optimizer(module, cfg), config=config)
+    ds_engine.checkpoint_engine.load = load_data  # DeepSpeed's own load unpickles anything (weights_only=False)
     if ds_engine.zero_optimization_stage() == 0:
         ds_engine.clip_fp32_gradients = functools.partial(_clip_and_keep_norm, ds_engine)
     return TrainerEngine(ds_engine, cfg, layout, shape, placement, groups)

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import torch
 
+from blending.atomic import write_text_atomic
 from blending.user_errors import reports_bad_input
 from trainer.inference import LoadedModel, load_model
 
@@ -321,8 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else default_out(model.checkpoint)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    write_text_atomic(out, json.dumps(result, indent=1))
     print(f"\n{model.checkpoint} (step {result['step']}, {result['tokens']:,} tokens); accuracy in %\n")
     print(format_table(result["table"]))
     print(f"\nwrote {out}")

@@ -11,7 +11,8 @@ biases everywhere, a final LayerNorm), so the export is `GPT2LMHeadModel` with e
 recomputed: GPT-2's Conv1D stores [in, out] (ours [out, in]), and its fused QKV orders outputs
 (q | k | v) x heads where ours holds whole heads (head x (q, k, v)). The vocabulary padding is dropped.
 Writes config.json, model.safetensors, generation_config.json, the tokenizer (tokenizer.json with its
-special tokens) and export.json (which checkpoint, step and layout it came from).
+special tokens) and export.json (which checkpoint, step and layout it came from) into a temporary folder
+renamed to OUT when complete; an earlier export in OUT is replaced, any other non-empty OUT refused.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from blending.atomic import folder_written_atomically
 from blending.user_errors import reports_bad_input
 from trainer.checkpoint import TOKENIZER_FILE, CheckpointError, resolve_checkpoint
 from trainer.inference import quiet_imports
 
 if TYPE_CHECKING:
     from trainer.checkpoint.full import FullState
+
+EXPORT_RECORD = "export.json"
 
 
 def _heads_first_to_qkv_first(tensor: torch.Tensor, heads: int) -> torch.Tensor:
@@ -80,6 +84,10 @@ def export(checkpoint: str | Path, out: str | Path) -> Path:
     from trainer.checkpoint.full import read_model
 
     source = resolve_checkpoint(checkpoint)
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not (out / EXPORT_RECORD).is_file():
+        raise CheckpointError(f"--out {out} exists and is not an earlier export (no {EXPORT_RECORD}): "
+                              "it is not replaced; choose another folder")
     tokenizer_file = source / TOKENIZER_FILE
     if not tokenizer_file.is_file():
         raise CheckpointError(f"{tokenizer_file} is missing: the export needs the run's tokenizer")
@@ -90,10 +98,7 @@ def export(checkpoint: str | Path, out: str | Path) -> Path:
     missing = [k for k in missing if not k.endswith("attn.bias") and not k.endswith("masked_bias")]
     if missing or unexpected:
         raise CheckpointError(f"GPT-2 weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     model.eval()
-    model.save_pretrained(out)
     eod = config.eos_token_id
     special = {}
     if eod is not None:
@@ -103,11 +108,13 @@ def export(checkpoint: str | Path, out: str | Path) -> Path:
         special = {"eos_token": eod_token, "bos_token": eod_token, "unk_token": eod_token}
     tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_file), model_max_length=config.n_positions,
                                         **special)
-    tokenizer.save_pretrained(out)
-    (out / "export.json").write_text(json.dumps({
-        "checkpoint": str(source), "step": full.trainer_state.step, "tokens": full.trainer_state.consumed_tokens,
-        "layout": f"TP{full.trainer_state.config['parallel']['tensor']}xPP{full.trainer_state.config['parallel']['pipeline']}",
-    }, indent=1))
+    with folder_written_atomically(out) as tmp:  # an earlier export stays until this one is complete
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / EXPORT_RECORD).write_text(json.dumps({
+            "checkpoint": str(source), "step": full.trainer_state.step, "tokens": full.trainer_state.consumed_tokens,
+            "layout": f"TP{full.trainer_state.config['parallel']['tensor']}xPP{full.trainer_state.config['parallel']['pipeline']}",
+        }, indent=1))
     return out
 
 

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from blending.atomic import write_text_atomic
 from trainer.config import TrainConfig, to_dict
 from trainer.metrics import RunRecords, format_eta, narayanan_flops_per_iteration
 
@@ -38,7 +39,7 @@ class RunReporter:
         self._interval_tokens, self._interval_time = 0, 0.0
         self.records = None
         if active:
-            (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=1))
+            write_text_atomic(run_dir / "config.json", json.dumps(to_dict(cfg), indent=1))
             self.records = RunRecords(run_dir, last_step=last_step, reference_loss=reference_loss)
 
     def _print(self, line: str) -> None:
@@ -107,7 +108,7 @@ class RunReporter:
         summary = {"status": status, "steps": steps, "tokens": tokens,
                    "val_loss": val_loss, "unigram_val_loss": reference, "target_val_loss": target,
                    "beats_unigram": val_loss is not None and val_loss < reference}
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        write_text_atomic(self.run_dir / "summary.json", json.dumps(summary, indent=1))
         if status == "signal":
             print(f"stopped by {signal_name} after step {steps}; resume with --resume", flush=True)
         if target is not None and val_loss is not None:

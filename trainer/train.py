@@ -10,7 +10,8 @@ sha256 of every file this machine has not checked since it last changed (blendin
 mismatched file stops the run with a message naming it. It then follows the token-based recipe of
 trainer.config, writes a checkpoint every `run.save_interval` steps and on SIGTERM/SIGINT (at the end
 of the step in flight), and `--resume` continues from the newest complete checkpoint exactly as if the
-run had never stopped. Progress: a log line per `run.log_interval` steps, RUN/metrics.csv,
+run had never stopped (one whose files do not read is skipped, saying why; checkpoints are read as data
+only, trainer.checkpoint.data_only). Progress: a log line per `run.log_interval` steps, RUN/metrics.csv,
 RUN/valid.csv, RUN/tensorboard/ and RUN/loss.png.
 
 Downstream tasks: `--eval-tasks lambada,piqa` scores the final checkpoint (and, with `--eval-every N`,
@@ -69,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", help="JSON/YAML file of config values (nested like TrainConfig)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config value, e.g. --set optimizer.lr=1e-3 (repeatable)")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint that reads")
     parser.add_argument("--verify", action="store_true", help="hash every shard again, even those this machine "
                         "checked before, and check the counts inside every .idx")
     parser.add_argument("--tokenizer", help="tokenizer file the run must use: refused if it is not the manifest's")
@@ -307,15 +308,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def checkpoint_to_resume(args, cfg: TrainConfig, manifest_sha256: str, ckpt_root: Path) -> Path | None:
-    """The checkpoint `--resume` continues from (None: start from step 0), checked against this launch."""
+    """The checkpoint `--resume` continues from (None: start from step 0): the newest whose files read,
+    checked against this launch."""
     if not args.resume:
         if checkpoint.latest_checkpoint(ckpt_root) is not None:
             raise RunError(f"{ckpt_root} already holds checkpoints: pass --resume to continue that run, "
                            "or choose another --out")
         return None
-    resume_from = checkpoint.latest_checkpoint(ckpt_root)
+    is_logger = os.environ.get("RANK", "0") == "0"
+    resume_from = checkpoint.newest_loadable(ckpt_root, report=lambda line: print(line, flush=True) if is_logger else None)
     if resume_from is None:
-        if os.environ.get("RANK", "0") == "0":
+        if is_logger:
             print(f"no complete checkpoint under {ckpt_root}: starting from step 0", flush=True)
         return None
     check_resume_compatible(checkpoint.read_state(resume_from), cfg, manifest_sha256, resume_from,
@@ -349,7 +352,7 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
     import torch
     import torch.distributed as dist
 
-    from blending.reader import DataStream
+    from blending.reader import DataStream, ManifestError
     from trainer.downstream import DownstreamEvals
     from trainer.engine import build_engine
     from trainer.metrics import peak_tflops
@@ -371,7 +374,10 @@ def train(args, cfg: TrainConfig, manifest, manifest_sha256: str, run_dir: Path,
                         valid_samples=cfg.run.eval_samples, manifest=str(manifest.path), manifest_sha256=manifest_sha256)
     if is_logger:
         stream.save(run_dir)
-    train_ds, valid_ds = stream.datasets(manifest, cache_dir=run_dir / "index-cache")
+    try:
+        train_ds, valid_ds = stream.datasets(manifest, cache_dir=run_dir / "index-cache")
+    except ManifestError as error:  # an index cache that is not plain arrays
+        raise RunError(f"refusing to train: {error}") from None
     if valid_ds is None:
         raise RunError(f"refusing to train: {manifest.path} has no validation documents, so nothing can be "
                        "validated on; build the shards from more documents (the valid split is a small fraction)")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from blending.atomic import publish_folder, write_text_atomic
+from trainer.checkpoint.data_only import load_data
 from trainer.checkpoint.layout import (
     ADAM_KEYS,
     OPTIMIZER_DIR,
@@ -52,15 +54,6 @@ class FullState:
         return tensor_table(self.config.model)
 
 
-def _load(path: Path) -> dict:
-    if not path.is_file():
-        raise CheckpointError(f"{path} is missing: the checkpoint is incomplete")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # truncated or not a torch file
-        raise CheckpointError(f"{path} cannot be read ({type(error).__name__}: {error})") from error
-
-
 def join(entry: TensorEntry, shards: list[torch.Tensor], files: list[Path]) -> torch.Tensor:
     """The full tensor of its tensor-parallel shards (the vocabulary padding dropped)."""
     if entry.dim is None:
@@ -93,7 +86,7 @@ def read_model(path: str | Path, with_optimizer: bool = False) -> FullState:
     params: dict[str, torch.Tensor] = {}
     for layer, keys in table.layer_keys.items():
         files = [layer_file(ckpt, layer, t) for t in range(tensor)]
-        dicts = [_load(f) for f in files]
+        dicts = [load_data(f) for f in files]
         for key in keys:
             entry = table.at(layer, key)
             if entry is None:  # megatron's empty `_extra_state`
@@ -124,7 +117,7 @@ def read_optimizer(ckpt: Path, state: TrainerState, cfg: TrainConfig,
         for layer in table.layer_keys:
             for t in range(tensor):
                 path = optimizer_file(ckpt, layer, t)
-                for key, moments in _load(path).items():
+                for key, moments in load_data(path).items():
                     entry = table.at(layer, key)
                     if entry is None:
                         raise CheckpointError(f"{path}: {key} is no tensor of layer {layer}: a mismatched shard")
@@ -154,13 +147,13 @@ def read_optimizer(ckpt: Path, state: TrainerState, cfg: TrainConfig,
 def _native_moments(ckpt: Path, mp: int, state: TrainerState) -> tuple[int, dict[str, dict[str, torch.Tensor]]]:
     """Adam moments of one (stage, tensor rank) of a checkpoint written by DeepSpeed, by DeepSpeed name."""
     engine_path = engine_file(ckpt, mp)
-    engine_state = _load(engine_path)
+    engine_state = load_data(engine_path)
     if engine_state.get("optimizer") is not None:  # one process, no ZeRO: torch's state_dict
         return _unsharded_moments(engine_state["optimizer"], engine_state, engine_path)
     shapes = engine_state.get("param_shapes")
     dp = engine_state.get("dp_world_size") or state.data_parallel or 1
     files = [zero_file(ckpt, d, mp) for d in range(dp)]
-    parts = [_load(f)["optimizer_state_dict"] for f in files]
+    parts = [load_data(f)["optimizer_state_dict"] for f in files]
     if not shapes:
         raise CheckpointError(f"{engine_path} lists no parameter shapes: cannot cut its ZeRO optimizer state")
     moments: dict[str, dict[str, torch.Tensor]] = {}
@@ -208,7 +201,7 @@ def write_layout(full: FullState, out_ckpt: Path, tensor: int, pipeline: int, so
     cfg.parallel.tensor, cfg.parallel.pipeline = tensor, pipeline
     table = full.table
     tmp = out_ckpt.with_name(f".{out_ckpt.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a reshard that was killed
     (tmp / OPTIMIZER_DIR).mkdir(parents=True)
     for layer, keys in table.layer_keys.items():
         shards: list[dict] = [{} for _ in range(tensor)]
@@ -229,7 +222,7 @@ def write_layout(full: FullState, out_ckpt: Path, tensor: int, pipeline: int, so
             torch.save(shards[t], layer_file(tmp, layer, t))
             if full.optimizer is not None:
                 torch.save(moments[t], optimizer_file(tmp, layer, t))
-    engine_template = _load(engine_file(source, 0)) if source is not None else {}
+    engine_template = load_data(engine_file(source, 0)) if source is not None else {}
     for mp in range(tensor * pipeline):
         engine_state = {k: v for k, v in engine_template.items() if k not in ("optimizer", "param_shapes")}
         engine_state.update(module=None, optimizer=None, param_shapes=None, buffer_names=[], mp_world_size=tensor * pipeline,
@@ -247,7 +240,5 @@ def write_layout(full: FullState, out_ckpt: Path, tensor: int, pipeline: int, so
     if source is not None and (source / TOKENIZER_FILE).is_file():
         shutil.copy2(source / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
     (tmp / STATE_FILE).write_text(state_json(state))
-    if out_ckpt.exists():
-        shutil.rmtree(out_ckpt)
-    tmp.rename(out_ckpt)
-    (out_ckpt.parent / "latest").write_text(out_ckpt.name)
+    publish_folder(tmp, out_ckpt)  # an existing one stays until the new one is in place
+    write_text_atomic(out_ckpt.parent / "latest", out_ckpt.name)

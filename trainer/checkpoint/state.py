@@ -6,7 +6,6 @@ The folder layout and the rules of a save are in docs/contracts.md ("The trainer
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,17 +68,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def read_state(checkpoint: Path) -> TrainerState:
-    return TrainerState(**json.loads((checkpoint / STATE_FILE).read_text()))
+    path = checkpoint / STATE_FILE
+    try:
+        return TrainerState(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as error:
+        raise CheckpointError(f"{path} cannot be read ({type(error).__name__}: {error})") from None
 
 
 def state_json(state: TrainerState) -> str:
     return json.dumps(state.__dict__, indent=1, sort_keys=True)
 
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
