@@ -2,12 +2,15 @@
 
 Everything is written under a temporary name in the destination's own folder (a rename never crosses
 file systems), flushed to disk with its folder, then renamed over the destination. A folder that
-replaces another keeps the old one, moved aside, until the new one is in place.
+replaces another is exchanged with it in one atomic rename (Linux renameat2 RENAME_EXCHANGE); where the
+file system cannot, the old one is moved aside and kept until the new one is in place.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import secrets
 import shutil
@@ -64,10 +67,15 @@ def copy_file_atomic(source: str | Path, path: str | Path) -> Path:
 
 
 def publish_folder(tmp: str | Path, final: str | Path) -> Path:
-    """Rename the complete folder `tmp` to `final` (same parent). An existing `final` is moved aside first
-    and deleted only once `tmp` is in its place: a crash in between leaves it as `.NAME.old-*`."""
+    """Rename the complete folder `tmp` to `final` (same parent). An existing `final` is exchanged with
+    `tmp` atomically, then deleted; without the exchange it is moved aside first and deleted only once
+    `tmp` is in its place (a crash in between leaves it as `.NAME.old-*`)."""
     tmp, final = Path(tmp), Path(final)
     fsync_tree(tmp)
+    if final.exists() and _exchange(tmp, final):
+        fsync_path(final.parent)
+        shutil.rmtree(tmp)  # the old folder, now under the temporary name
+        return final
     old = None
     if final.exists():
         old = temporary_name(final, "old")
@@ -77,6 +85,24 @@ def publish_folder(tmp: str | Path, final: str | Path) -> Path:
     if old is not None:
         shutil.rmtree(old)
     return final
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic rename; False where the C library or the file system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except AttributeError:  # a C library without renameat2
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, f"cannot exchange {a} and {b}: {os.strerror(code)}")
 
 
 @contextlib.contextmanager

@@ -16,16 +16,15 @@ which names that stage's own inputs in turn) and its part files' names and sizes
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import hashlib
 import json
 import os
-import shutil
 import uuid
 from pathlib import Path
 
 import pyarrow.fs as pafs
+
+from blending.atomic import publish_folder
 
 SUCCESS = "_SUCCESS"
 STATS = "stats.json"
@@ -159,65 +158,21 @@ def temporary_folder(out: str) -> str:
 
 
 def swap_into_place(tmp: str, out: str) -> None:
-    """Publish the finished `tmp` as `out`, replacing what is there. A local folder is synced to disk first
-    (every file, then the folders), and an existing `out` is exchanged with `tmp` in one atomic rename
-    (Linux renameat2 RENAME_EXCHANGE), so a crash at any point leaves the old folder or the new one."""
+    """Publish the finished `tmp` as `out`, replacing what is there: a local folder synced to disk and
+    exchanged atomically with the old one (blending/atomic.py), so a crash leaves the old folder or the new
+    one; other file systems by two moves."""
     fs, root = resolve(out)
     _, tmp_root = resolve(tmp)
-    exists = fs.get_file_info(root).type != pafs.FileType.NotFound
     if isinstance(fs, pafs.LocalFileSystem):
-        sync_tree(tmp_root)
-        if exists and _exchange(tmp_root, root):
-            shutil.rmtree(tmp_root)  # the old folder, now under the temporary name
-            _sync_dir(os.path.dirname(root))
-            return
+        publish_folder(tmp_root, root)
+        return
     old = None
-    if exists:  # no atomic exchange here: a crash between the two renames leaves the old folder as OUT.old-*
+    if fs.get_file_info(root).type != pafs.FileType.NotFound:
         old = f"{root}.old-{uuid.uuid4().hex[:8]}"
         fs.move(root, old)
     fs.move(tmp_root, root)
-    if isinstance(fs, pafs.LocalFileSystem):
-        _sync_dir(os.path.dirname(root))
     if old:
         fs.delete_dir(old)
-
-
-def sync_tree(folder: str) -> None:
-    """fsync every file under a local folder, then every folder, deepest first: what a rename is about to
-    publish is on disk before the rename is."""
-    for here, _dirs, files in sorted(os.walk(folder), key=lambda entry: -entry[0].count(os.sep)):
-        for name in files:
-            fd = os.open(os.path.join(here, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _sync_dir(here)
-
-
-def _sync_dir(folder: str) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _exchange(a: str, b: str) -> bool:
-    """Swap two paths in one atomic rename; False where the system or filesystem cannot."""
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except AttributeError:  # a C library without renameat2
-        return False
-    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    if ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False
-    raise OSError(ctypes.get_errno(), f"cannot exchange {a} and {b}: {os.strerror(ctypes.get_errno())}")
 
 
 def write_text(path: str, text: str) -> None:
