@@ -1,25 +1,15 @@
 """Does each curation stage help? The same model trained on the same number of tokens of each variant of
-the data, with several seeds, scored on the same held-out text.
+the data, with several seeds, scored on the same held-out text (docs/ablation.md).
 
     python -m trainer.ablate --documents out/documents --out out/demo/ablation [--stages cleanup,dedup]
         [--variant NAME=FOLDER ...] [--tokens N] [--seeds 1,2] [--preset tiny-cpu] [--set KEY=VALUE ...]
         [--eval-text FOLDER] [--eval-tasks lambada,piqa] [--eval-limit 100] [--jobs 2]
 
-Variants: the documents after each stage of a `dataprep run` folder (upstream first), or named stage
-folders (`--variant alpha2=runA/quality`, e.g. pipeline outputs of two configs), or both. Each gets
-shards under OUT/<variant>/shards (blending build, reused when unchanged), all made with one tokenizer:
-`--tokenizer FILE`, or one trained once on the training documents of the largest variant
-(OUT/tokenizer/). Every run is the preset's model in one process, `--set` overrides on top.
-
-The budget: every run trains on the same number of tokens, the training tokens of the smallest variant
-unless `--tokens` asks for fewer, rounded down to whole global batches. No variant is read more than
-once, so no document is repeated in any variant (the largest is read least).
-
-Scores (docs/ablation.md): the held-out loss on text that is no variant's output (trainer.heldout:
-shipped prose, plus `--eval-text`), the loss on the variant's own validation split, and the downstream
-tasks (trainer.evaluate, zero-shot, the first `--eval-limit` items). OUT/ablation.json holds them per
-run and per variant (mean and spread over seeds), with the table; OUT/ablation.png the curves. A run
-whose shards, config and scoring are unchanged is reused, not trained again.
+Variants are the stage folders of a `dataprep run` folder and/or named stage folders; each gets shards
+under OUT/<variant>/shards, all with one tokenizer. Every run trains on the smallest variant's training
+tokens (or fewer, `--tokens`), so no variant is read more than once. OUT/ablation.json holds the
+held-out loss, the own-validation loss and the downstream scores per run and per variant (mean and
+spread over seeds); OUT/ablation.png the curves. Unchanged runs are reused, not trained again.
 """
 
 from __future__ import annotations
@@ -371,6 +361,20 @@ def held_out_texts(args) -> list:
     return shipped_texts() + [t for folder in args.eval_text for t in folder_texts(folder)]
 
 
+def train_and_score(runs: list[Run], windows: dict, tasks: list[str], args, log) -> dict[tuple[str, int], dict]:
+    """Each run's scores, by (variant, seed): reused when its keys match, else trained and scored."""
+    results = {(r.variant.name, r.seed): read_result(r) for r in runs}
+    for run in runs:
+        if results[(run.variant.name, run.seed)]:
+            log(f"{run.variant.name} seed {run.seed}: reused ({run.folder})")
+    todo = [r for r in runs if results[(r.variant.name, r.seed)] is None]
+    train_all(todo, max(1, args.jobs), log)
+    for run in todo:
+        result = results[(run.variant.name, run.seed)] = scored(run, windows, tasks, args.eval_limit)
+        log(f"{run.variant.name} seed {run.seed}: held-out loss {result['heldout_loss']:.4f}")
+    return results
+
+
 def ablate(args, log=print) -> dict:
     seeds = parse_seeds(args.seeds)
     variants = find_variants(args)
@@ -389,16 +393,8 @@ def ablate(args, log=print) -> dict:
     scoring = {"heldout": [t.sha256 for t in texts], "eval_tokens": args.eval_tokens, "tasks": tasks,
                "limit": args.eval_limit, "version": FORMAT_VERSION}
     runs = [plan_run(v, seed, manifests[v.name], args, cfg, budget, scoring) for v in variants for seed in seeds]
-    results = {(r.variant.name, r.seed): read_result(r) for r in runs}
-    for run in runs:
-        if results[(run.variant.name, run.seed)]:
-            log(f"{run.variant.name} seed {run.seed}: reused ({run.folder})")
-    todo = [r for r in runs if results[(r.variant.name, r.seed)] is None]
-    train_all(todo, max(1, args.jobs), log)
     windows = heldout_windows(texts, tokenizer, seq, args.eval_tokens)
-    for run in todo:
-        results[(run.variant.name, run.seed)] = scored(run, windows, tasks, args.eval_limit)
-        log(f"{run.variant.name} seed {run.seed}: held-out loss {results[(run.variant.name, run.seed)]['heldout_loss']:.4f}")
+    results = train_and_score(runs, windows, tasks, args, log)
     entries = [variant_entry(v, splits[v.name], manifests[v.name], budget, [results[(v.name, s)] for s in seeds], tasks)
                for v in variants]
     scored_tokens = {name: w[:, 1:].numel() for name, w in windows.items()}
