@@ -112,7 +112,8 @@ def collect(roots: str | Path | list, out: str | Path) -> Report:
     manifest, manifest_label = None, None
     for folder, files in (item for root in roots for item in _folders(root, out)):
         if ABLATION in files:
-            ablations[label(folder)] = (folder, read_json(folder / ABLATION) or {})
+            name = label(folder) if label(folder) != "." else folder.resolve().name
+            ablations[name] = (folder, read_json(folder / ABLATION) or {})
             continue
         if MANIFEST in files and manifest is None:
             content = read_json(folder / MANIFEST)

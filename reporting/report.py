@@ -330,11 +330,11 @@ def main(roots: str | list[str], out: str | None = None) -> int:
     roots = [roots] if isinstance(roots, str) else list(roots)
     out = out or str(Path(roots[0]) / "report")
     report = collect(roots, out)
-    if not report.stages and not report.runs:
-        print(f"nothing to report under {', '.join(roots)}: no stage folder (stats.json + _SUCCESS) and no "
-              "training run")
+    if not report.stages and not report.runs and not report.ablations:
+        print(f"nothing to report under {', '.join(roots)}: no stage folder (stats.json + _SUCCESS), no "
+              "training run and no ablation")
         return 1
     index = write_report(report, out)
     print(f"report: {index} ({len(report.stages)} stages, {len(report.runs)} training run(s), "
-          f"{len(report.evals)} evaluation(s)); also {Path(out) / 'report.md'}")
+          f"{len(report.evals)} evaluation(s), {len(report.ablations)} ablation(s)); also {Path(out) / 'report.md'}")
     return 0

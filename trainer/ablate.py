@@ -418,7 +418,7 @@ def summary(args, cfg, budget: int, seeds: list[int], tokenizer: Path, texts, sc
     return {
         "format_version": FORMAT_VERSION,
         "budget": {"tokens": budget, "seq_length": cfg.model.seq_length,
-                   "rule": "the smallest variant's training tokens (or --tokens, when fewer), whole global batches: "
+                   "rule": "the smallest variant's training tokens, or --tokens when fewer, in whole global batches: "
                            "no variant is read more than once"},
         "preset": args.preset, "overrides": args.overrides, "seeds": seeds,
         "tokenizer": {"file": str(tokenizer), "sha256": sha256_file(tokenizer)},
