@@ -215,6 +215,15 @@ def read_result(run: Run) -> dict | None:
     return result.get("result") if result.get("result_key") == run.result_key else None
 
 
+def trained(run: Run) -> bool:
+    """The run finished the training its key names (only its scoring is missing or stale)."""
+    try:
+        same = json.loads((run.folder / RESULT).read_text()).get("train_key") == run.train_key
+        return same and json.loads((run.folder / "summary.json").read_text()).get("status") == "done"
+    except (OSError, ValueError):
+        return False
+
+
 def prepare_folder(run: Run) -> None:
     """A run folder of another training (other shards or config) is cleared; a stopped one is resumed."""
     try:
@@ -368,7 +377,7 @@ def train_and_score(runs: list[Run], windows: dict, tasks: list[str], args, log)
         if results[(run.variant.name, run.seed)]:
             log(f"{run.variant.name} seed {run.seed}: reused ({run.folder})")
     todo = [r for r in runs if results[(r.variant.name, r.seed)] is None]
-    train_all(todo, max(1, args.jobs), log)
+    train_all([r for r in todo if not trained(r)], max(1, args.jobs), log)
     for run in todo:
         result = results[(run.variant.name, run.seed)] = scored(run, windows, tasks, args.eval_limit)
         log(f"{run.variant.name} seed {run.seed}: held-out loss {result['heldout_loss']:.4f}")
