@@ -361,6 +361,8 @@ def find_variants(args) -> list[Variant]:
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise AblationError(f"variant {twice[0]} is named twice")
+    if "tokenizer" in names:  # OUT/tokenizer holds the shared tokenizer
+        raise AblationError("a variant cannot be named 'tokenizer'; name it otherwise with --variant NAME=FOLDER")
     return variants
 
 
