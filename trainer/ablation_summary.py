@@ -73,7 +73,7 @@ def plot(variants: list[dict], out_png: Path) -> None:
         curves.plot(tokens, losses, "o-", markersize=3, label=v["name"])
     curves.set_xlabel("tokens trained")
     curves.set_ylabel("validation loss (nats/token)")
-    curves.set_title("validation loss, mean over seeds")
+    curves.set_title("own validation split of each variant, mean over seeds")
     curves.grid(alpha=0.3)
     curves.legend()
     for i, v in enumerate(variants):
