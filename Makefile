@@ -15,7 +15,7 @@ DOCUMENTS := out/documents
 DEMO_RECORDS ?= 3000
 DEMO_FILES ?= 6
 
-.PHONY: setup test test-fast demo classifier shards train bench lint lint-docker compose-up compose-down clean
+.PHONY: setup test test-fast demo ablation classifier shards train bench lint lint-docker compose-up compose-down clean
 
 setup: $(STAMP)
 
@@ -71,6 +71,20 @@ demo: setup
 $(DEMO)/train/eval.json: $(DEMO)/train/summary.json $(DOCUMENTS)/decontaminate/task_items_found.jsonl $(DEMO)/train/eval.args
 	$(PY) -m trainer.evaluate --checkpoint $(DEMO)/train $(DEMO_EVAL_ARGS) \
 		--contaminated $(DOCUMENTS)/decontaminate/task_items_found.jsonl --out $@
+
+# `make ablation` (after `make demo`): does each curation stage help? The tiny-cpu model, one process per
+# run, trained on the same $(ABLATION_TOKENS) tokens (80 steps) of the documents after each stage, seeds
+# 1 and 2, scored on held-out prose and the first 50 items of the downstream tasks (python -m
+# trainer.ablate, docs/ablation.md); then the report again, with its Ablation section. Runs are reused.
+ABLATION_OUT ?= $(DEMO)/ablation
+ABLATION_TOKENS ?= 163840
+ABLATION_EVAL_LIMIT ?= 50
+ABLATION_ARGS ?=
+ablation: setup
+	@test -d $(DOCUMENTS) || { echo "no $(DOCUMENTS): run 'make demo' first"; exit 1; }
+	$(PY) -m trainer.ablate --documents $(DOCUMENTS) --out $(ABLATION_OUT) --tokens $(ABLATION_TOKENS) \
+		--eval-limit $(ABLATION_EVAL_LIMIT) $(ABLATION_ARGS)
+	$(PY) -m reporting report $(DEMO) $(DOCUMENTS) --out $(DEMO)/report
 
 $(DEMO)/crawl/truth.json: | setup
 	$(PY) -m samplecrawl --out $(DEMO)/crawl --records $(DEMO_RECORDS) --files $(DEMO_FILES) --seed 1 --overwrite

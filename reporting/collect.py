@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from blending.stages import StageFolder, find_stage_folders
 
 MANIFEST = "manifest.json"
+ABLATION = "ablation.json"  # trainer.ablate's: its folder's shards and runs are the ablation's, not the run's
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Report:
     manifest_label: str | None
     runs: list[Run]
     evals: dict[str, dict]  # label of eval.json -> its content
+    ablations: dict[str, tuple[Path, dict]] = field(default_factory=dict)  # label -> (folder, ablation.json)
 
     @property
     def bytes_per_token(self) -> float | None:
@@ -91,6 +93,8 @@ def stages_of(folders: list[StageFolder], label) -> list[Stage]:
 def _folders(root: Path, out: Path):
     for folder, dirs, files in os.walk(root):
         here = Path(folder)
+        if ABLATION in files:  # an ablation's folder: reported as one section, never as stages or runs
+            dirs[:] = []
         # temporary and replaced outputs, the report itself, checkpoints, caches: nothing to report
         dirs[:] = sorted(d for d in dirs if ".tmp-" not in d and ".old-" not in d and d not in
                          ("checkpoints", "index-cache", "tensorboard")
@@ -104,10 +108,13 @@ def collect(roots: str | Path | list, out: str | Path) -> Report:
     out = Path(out)
     label = labeller(roots)
     # Stage folders in pipeline order, by the inputs each _SUCCESS records (blending.stages).
-    stages = [s for s in stages_of(find_stage_folders(roots), label) if s.folder.resolve() != out.resolve()]
-    runs, evals = [], {}
+    runs, evals, ablations = [], {}, {}
     manifest, manifest_label = None, None
     for folder, files in (item for root in roots for item in _folders(root, out)):
+        if ABLATION in files:
+            name = label(folder) if label(folder) != "." else folder.resolve().name
+            ablations[name] = (folder, read_json(folder / ABLATION) or {})
+            continue
         if MANIFEST in files and manifest is None:
             content = read_json(folder / MANIFEST)
             if content and "sources" in content and "tokenizer" in content:
@@ -120,4 +127,7 @@ def collect(roots: str | Path | list, out: str | Path) -> Report:
         for name in sorted(f for f in files if f == "eval.json" or (folder.name == "eval" and f.startswith("step_")
                                                                      and f.endswith(".json"))):
             evals[f"{label(folder)}/{name}"] = read_json(folder / name) or {}
-    return Report(roots, stages, manifest, manifest_label, runs, evals)
+    inside = [folder.resolve() for folder, _ in ablations.values()] + [out.resolve()]
+    stages = [s for s in stages_of(find_stage_folders(roots), label)
+              if not any(s.folder.resolve().is_relative_to(f) for f in inside)]
+    return Report(roots, stages, manifest, manifest_label, runs, evals, ablations)

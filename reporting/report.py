@@ -6,7 +6,8 @@ It reads only what the runs wrote, so a stage added to the pipeline shows up wit
 - stage folders (stats.json + _SUCCESS) under the roots, in pipeline order by their lineage (each
   _SUCCESS names what it read: blending.stages);
 - the blend: the first manifest.json found (its sources, weights and token counts);
-- training runs (metrics.csv, valid.csv, summary.json, config.json, loss.png) and eval.json files.
+- training runs (metrics.csv, valid.csv, summary.json, config.json, loss.png) and eval.json files;
+- ablations (trainer.ablate's ablation.json and ablation.png; their shards and runs are not the run's).
 Plots: the funnel, quality scores and duplicate-cluster sizes when a stage wrote those columns, the
 loss curves. The folder is self-contained (index.html opens from disk, no server, no script). The PNGs
 a report writes are listed in report-files.txt, and only those are deleted when it is written again.
@@ -29,7 +30,7 @@ from reporting.scores import plot_histogram, score_histograms
 from reporting.units import mb
 
 WRITTEN = "report-files.txt"  # the PNGs the last report wrote, one name a line
-PLOT_PATTERNS = ("funnel.png", "quality-*.png", "clusters-*.png", "loss-*.png")  # a report from before the list
+PLOT_PATTERNS = ("funnel.png", "quality-*.png", "clusters-*.png", "loss-*.png", "ablation-*.png")  # a report from before the list
 
 
 class ReportFolder:
@@ -237,6 +238,27 @@ def add_downstream(page: Page, report: Report) -> None:
                          [f"step {report.evals[x].get('step')}: {eval_scores(report.evals[x])}" for x in labels[:-1]])
 
 
+def add_ablations(page: Page, report: Report, folder: ReportFolder) -> None:
+    """trainer.ablate's table and plot: the same model trained on each variant of the data."""
+    for label, (where, content) in report.ablations.items():
+        if "table" not in content:
+            continue
+        page.heading(f"Ablation: {label}")
+        budget = content.get("budget", {})
+        texts = ", ".join(f"{t['name']} ({t['source']})" for t in content.get("heldout", []))
+        page.para(f"The {content.get('preset')} model trained on {budget.get('tokens', 0):,} tokens of each variant "
+                  f"({budget.get('rule')}), seeds {', '.join(map(str, content.get('seeds', [])))}: mean ± "
+                  f"{content.get('spread')}. Held-out loss: nats per token on text that is no variant's output: "
+                  f"{texts}. Own validation loss: on each variant's own validation split (not comparable across "
+                  "variants). Downstream tasks: zero-shot accuracy in %"
+                  + (f", first {content['eval_limit']} items of each task." if content.get("eval_limit") else "."))
+        if (where / "ablation.png").is_file():
+            name = f"ablation-{anchor(label)}.png"
+            shutil.copyfile(where / "ablation.png", folder.png(name))
+            page.image(name, "validation loss against tokens per variant, and the held-out loss of every model")
+        page.table(content["table"]["header"], content["table"]["rows"])
+
+
 def write_report(report: Report, out: str | Path) -> Path:
     folder = ReportFolder(out)
     page = Page()
@@ -246,6 +268,7 @@ def write_report(report: Report, out: str | Path) -> Path:
     add_blend(page, report)
     add_training(page, report, folder)
     add_downstream(page, report)
+    add_ablations(page, report, folder)
     folder.record()
     roots = ", ".join(f"<code>{html.escape(str(r))}</code>" for r in report.roots)
     return page.write(folder.out, f"Run report: {report.roots[0].resolve().name}",
@@ -308,10 +331,10 @@ def main(roots: str | list[str], out: str | None = None) -> int:
     roots = [roots] if isinstance(roots, str) else list(roots)
     out = out or str(Path(roots[0]) / "report")
     report = collect(roots, out)
-    if not report.stages and not report.runs:
-        raise InputError(f"nothing to report under {', '.join(roots)}: no stage folder (stats.json + _SUCCESS) "
-                         "and no training run")
+    if not report.stages and not report.runs and not report.ablations:
+        raise InputError(f"nothing to report under {', '.join(roots)}: no stage folder (stats.json + _SUCCESS), "
+                         "no training run and no ablation")
     index = write_report(report, out)
     print(f"report: {index} ({len(report.stages)} stages, {len(report.runs)} training run(s), "
-          f"{len(report.evals)} evaluation(s)); also {Path(out) / 'report.md'}")
+          f"{len(report.evals)} evaluation(s), {len(report.ablations)} ablation(s)); also {Path(out) / 'report.md'}")
     return 0
