@@ -45,7 +45,7 @@ from samplecrawl.render import content_paragraphs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-MIX = CrawlMix(clean=0.84, recrawl=0.03, near_duplicate=0.08, non_english=0.0, legacy_charset=0.0, short=0.05,
+MIX = CrawlMix(clean=0.84, leaked=0.0, recrawl=0.03, near_duplicate=0.08, non_english=0.0, legacy_charset=0.0, short=0.05,
                javascript_notice=0.0, non_html=0.0, revisit=0.0)
 FILES = 8
 README_FIGURES = ("per_doc_growth", "precision", "recall", "recall_0.8_0.9", "lsh_curve_0.8_0.9", "groups_lost",

@@ -28,7 +28,7 @@ from samplecrawl import CrawlMix, SampleCrawlConfig, build_sample_crawl
 FIXTURES = Path(__file__).parent / "fixtures"
 # Pages whose fate is dedup's: originals, their recrawls and edited copies on other sites (edit rates
 # 0 to 10%: Jaccard from 1 down to ~0.4), and short pages (documents of few shingles).
-MIX = CrawlMix(clean=0.6, recrawl=0.06, near_duplicate=0.3, non_english=0.0, legacy_charset=0.0, short=0.04,
+MIX = CrawlMix(clean=0.6, leaked=0.0, recrawl=0.06, near_duplicate=0.3, non_english=0.0, legacy_charset=0.0, short=0.04,
                javascript_notice=0.0, non_html=0.0, revisit=0.0)
 RECORDS, FILES = 900, 4
 
