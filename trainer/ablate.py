@@ -286,18 +286,26 @@ def last_validation(run: Run) -> float | None:
 
 def score(run: Run, windows: dict, tasks: list[str], limit: int | None) -> dict:
     """The run's final model on the held-out texts (per text, and over all their tokens) and the tasks."""
+    import torch
+
     from trainer.evaluate import evaluate, main_metric
     from trainer.heldout import mean_loss
     from trainer.inference import load_model
+    from trainer.parallel.groups import release_process_groups
 
-    model = load_model(run.folder)
-    per_text = {name: mean_loss(model, w) for name, w in windows.items()}
-    tokens = {name: w[:, 1:].numel() for name, w in windows.items()}
-    overall = sum(per_text[n] * tokens[n] for n in per_text) / sum(tokens.values())
-    downstream = {}
-    if tasks:
-        result = evaluate(model, tasks, [0], limit=limit, log=lambda _: None)
-        downstream = {t: result["tasks"][t]["by_shots"]["0"][main_metric(t)] for t in tasks}
+    had_groups = torch.distributed.is_initialized()
+    try:
+        model = load_model(run.folder)  # joins one-process groups, which this process must not keep
+        per_text = {name: mean_loss(model, w) for name, w in windows.items()}
+        tokens = {name: w[:, 1:].numel() for name, w in windows.items()}
+        overall = sum(per_text[n] * tokens[n] for n in per_text) / sum(tokens.values())
+        downstream = {}
+        if tasks:
+            result = evaluate(model, tasks, [0], limit=limit, log=lambda _: None)
+            downstream = {t: result["tasks"][t]["by_shots"]["0"][main_metric(t)] for t in tasks}
+    finally:
+        if not had_groups:
+            release_process_groups()
     return {"seed": run.seed, "run": str(run.folder), "valid_loss": last_validation(run), "heldout_loss": overall,
             "heldout": per_text, "downstream": downstream}
 
