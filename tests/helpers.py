@@ -203,3 +203,14 @@ def golden_files(folder: Path) -> dict[str, bytes]:
     """A stage folder's files as the golden copy keeps them: all but _SUCCESS (it names local paths)."""
     return {p.relative_to(folder).as_posix(): p.read_bytes()
             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "_SUCCESS"}
+
+
+def foreign_model(folder: str) -> None:
+    """FOLDER/other.bin: a fastText model of the labels news and sports, from the shipped texts."""
+    from dataprep.config import ClassifierConfig
+    from dataprep.quality.corpus import Example, default_paths, load_examples
+    from dataprep.quality.train import fit
+
+    examples = load_examples(*default_paths(), 512, 50, seed=0)[:200]
+    topics = [Example("news" if i % 2 else "sports", e.source, e.group, e.text) for i, e in enumerate(examples)]
+    fit(topics, ClassifierConfig(epoch=1), folder).save_model(f"{folder}/other.bin")
