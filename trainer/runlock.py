@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import NoReturn
 
+from blending.atomic import fsync_path
+
 LOCK_NAME = "run.lock"
 GUARD_NAME = "run.lock.guard"
 HOSTNAME_ENV = "MTNLG_HOSTNAME"  # stands in for the host name (tests simulate two hosts with it)
@@ -157,14 +159,6 @@ def write_atomically(path: Path, data: bytes) -> Path:
     return temp
 
 
-def fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def create(path: Path, holder: Holder) -> bool:
     """Publish `holder` as the lock if there is none: link() of a complete file fails when the name
     exists, so the lock never appears half written and two runs cannot both create it."""
@@ -175,7 +169,7 @@ def create(path: Path, holder: Holder) -> bool:
         return False
     finally:
         temp.unlink()
-    fsync_folder(path.parent)
+    fsync_path(path.parent)
     return True
 
 
@@ -185,7 +179,7 @@ def replace_if_unchanged(path: Path, expected: bytes | None, holder: Holder) -> 
         if read_lock(path) != expected:
             return False
         os.replace(write_atomically(path, holder.encode()), path)
-        fsync_folder(path.parent)
+        fsync_path(path.parent)
     return True
 
 
