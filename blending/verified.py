@@ -50,13 +50,15 @@ def manifest_files(manifest: Manifest) -> list[tuple[str, str]]:
     return files
 
 
-def verify_manifest(manifest: Manifest, force: bool = False, record: Path | None = None) -> Verification:
+def verify_manifest(manifest: Manifest, force: bool = False, record: Path | None = None,
+                    hashed: bool = False) -> Verification:
     """Check the sha256 of every file of `manifest` that this machine has not checked since it last
-    changed (all of them with `force`); ManifestError names the first that differs."""
-    return verify_files(manifest_files(manifest), force, record or record_path())
+    changed (all of them with `force`); ManifestError names the first that differs. `hashed`: the caller
+    has just checked every hash (load_manifest(verify_hashes=True)): record them without hashing again."""
+    return verify_files(manifest_files(manifest), force, record or record_path(), hashed)
 
 
-def verify_files(files: list[tuple[str, str]], force: bool, record: Path) -> Verification:
+def verify_files(files: list[tuple[str, str]], force: bool, record: Path, hashed: bool = False) -> Verification:
     started = time.perf_counter()
     result = Verification()
     with _locked(record):
@@ -66,7 +68,7 @@ def verify_files(files: list[tuple[str, str]], force: bool, record: Path) -> Ver
             if not force and checked.get(key) == sha256:
                 result.recorded += 1
                 continue
-            if sha256_file(path) != sha256:
+            if not hashed and sha256_file(path) != sha256:
                 raise ManifestError(f"{path}: sha256 differs from the manifest (the file changed or is corrupt)")
             checked[key] = sha256
             result.hashed += 1

@@ -102,13 +102,13 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 # --- data checks, before any process group or model exists ---------------------------------------
 
 
-def verify_shards(manifest, force: bool) -> None:
+def verify_shards(manifest, hashed: bool) -> None:
     """Training never reads a file whose sha256 this machine has not checked since it last changed."""
     from blending.reader import ManifestError
     from blending.verified import verify_manifest
 
     try:
-        print(verify_manifest(manifest, force=force).line(), flush=True)
+        print(verify_manifest(manifest, force=hashed, hashed=hashed).line(), flush=True)
     except ManifestError as error:
         raise RunError(f"refusing to train: {error}") from error
 
@@ -285,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
     verify_here = int(os.environ.get("LOCAL_RANK", "0")) == 0
     manifest = open_manifest(args, cfg, verify_hashes=args.verify and verify_here)
     if verify_here:
-        verify_shards(manifest, force=args.verify)
+        verify_shards(manifest, hashed=args.verify)  # --verify: open_manifest has just hashed every file
     validate(cfg, int(os.environ.get("WORLD_SIZE", "1")))
     if args.eval_tasks and args.no_save:
         raise RunError("--eval-tasks scores saved checkpoints: it cannot be combined with --no-save")

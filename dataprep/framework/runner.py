@@ -6,6 +6,7 @@ inputs or config, unless asked to replace it), its files shipped to executors, i
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING
 
@@ -72,17 +73,19 @@ def run_stage(
         session.sparkContext.addFile(path)
     spec = FolderSpec(output, stage.name, stage.reasons, record, config.output, keep_dropped)
 
-    def expected_rows() -> int | None:
-        """The input rows to account for: the input folders' (stats.json), else what the tasks tallied."""
-        if expected_in_rows is not None or isinstance(instance, WholeDatasetStage):
-            return expected_in_rows
-        return ctx.tallies.merged().rows
-
     def write() -> StageStats:
         frame, figures = stage_rows(instance, documents, store)
+        tally = functools.cache(ctx.tallies.merged)  # once the job has run; read by both callbacks
+
+        def expected_rows() -> int | None:
+            """The input rows to account for: the input folders' (stats.json), else what the tasks tallied."""
+            if expected_in_rows is not None or isinstance(instance, WholeDatasetStage):
+                return expected_in_rows
+            return tally().rows
+
         try:
             return write_folder(frame, spec, expected_rows,
-                                lambda stats: instance.extras(ctx.tallies.merged(), figures, stats))
+                                lambda stats: instance.extras(tally(), figures, stats))
         except Exception as e:
             unreadable = _unreadable_file(e)
             if unreadable is None:
