@@ -118,9 +118,11 @@ def build_gpt_datasets(manifest: Manifest, seq_length: int, num_samples: dict[st
     if missing:
         raise ValueError(f"num_samples needs {sorted(missing)}")
     config = gpt_dataset_config(manifest, seq_length, seed, cache_dir, **options)
-    check_index_caches(Path(config.path_to_cache))
+    is_built_on_rank = is_built_on_rank or (lambda: True)
+    if is_built_on_rank():  # before it writes; other ranks wait for it, then read what it wrote and checked
+        check_index_caches(Path(config.path_to_cache))
     sizes = [int(num_samples["train"]), int(num_samples["valid"]), None]
-    builder = BlendedMegatronDatasetBuilder(GPTDataset, sizes, is_built_on_rank or (lambda: True), config)
+    builder = BlendedMegatronDatasetBuilder(GPTDataset, sizes, is_built_on_rank, config)
     with _process_group():
         train, valid, _ = builder.build()
     return train, valid
