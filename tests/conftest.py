@@ -1,12 +1,14 @@
 import os
 import shutil
 import sys
+import tempfile
 import zlib
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import PIPELINE_OPTIONS, pipeline_run_config
+from tests.servers import RangeFileServer, S3Server, aws_test_environment, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -14,6 +16,11 @@ FIXTURES = ROOT / "tests" / "fixtures"
 # Spark workers run this interpreter; deterministic, quiet local runs.
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+# The S3 server's address and dummy keys, set before anything starts (a Spark JVM, and so its executors,
+# keeps the environment it started with); the server itself starts when a test first asks for `s3_server`.
+S3_PORT = free_port()
+os.environ.update(aws_test_environment(S3_PORT, Path(tempfile.mkdtemp(prefix="aws-"))))
 
 # The shared pipeline run: a small sample crawl (plus real faulty WARC files) through every stage of
 # dataprep/pipeline.py, once per test session. A stage added to the pipeline runs in it by itself; one
@@ -58,6 +65,24 @@ def spark():
     from blending.spark_session import get_spark
 
     return get_spark("local[2]", app_name="tests")
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API on 127.0.0.1 (moto's server), which every client reaches through the AWS variables."""
+    server = S3Server(S3_PORT).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def http_files(tmp_path):
+    """(folder, base URL): what a test puts in the folder is served over HTTP with Range support."""
+    folder = tmp_path / "www"
+    folder.mkdir()
+    server = RangeFileServer(folder).start()
+    yield folder, server.url
+    server.stop()
 
 
 @pytest.fixture(scope="session")
