@@ -136,9 +136,33 @@ def stage_history(folders, doc_id: str | None = None, origin: str | None = None)
     return history
 
 
+def record_of(origin: str, warc: str | None, folders) -> dict | None:
+    """The WARC record behind an origin, re-read from its file: in `warc` (a folder, s3:// prefix or
+    https:// base, or the file), else where the extract stage read it (its _SUCCESS lists its inputs).
+    None for an origin that is not FILE@OFFSET or whose file is nowhere known."""
+    from blending.warc_record import parse_warc_origin, read_record, warc_location
+
+    parsed = parse_warc_origin(origin)
+    if parsed is None:
+        return None
+    if warc:
+        location = warc_location(warc, parsed.name)
+    else:
+        read = [item["path"] for f in folders for item in f.record.get("inputs") or []
+                if str(item.get("path", "")).rstrip("/").rsplit("/", 1)[-1] == parsed.name]
+        if not read:
+            return None
+        location = read[0]
+    try:
+        return read_record(location, origin).as_dict()
+    except (OSError, ValueError) as e:
+        raise LocateError(f"the record {origin} cannot be read from {location}: {e}") from e
+
+
 def run(args) -> dict:
     """The answer to the command line's question as one JSON-ready object."""
     answer = _documents(args)
+    folders = []
     if getattr(args, "stages", None):
         from blending.stages import find_stage_folders
 
@@ -152,10 +176,16 @@ def run(args) -> dict:
             dropped = next((h for h in history if not h["kept"]), None)
             answer["stages"] = history
             answer["dropped_at"] = {"stage": dropped["stage"], "reason": dropped["reason"]} if dropped else None
+    if getattr(args, "origin", None) and (folders or getattr(args, "warc", None)):
+        answer["record"] = record_of(args.origin, args.warc, folders)
     return answer
 
 
 def _documents(args) -> dict:
+    if args.manifest is None:
+        if args.origin is None:
+            raise LocateError("a manifest is needed, except for --origin with --warc or --stages")
+        return {"sample": None, "query": {"origin": args.origin}, "documents": [], "shards_searched": False}
     manifest = load_manifest(args.manifest)
     describe = Describer(manifest)
     if args.sample is not None:
@@ -187,7 +217,8 @@ def format_text(answer: dict, lines: int = 3) -> str:
     elif "query" in answer:
         (column, value), = answer["query"].items()
         found = len(answer["documents"])
-        out.append(f"{column} {value}: " + (f"{found} document(s) in the shards" if found else "not in the shards"))
+        if answer.get("shards_searched", True):
+            out.append(f"{column} {value}: " + (f"{found} document(s) in the shards" if found else "not in the shards"))
         if "stages" in answer:
             out += _format_history(answer["stages"], "    ")
             if answer["dropped_at"]:
@@ -205,7 +236,25 @@ def format_text(answer: dict, lines: int = 3) -> str:
             out += _format_history(d["stages"], "    ")
         shown = [line.strip() for line in d["text"].splitlines() if line.strip()][:lines]
         out += [f"    | {line[:160]}" for line in shown]
+    if "record" in answer:
+        out += _format_record(answer["record"])
     return printable("\n".join(out))
+
+
+PAGE_CHARS = 4000  # of a record's page, printed
+
+
+def _format_record(record: dict | None) -> list[str]:
+    if record is None:
+        return ["  record: its WARC file is not known (give --warc, or --stages with the extract stage's folder)"]
+    what = "  ".join(str(v) for v in (record["warc_type"], record["http_status"], record["content_type"]) if v)
+    out = [f"  record {record['origin']} read from {record['location']}: {what}",
+           f"    url {record['target_uri']}  {record['payload_bytes']:,} bytes of payload"]
+    page = record["page"][:PAGE_CHARS]
+    out += [f"    | {line}" for line in page.splitlines() if line.strip()]
+    if record["payload_bytes"] > len(page):
+        out.append("    | ...")
+    return out
 
 
 def _format_history(history: list[dict], indent: str) -> list[str]:
@@ -228,4 +277,4 @@ def main(args) -> int:
     """`python -m blending locate`; its bad input is reported by blending/__main__.py's main."""
     answer = run(args)
     print(printable_json(json.dumps(answer, ensure_ascii=False)) if args.json else format_text(answer, args.lines))
-    return 0 if answer["documents"] else 1
+    return 0 if answer["documents"] or answer.get("record") else 1

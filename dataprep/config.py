@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from blending.remote_files import RemoteConfig
 from blending.typed_config import load_dataclass, read_mapping
 
 
@@ -96,6 +97,7 @@ class DataprepConfig:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     decontamination: DecontaminationConfig = field(default_factory=DecontaminationConfig)
+    remote: RemoteConfig = field(default_factory=RemoteConfig)  # S3 and HTTP(S) inputs: endpoint, retries
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> DataprepConfig:

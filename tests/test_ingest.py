@@ -80,7 +80,7 @@ def test_ingest_stage_jsonl_and_text(spark, tmp_path):
     broken.write_text('{"text": "Short but real: the quick brown fox jumps over the lazy dog."}\n{oops\n')
     stats = run(IngestStage, spark, [str(JSONL), str(broken)], str(tmp_path / "jsonl"), _config(), source="cc-en-head",
                 format="jsonl", url_field="metadata.url", keep_dropped=True)
-    assert (stats.in_rows, stats.kept_rows, stats.dropped) == (12, 11, {"bad_record": 1, "missing_text": 0, "empty_text": 0})
+    assert (stats.in_rows, stats.kept_rows, stats.dropped) == (12, 11, {"bad_record": 1, "missing_text": 0, "empty_text": 0, "read_failed": 0})
     assert stats.extra["languages"] == {"en": 11}
     kept = pa.concat_tables(pq.read_table(p) for p in sorted((tmp_path / "jsonl").glob("part-*.parquet")))
     assert kept.column_names == ["doc_id", "source", "url", "origin", "lang", "lang_score", "text"]

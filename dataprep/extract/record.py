@@ -3,6 +3,8 @@
 Checks, in order (the order of REASONS, which stats.json's funnel keeps):
   corrupt_record     bytes that cannot be read as a WARC record (gzip data error, no WARC header)
   truncated_record   the record ends before its Content-Length (clipped file, truncated gzip member)
+  read_failed        the rest of a remote file, from this offset, that the storage kept failing to give
+                     after the configured retries (dataprep/framework/inputs.py)
   not_response       not an HTTP response record (warcinfo, request, metadata, resource, revisit, ...)
   bad_http_headers   a response whose HTTP status line or headers cannot be parsed
   not_ok_status      HTTP status other than 2xx (redirects, error pages: no content of their own)
@@ -29,6 +31,7 @@ from dataprep.config import ExtractConfig
 from dataprep.extract.html_text import html_to_text
 from dataprep.extract.payload import PayloadTooLarge, decode_content, looks_like_markup
 from dataprep.extract.warc_reader import CORRUPT, TRUNCATED, RawRecord
+from dataprep.framework.inputs import READ_FAILED
 from dataprep.schema import doc_id, warc_origin
 from dataprep.text.charset import decode_html
 from dataprep.text.language import identify_language
@@ -36,6 +39,7 @@ from dataprep.text.language import identify_language
 REASONS = [
     CORRUPT,
     TRUNCATED,
+    READ_FAILED,
     "not_response",
     "bad_http_headers",
     "not_ok_status",

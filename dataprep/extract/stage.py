@@ -2,23 +2,33 @@
 
 One Spark task per file reads it with the fault-counting reader and runs `extract_record` on each
 record; everything is decided by those plain functions (the stage framework, dataprep/framework/, does the rest). A file that cannot be opened, or holds no
-WARC record at all, is a bad file: named in the error (or, with --allow-bad-files, in stats.json).
+WARC record at all, is a bad file: named in the error (or, with --allow-bad-files, in stats.json). A remote
+file whose storage keeps failing after the retries is not: what was read stays, the rest is one row
+dropped as read_failed, and the stage goes on; stats.json counts the retries (`input_retries`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from blending.remote_files import RemoteReadError
 from blending.stage_stats import StageStats
 from dataprep.extract.record import REASONS, extract_record_safely
-from dataprep.extract.warc_reader import CORRUPT, TRUNCATED, read_warc
-from dataprep.framework.inputs import COMMON_CRAWL_BASE, basename, expand_inputs, open_input
-from dataprep.framework.spark_rows import bad_file_row
+from dataprep.extract.warc_reader import CORRUPT, TRUNCATED, RawRecord, read_warc
+from dataprep.framework.inputs import (
+    COMMON_CRAWL_BASE,
+    READ_FAILED,
+    basename,
+    expand_inputs,
+    input_retries,
+    open_input,
+)
+from dataprep.framework.spark_rows import bad_file_row, file_counts_row
 from dataprep.framework.stage import Extras, Option, SourceStage
 from dataprep.framework.tally import Tally
 from dataprep.schema import DEFAULT_SOURCE, DROP_REASON, IN_BYTES
 
-FAULT_REASONS = frozenset({CORRUPT, TRUNCATED, "bad_http_headers", "decode_error", "extraction_error"})
+FAULT_REASONS = frozenset({CORRUPT, TRUNCATED, READ_FAILED, "bad_http_headers", "decode_error", "extraction_error"})
 
 
 class ExtractStage(SourceStage):
@@ -45,33 +55,44 @@ language-independent mode (empty stoplist, stopword thresholds 0: paragraphs jud
 link density); ftfy repairs the text. stats.json names faulty records and unreadable files."""
 
     def input_files(self) -> list[str]:
-        return expand_inputs(self.ctx.inputs, self.opts["base"], self.opts["max_files"])
+        return expand_inputs(self.ctx.inputs, self.opts["base"], self.opts["max_files"], self.ctx.config.remote)
 
     def rows_of_file(self, path: str) -> Iterator[dict]:
-        """The rows of one WARC file; a file without a single WARC record is a bad file."""
+        """The rows of one WARC file; a file without a single WARC record is a bad file. When the
+        storage keeps failing after its retries, the rest of the file is one row dropped as read_failed."""
         try:
-            f = open_input(path)
+            f = open_input(path, settings=self.ctx.config.remote)
         except OSError as e:
             yield bad_file_row(path, e)
             return
         name = basename(path)
         held: list[dict] = []  # rows before the first real record: a file without one is a bad file
         found_record = False
+        next_offset = 0  # where the record after the last one read starts
         try:
             with f:
-                for raw in read_warc(f, self.config.max_payload_bytes):
-                    out = self._row(raw, name)
-                    if found_record:
-                        yield out
-                        continue
-                    held.append(out)
-                    if raw.header:
-                        found_record = True
-                        yield from held
-                        held = []
+                try:
+                    for raw in read_warc(f, self.config.max_payload_bytes):
+                        if raw.offset.isdigit():  # not "1234+56": a record inside a gzip member ends no member
+                            next_offset = int(raw.offset) + raw.in_bytes
+                        out = self._row(raw, name)
+                        if found_record:
+                            yield out
+                            continue
+                        held.append(out)
+                        if raw.header:
+                            found_record = True
+                            yield from held
+                            held = []
+                except RemoteReadError as e:
+                    yield from held
+                    yield self._row(RawRecord(str(next_offset), 0, READ_FAILED, str(e)), name)
+                    found_record = True
         except OSError as e:  # the storage failed under us: the rows read so far stay, the file is named
+            yield file_counts_row(input_retries=input_retries(f))
             yield bad_file_row(path, f"read error: {e}")
             return
+        yield file_counts_row(input_retries=input_retries(f))
         if not found_record:
             yield bad_file_row(path, "no WARC record in the file")
 
@@ -101,4 +122,5 @@ link density); ftfy repairs the text. stats.json names faulty records and unread
             "languages": tally.histogram("languages"),
             "charset_found_by": tally.histogram("charset_found_by"),
             "faults": tally.listed_faults(),
+            "input_retries": tally.total("input_retries"),
         })

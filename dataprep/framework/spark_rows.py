@@ -25,6 +25,7 @@ from dataprep.framework.tally import Tally
 from dataprep.schema import DROP_REASON, IN_BYTES
 
 BAD_FILE = "_bad_file"  # the key of the one row a file reader yields for a file it cannot read
+FILE_COUNTS = "_file_counts"  # the key of a row that only adds to the file's tally: {counter: amount}
 ROWS_PER_BATCH = 256
 _SPARK_TYPES = {pa.string(): "string", pa.float64(): "double", pa.int64(): "long", pa.int32(): "int"}
 
@@ -68,6 +69,11 @@ def partition_unit() -> int:
 
 def bad_file_row(path: str, error: BaseException | str) -> dict:
     return {BAD_FILE: f"{path}: {error}"}
+
+
+def file_counts_row(**counts: int) -> dict:
+    """A row that is no input row: what reading the file counted (input_retries), added to its tally."""
+    return {FILE_COUNTS: counts}
 
 
 def stage_rows(stage: Stage, documents: DataFrame | None, store: FinishedFiles | None = None) -> tuple[DataFrame, dict]:
@@ -125,6 +131,10 @@ class _PerFile:
         tally = Tally()
         rows = []
         for row in stage.rows_of_file(path):
+            if FILE_COUNTS in row:
+                for counter, amount in row[FILE_COUNTS].items():
+                    tally.count(counter, None, amount)
+                continue
             if BAD_FILE in row:
                 if not stage.opts.get("allow_bad_files", False):
                     raise BadInputFilesError(row[BAD_FILE])

@@ -11,6 +11,8 @@ Rows that cannot be documents are dropped with a reason, in this order:
   bad_record    a line that is not a JSON object (or not UTF-8)
   missing_text  no `text_field`, or not a string
   empty_text    the text is empty or whitespace
+  read_failed   the rest of a remote file, from this row on, that the storage kept failing to give after
+                the configured retries (counted by the stage, dataprep/ingest/stage.py)
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from typing import BinaryIO
 
 import pyarrow.parquet as pq
 
+from dataprep.framework.inputs import READ_FAILED
 from dataprep.text.charset import decode_text
 
 FORMATS = ("jsonl", "parquet", "text")
 TEXT_UNITS = ("file", "line", "paragraph")
-REASONS = ["bad_record", "missing_text", "empty_text"]
+REASONS = ["bad_record", "missing_text", "empty_text", READ_FAILED]
 
 
 class UnreadableFileError(ValueError):

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from blending.remote_files import RemoteReadError
 from blending.stage_stats import StageStats
-from dataprep.framework.inputs import open_input, open_random_access
-from dataprep.framework.spark_rows import bad_file_row
+from dataprep.framework.inputs import READ_FAILED, input_retries, open_input, open_random_access
+from dataprep.framework.spark_rows import bad_file_row, file_counts_row
 from dataprep.framework.stage import Extras, Option, SourceStage
 from dataprep.framework.tally import Tally
-from dataprep.ingest.readers import FORMATS, REASONS, TEXT_UNITS, UnreadableFileError, read_source
+from dataprep.ingest.readers import FORMATS, REASONS, TEXT_UNITS, SourceRow, UnreadableFileError, read_source
 from dataprep.schema import DROP_REASON, IN_BYTES, doc_id, line_origin
 from dataprep.text.language import identify_language
 
@@ -35,19 +36,28 @@ class IngestStage(SourceStage):
     ]
 
     def rows_of_file(self, path: str) -> Iterator[dict]:
-        fmt = self.opts["format"]
+        """The rows of one file. When a remote file's storage keeps failing after its retries, the rest
+        of the file is one row dropped as read_failed (at the row number after the last one read)."""
+        fmt, settings = self.opts["format"], self.ctx.config.remote
         try:
-            f = open_random_access(path) if fmt == "parquet" else open_input(path, decompress=True)
+            f = open_random_access(path, settings) if fmt == "parquet" else open_input(path, True, settings)
         except OSError as e:
             yield bad_file_row(path, e)
             return
+        next_number = 0
         try:
             with f:
                 for r in read_source(f, fmt, self.opts["text_field"], self.opts["url_field"], self.opts["unit"]):
+                    next_number = r.number + 1
                     yield self._row(path, r)
+        except RemoteReadError as e:
+            yield self._row(path, SourceRow(next_number, 0, drop_reason=READ_FAILED, detail=str(e)))
         except (UnreadableFileError, OSError, EOFError) as e:
             # Also a file that breaks off (a truncated .gz): its rows so far stay, the file is named.
+            yield file_counts_row(input_retries=input_retries(f))
             yield bad_file_row(path, f"{type(e).__name__}: {e}")
+            return
+        yield file_counts_row(input_retries=input_retries(f))
 
     def _row(self, path: str, r) -> dict:
         source = self.opts["source"]
@@ -68,4 +78,4 @@ class IngestStage(SourceStage):
 
     def extras(self, tally: Tally, figures: dict, stats: StageStats) -> Extras:
         return Extras({"bad_files": tally.bad_files, "languages": tally.histogram("languages"),
-                       "faults": tally.listed_faults()})
+                       "faults": tally.listed_faults(), "input_retries": tally.total("input_retries")})
