@@ -27,7 +27,7 @@ def _report(args) -> int:
 def _inspect(args) -> int:
     from reporting.inspect import main
 
-    return main(args.out_dir, args.stage, args.reason, args.sample, args.lines, args.html)
+    return main(args.out_dir, args.stage, args.reason, args.sample, args.lines, args.html, args.pages)
 
 
 def _funnel(args) -> int:
@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample", type=int, default=5, metavar="N", help="dropped documents shown per reason (default 5)")
     p.add_argument("--lines", type=int, default=2, help="first lines of each text (default 2)")
     p.add_argument("--html", metavar="FILE", help="also write one HTML page with funnel, samples and score histograms")
+    p.add_argument("--pages", action="store_true", help="re-read each sampled WARC record without text from its "
+                                                        "file (local, s3://, https://) and show its page")
     p.set_defaults(run=_inspect)
 
     p = commands.add_parser("funnel", help="the funnel table of stage folders, and its plot",

@@ -6,7 +6,9 @@ doc_id hashes lowest) with the stage's scores and the text's first lines; `--htm
 with the funnel, the samples and a histogram of every score column (kept against dropped). Rows are
 read through pyarrow filters a column at a time (blending/stages.py), never a whole folder at once.
 Dropped rows carry their text only where the stage ran with --keep-dropped; otherwise the slim
-dropped-row index gives doc_id and origin, and `python -m blending locate` the rest.
+dropped-row index gives doc_id and origin, and `python -m blending locate` the rest; `--pages` re-reads
+each sampled WARC record without text from the file the extract stage read (local, s3:// or https://,
+one Range request each) and shows its URL and the page's first lines.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class Inspection:
 
 
 def inspect(out_dir: str | Path, stage: str | None = None, reason: str | None = None, sample: int = 5,
-            histograms: bool = False) -> Inspection:
+            histograms: bool = False, pages: bool = False) -> Inspection:
     folders = find_stage_folders(out_dir)
     if not folders:
         raise FileNotFoundError(f"{out_dir}: no finished stage folder (with _SUCCESS) in it or below it")
@@ -56,10 +58,24 @@ def inspect(out_dir: str | Path, stage: str | None = None, reason: str | None = 
     samples = [ReasonSample(folder.name, name, count, sample_dropped(folder, name, sample))
                for folder in chosen for name, count in folder.dropped_counts.items()
                if count and (reason is None or name == reason)]
+    if pages:
+        for row in (row for s in samples for row in s.rows if row.get("text") is None):
+            row["_record"] = _record(row.get("origin"), folders)
     relative = labeller([Path(out_dir)])
     stages = stages_of(folders, lambda path: path.name if relative(path) == "." else relative(path))
     hists = [h for s in stages if s.found in chosen for h in score_histograms(s.found, label=s.label)] if histograms else []
     return Inspection(folders, stages, samples, hists)
+
+
+def _record(origin: str | None, folders: list[StageFolder]) -> dict | str | None:
+    """The WARC record behind a dropped row's origin, re-read from the file the extract stage read (local,
+    s3:// or https://: one Range request); the error as a string when it cannot be read."""
+    from blending.locate import LocateError, record_of
+
+    try:
+        return record_of(origin, None, folders) if origin else None
+    except LocateError as e:
+        return str(e)
 
 
 # -- text ------------------------------------------------------------------------------------------------
@@ -72,7 +88,7 @@ def first_lines(text: str | None, lines: int, width: int = 140) -> list[str]:
 
 
 def shown_columns(row: dict) -> dict:
-    hidden = {"text", "doc_id", "origin", "url", "source", "reason", "in_bytes", "in_rows"}
+    hidden = {"text", "doc_id", "origin", "url", "source", "reason", "in_bytes", "in_rows", "_record"}
     return {k: (round(v, 4) if isinstance(v, float) else f"<{len(v)} bytes>" if isinstance(v, bytes) else v)
             for k, v in row.items() if k not in hidden and v is not None}
 
@@ -88,7 +104,14 @@ def format_text(result: Inspection, lines: int = 2) -> str:
             line = f"  {row['doc_id']}  {row.get('origin')}  {row.get('url') or ''}  {columns}".rstrip()
             out.append(printable(line))
             out += [f"    | {line}" for line in first_lines(row.get("text"), lines)]
-            if "text" not in row:
+            record = row.get("_record")
+            if isinstance(record, dict):
+                out.append(printable(f"    record {record['http_status'] or ''} {record['target_uri'] or ''} "
+                                     f"(read from {record['location']})"))
+                out += [f"    | {line}" for line in first_lines(record["page"], lines)]
+            elif record:
+                out.append(printable(f"    {record}"))
+            elif "text" not in row:
                 out.append("    (no text: the stage ran without --keep-dropped; python -m blending locate "
                            f"--stages ... --origin {row.get('origin')} traces it)")
     return "\n".join(out)
@@ -129,8 +152,8 @@ def write_html(result: Inspection, path: str | Path, lines: int = 4) -> Path:
 
 
 def main(out_dir: str, stage: str | None = None, reason: str | None = None, sample: int = 5, lines: int = 2,
-         html_file: str | None = None) -> int:
-    result = inspect(out_dir, stage, reason, sample, histograms=bool(html_file))
+         html_file: str | None = None, pages: bool = False) -> int:
+    result = inspect(out_dir, stage, reason, sample, histograms=bool(html_file), pages=pages)
     print(format_text(result, lines))
     if html_file:
         print(f"\nwrote {write_html(result, html_file)}")

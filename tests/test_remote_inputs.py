@@ -20,6 +20,7 @@ from dataprep.config import DataprepConfig
 from dataprep.extract.warc_reader import read_warc
 from dataprep.framework.inputs import READ_FAILED
 from dataprep.pipeline import run
+from reporting.__main__ import main as reporting_main
 from tests.servers import FaultProxy
 
 BUCKET = "crawl-data"
@@ -129,7 +130,7 @@ def test_reader_gives_up_after_its_attempts_and_leaves_permanent_errors_alone(s3
 
 @pytest.mark.slow  # extract runs again, three times, to compare
 def test_extract_from_s3_and_https_writes_the_local_runs_bytes(spark, sample_crawl, s3_crawl, local_extract,
-                                                               http_files, tmp_path):
+                                                               http_files, tmp_path, capsys):
     names = [p.name for p in _warcs(sample_crawl[0])]
     listing = _listing(tmp_path, names)
     local = _folder_files(local_extract)
@@ -139,6 +140,10 @@ def test_extract_from_s3_and_https_writes_the_local_runs_bytes(spark, sample_cra
     assert _folder_files(tmp_path / "s3") == local
     success = json.loads((tmp_path / "s3" / "_SUCCESS").read_text())
     assert [i["path"] for i in success["inputs"]] == [f"{s3_crawl}crawl/segments/{n}" for n in names]
+    # inspect re-reads sampled records from where the stage read them
+    capsys.readouterr()
+    assert reporting_main(["inspect", str(tmp_path / "s3"), "--reason", "not_response", "--sample", "2", "--pages"]) == 0
+    assert capsys.readouterr().out.count(f"(read from {s3_crawl}crawl/segments/") == 2
 
     folder, url = http_files
     (folder / "crawl").mkdir()
@@ -238,3 +243,20 @@ def test_locate_reads_the_file_the_extract_stage_read(sample_crawl, s3_crawl, tm
     assert blending_main(["locate", "--origin", origin, "--stages", str(tmp_path / "run"), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)["record"]
     assert record["location"] == location and record["target_uri"] == url
+
+
+@pytest.mark.slow  # the whole pipeline again, on the shared run's crawl read from S3
+def test_the_pipeline_from_s3_writes_the_shared_local_runs_folders(spark, sample_crawl, s3_crawl, pipeline_run,
+                                                                   tmp_path):
+    from dataprep.pipeline import SourceSpec, run_pipeline
+    from dataprep.schema import DEFAULT_SOURCE
+    from tests.helpers import PIPELINE_OPTIONS, pipeline_run_config
+
+    listing = _listing(tmp_path, [p.name for p in _warcs(sample_crawl[0])])
+    source = SourceSpec(DEFAULT_SOURCE, "extract", [listing], {"base": s3_crawl})
+    out = tmp_path / "run"
+    done = run_pipeline(spark, [source], str(out), pipeline_run_config(), PIPELINE_OPTIONS, keep_dropped=True)
+    assert len(done) >= 5
+    for folder, _ in done:
+        name = Path(folder).relative_to(out)
+        assert _folder_files(Path(folder)) == _folder_files(pipeline_run / name), name
