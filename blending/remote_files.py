@@ -26,6 +26,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from blending.typed_config import ConfigError
+
 S3_SCHEMES = ("s3", "s3a", "s3n")
 HTTP_SCHEMES = ("http", "https")
 TRANSIENT_HTTP = frozenset({429, 500, 502, 503, 504})
@@ -40,6 +42,12 @@ class RemoteConfig:
     base_delay_s: float = 0.5  # first backoff; doubles on each attempt, with jitter
     max_delay_s: float = 20.0
     timeout_s: float = 60.0  # connecting, and waiting for the next bytes of an answer
+
+    def __post_init__(self):
+        if self.max_attempts < 1:
+            raise ConfigError(f"remote.max_attempts must be at least 1, not {self.max_attempts}")
+        if min(self.base_delay_s, self.max_delay_s) < 0 or self.timeout_s <= 0:
+            raise ConfigError("remote: delays must not be negative and timeout_s must be positive")
 
 
 DEFAULT_REMOTE = RemoteConfig()
@@ -83,7 +91,8 @@ def s3_client(settings: RemoteConfig):
 
 def _s3_get(uri: str, offset: int, settings: RemoteConfig):
     """(body stream, total size) of the object from `offset`."""
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
 
     bucket, key = split_s3(uri)
     try:
@@ -98,18 +107,10 @@ def _s3_get(uri: str, offset: int, settings: RemoteConfig):
         if status == 404 or code in ("NoSuchKey", "NoSuchBucket"):
             raise FileNotFoundError(f"{uri}: {code or status}") from e
         raise OSError(f"{uri}: {status} {code}: {e}") from e
-    except _S3_NETWORK_ERRORS() as e:
+    except (BotoConnectionError, HTTPClientError) as e:  # refused, reset, timed out
         raise _Transient(f"{type(e).__name__}: {e}") from e
     total = int(answer["ContentRange"].rsplit("/", 1)[1]) if answer.get("ContentRange") else answer["ContentLength"]
     return answer["Body"], total
-
-
-@functools.cache
-def _S3_NETWORK_ERRORS() -> tuple[type[BaseException], ...]:  # noqa: N802 - a constant, loaded late
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import HTTPClientError, ResponseStreamingError
-
-    return (BotoConnectionError, HTTPClientError, ResponseStreamingError)
 
 
 def _http_get(uri: str, offset: int, settings: RemoteConfig):

@@ -1,12 +1,13 @@
 """Input files of a stage: local paths and globs, URIs, and Common Crawl path listings.
 
 `expand_inputs` runs on the driver and gives the sorted list of files; `open_input` runs in a task
-and opens one of them for reading. Local paths, file://, s3:// and s3a:// (through pyarrow, with the
-usual AWS settings or the config's `remote` section), and http(s):// are understood; remote files are
-streamed with retries from where a failed request broke off (blending/remote_files.py). A Common Crawl listing
-(`warc.paths` or `warc.paths.gz`: one path per line, relative to the crawl's bucket) is resolved
-against `base` (a local folder in tests; `s3a://commoncrawl/` or `https://data.commoncrawl.org/` on a
-cluster).
+and opens one of them for reading. Local paths, file://, s3:// / s3a:// and http(s):// are understood:
+remote files are streamed with retries from where a failed request broke off
+(blending/remote_files.py), with the S3 settings of the config's `remote` section or the usual AWS
+variables and files; S3 globs are listed, and Parquet on S3 read, through pyarrow. A Common Crawl
+listing (`warc.paths` or `warc.paths.gz`: one path per line, relative to the crawl's bucket) is
+resolved against `base` (a local folder in tests; `s3a://commoncrawl/` or
+`https://data.commoncrawl.org/` on a cluster).
 """
 
 from __future__ import annotations
