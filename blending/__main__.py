@@ -159,10 +159,10 @@ def main(argv: list[str] | None = None) -> int:
                                         "shard, document number, token range, doc_id, URL, origin (WARC file@offset "
                                         "or input file:row) and the text's first lines. The stream is the one a run "
                                         "read (--run) or the one of --seq-len, --seed and --samples. With --origin "
-                                        "and --warc or --stages, also the WARC record behind the origin, re-read "
-                                        "from its file (local, s3:// or https://). Exit 1 when nothing is found.")
+                                        "and --page, also the WARC record behind the origin, re-read from its file "
+                                        "(local, s3:// or https://). Exit 1 when nothing is found.")
     p.add_argument("manifest", nargs="?", help="manifest.json (or its folder); optional for --origin with "
-                                               "--warc or --stages")
+                                               "--page")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--sample", type=int, metavar="N", help="index of a sample in the split's blended stream")
     what.add_argument("--shard", metavar="PREFIX", help="a shard prefix as the manifest lists it (with --doc)")
@@ -180,10 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stages", metavar="OUT_DIR",
                    help="the pipeline run's folder: add each stage's decision on every document; an origin "
                         "not in the shards is traced to the stage that dropped it")
+    p.add_argument("--page", action="store_true",
+                   help="with --origin: re-read its WARC record (one Range request) and print its page, from "
+                        "the file the extract stage of --stages read, or from --warc")
     p.add_argument("--warc", metavar="WHERE",
-                   help="with --origin: where its WARC file is (a folder, s3:// prefix, https:// base, or the "
-                        "file): its record is re-read and its page printed (default: the file the extract "
-                        "stage of --stages read)")
+                   help="where the WARC file of --origin is (a folder, s3:// prefix, https:// base, or the "
+                        "file); implies --page")
     p.add_argument("--lines", type=int, default=3, help="first lines of each text to print (default 3)")
     p.add_argument("--json", action="store_true", help='print one JSON object: {"sample": N, "documents": [...]}')
     p.set_defaults(run=_locate)

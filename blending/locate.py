@@ -176,15 +176,15 @@ def run(args) -> dict:
             dropped = next((h for h in history if not h["kept"]), None)
             answer["stages"] = history
             answer["dropped_at"] = {"stage": dropped["stage"], "reason": dropped["reason"]} if dropped else None
-    if getattr(args, "origin", None) and (folders or getattr(args, "warc", None)):
+    if args.origin and (args.page or args.warc):
         answer["record"] = record_of(args.origin, args.warc, folders)
     return answer
 
 
 def _documents(args) -> dict:
     if args.manifest is None:
-        if args.origin is None:
-            raise LocateError("a manifest is needed, except for --origin with --warc or --stages")
+        if args.origin is None or not (args.page or args.warc):
+            raise LocateError("a manifest is needed, except for --origin with --page or --warc")
         return {"sample": None, "query": {"origin": args.origin}, "documents": [], "shards_searched": False}
     manifest = load_manifest(args.manifest)
     describe = Describer(manifest)
@@ -277,4 +277,5 @@ def main(args) -> int:
     """`python -m blending locate`; its bad input is reported by blending/__main__.py's main."""
     answer = run(args)
     print(printable_json(json.dumps(answer, ensure_ascii=False)) if args.json else format_text(answer, args.lines))
-    return 0 if answer["documents"] or answer.get("record") else 1
+    found = answer["documents"] if answer.get("shards_searched", True) else answer.get("record")
+    return 0 if found else 1

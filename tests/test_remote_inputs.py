@@ -241,9 +241,11 @@ def test_locate_reads_the_file_the_extract_stage_read(sample_crawl, s3_crawl, tm
     location = f"{s3_crawl}crawl/segments/{warc.name}"
     (extract / "_SUCCESS").write_text(json.dumps({"stage": "extract", "code_version": "x", "config_hash": "x",
                                                   "inputs": [{"path": location, "size": None}]}))
-    assert blending_main(["locate", "--origin", origin, "--stages", str(tmp_path / "run"), "--json"]) == 0
+    assert blending_main(["locate", "--origin", origin, "--stages", str(tmp_path / "run"), "--page", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)["record"]
     assert record["location"] == location and record["target_uri"] == url
+    assert blending_main(["locate", "--origin", origin, "--stages", str(tmp_path / "run")]) == 2  # asks --page
+    assert "--page" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # the whole pipeline again, on the shared run's crawl read from S3
