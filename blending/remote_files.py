@@ -11,7 +11,8 @@ progress; then it raises RemoteReadError. Other errors (403, 404, a bad URI) are
 S3 settings come from RemoteConfig where set, else from the standard AWS environment and files
 (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_REGION or AWS_DEFAULT_REGION,
 AWS_PROFILE, ~/.aws/config and ~/.aws/credentials, an instance role): with those variables alone, any
-S3-compatible server works. `anonymous` reads a public bucket (s3://commoncrawl/) without keys.
+S3-compatible server works. `anonymous` reads a public bucket without keys (Common Crawl asks for AWS
+credentials on s3://commoncrawl/; its https://data.commoncrawl.org/ needs none).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ TRANSIENT_HTTP = frozenset({429, 500, 502, 503, 504})
 class RemoteConfig:
     endpoint: str = ""  # S3 endpoint URL; "" -> AWS_ENDPOINT_URL, else AWS's own
     region: str = ""  # "" -> AWS_REGION, AWS_DEFAULT_REGION or ~/.aws/config
-    anonymous: bool = False  # unsigned S3 requests: public buckets such as s3://commoncrawl/
+    anonymous: bool = False  # unsigned S3 requests, for public buckets
     max_attempts: int = 8  # requests in a row without progress before a file is given up
     base_delay_s: float = 0.5  # first backoff; doubles on each attempt, with jitter
     max_delay_s: float = 20.0
