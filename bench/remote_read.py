@@ -36,7 +36,7 @@ from _cputime import tree_cpu_seconds  # noqa: E402
 
 from tests.servers import S3Server, aws_test_environment, free_port  # noqa: E402
 
-README_FIGURES = ("ratio", "peak_rss_mb")  # the figures bench/_results.py puts in the README table
+README_FIGURES = ("ratio", "peak_rss_mb", "small_warc_peak_rss_mb")  # the figures bench/_results.py puts in the README table
 BUCKET = "bench-crawl"
 
 _STREAM = """
