@@ -263,3 +263,29 @@ def test_the_pipeline_from_s3_writes_the_shared_local_runs_folders(spark, sample
     for folder, _ in done:
         name = Path(folder).relative_to(out)
         assert _folder_files(Path(folder)) == _folder_files(pipeline_run / name), name
+
+
+def test_ingest_reads_compressed_jsonl_from_s3_through_faults_and_counts_a_dead_file(s3_server, tmp_path):
+    from dataprep.framework.spark_rows import FILE_COUNTS
+    from dataprep.ingest.stage import IngestStage
+
+    lines = "".join(json.dumps({"text": f"document {i} " + "word " * (i % 50)}) + "\n" for i in range(20_000))
+    local = tmp_path / "docs.jsonl.gz"
+    local.write_bytes(gzip.compress(lines.encode()))
+    uri = s3_server.create_bucket("ingest") + "/docs.jsonl.gz"
+    s3_server.put(uri, local.read_bytes())
+
+    def rows(path: str, remote: RemoteConfig) -> tuple[list[dict], int]:
+        stage = IngestStage.with_options(_config(remote), source="s", format="jsonl")
+        out = list(stage.rows_of_file(path))
+        counts = [r[FILE_COUNTS]["input_retries"] for r in out if FILE_COUNTS in r]
+        return [r for r in out if FILE_COUNTS not in r], sum(counts)
+
+    expected, none = rows(str(local), FAST_RETRIES)
+    assert len(expected) == 20_000 and none == 0
+    with FaultProxy(s3_server.endpoint, seed=1, unavailable=0.3, cut=0.3) as proxy:
+        got, retries = rows(uri, dataclasses.replace(FAST_RETRIES, endpoint=proxy.url))
+    assert got == expected and retries == sum(proxy.faults.values()) > 0
+    with FaultProxy(s3_server.endpoint, dead=("docs.jsonl",)) as proxy:
+        got, retries = rows(uri, dataclasses.replace(FAST_RETRIES, endpoint=proxy.url, max_attempts=2))
+    assert [r["drop_reason"] for r in got] == [READ_FAILED] and retries == 1
