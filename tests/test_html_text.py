@@ -21,6 +21,7 @@ from dataprep.extract.html_text import (
     PARAGRAPH_SEPARATOR,
     _ParagraphMaker,
     _parse,
+    classify_paragraphs,
     html_to_text,
     stoplist_name,
 )
@@ -173,13 +174,39 @@ def test_linear_revision_gives_justexts_classes_on_real_pages(pages):
 
 
 def test_paragraphs_match_justext_sax_splitter(pages):
-    """The direct tree walk gives exactly the paragraphs jusText's own lxml.sax-driven splitter gives."""
+    """The direct tree walk gives jusText's own lxml.sax-driven splitter's paragraphs: the same paths,
+    link characters and tag counts, and the same text up to the kind of whitespace (jusText keeps a
+    newline where a run of whitespace holds one; its length and words are the same)."""
+    multi_line = 0
     for html in pages.values():
         ours = _ParagraphMaker.make_paragraphs(remove_boilerplate(_parse(html)))
         theirs = justext.core.ParagraphMaker.make_paragraphs(remove_boilerplate(_parse(html)))
-        assert [(p.text, p.dom_path, p.chars_count_in_links, p.tags_count) for p in ours] == [
-            (p.text, p.dom_path, p.chars_count_in_links, p.tags_count) for p in theirs
+        multi_line += sum("\n" in p.text for p in theirs)
+        assert [(p.text, len(p.text), p.dom_path, p.chars_count_in_links, p.tags_count) for p in ours] == [
+            (" ".join(p.text.split()), len(p.text), p.dom_path, p.chars_count_in_links, p.tags_count) for p in theirs
         ]
+    assert multi_line > 0  # the pages do have paragraphs that jusText keeps on several lines
+
+
+@pytest.mark.parametrize("params", [DEFAULT_PARAMS, JUSTEXT_DEFAULTS], ids=["ours", "justext_defaults"])
+def test_classification_matches_justexts_on_real_pages(pages, params):
+    """classify_paragraphs decides as justext.core.classify_paragraphs does, paragraph by paragraph, with
+    each page's stoplist and in the language-independent mode (empty stoplist, thresholds 0)."""
+    decided = set()
+    for page_id, html in pages.items():
+        language = {GERMAN_PAGE: "de", JAPANESE_PAGE: "ja"}.get(page_id, "en")
+        name = stoplist_name(language)
+        for stoplist, low, high in ((frozenset(justext.get_stoplist(name)) if name else frozenset(),
+                                     params.stopwords_low, params.stopwords_high), (frozenset(), 0.0, 0.0)):
+            ours = _ParagraphMaker.make_paragraphs(remove_boilerplate(_parse(html)))
+            theirs = justext.core.ParagraphMaker.make_paragraphs(remove_boilerplate(_parse(html)))
+            classify_paragraphs(ours, frozenset(w.lower() for w in stoplist), params.length_low, params.length_high,
+                                low, high, params.max_link_density, params.no_headings)
+            justext.core.classify_paragraphs(theirs, stoplist, params.length_low, params.length_high, low, high,
+                                             params.max_link_density, params.no_headings)
+            assert [(p.cf_class, p.heading) for p in ours] == [(p.cf_class, p.heading) for p in theirs]
+            decided |= {p.cf_class for p in ours}
+    assert decided == {"good", "neargood", "short", "bad"}
 
 
 @pytest.mark.parametrize(

@@ -38,8 +38,8 @@ from functools import cache
 import justext
 import lxml.etree
 import lxml.html
-from justext.core import ParagraphMaker, classify_paragraphs
-from justext.paragraph import Paragraph
+from justext.core import PARAGRAPH_TAGS
+from justext.paragraph import HEADINGS_PATTERN, Paragraph
 
 from dataprep.extract.html_clean import remove_boilerplate
 from dataprep.extract.justext_revise import revise_paragraph_classification
@@ -114,55 +114,117 @@ class _Paragraph(Paragraph):
     """A jusText paragraph whose text is joined once, when it is complete (jusText's `text` property
     re-joins and re-normalises it on every access, and classification reads it many times)."""
 
-    text = None  # shadows the property; set by freeze()
+    text = None  # shadows the property; set when the paragraph is complete
 
-    def __init__(self, path) -> None:  # as jusText's, less the xpath string nothing here reads
-        self.dom_path = path.dom
+    def __init__(self, dom_path: str) -> None:  # as jusText's, less the xpath string nothing here reads
+        self.dom_path = dom_path
         self.xpath = None
         self.text_nodes = []
         self.chars_count_in_links = 0
         self.tags_count = 0
         self.class_type = ""
 
-    def freeze(self) -> None:
-        self.text = Paragraph.text.fget(self)
+
+def _normalized_length(content: str) -> int:
+    """len(justext.utils.normalize_whitespace(content)) of a text that is not blank: each run of
+    whitespace counts one character, the leading and the trailing one included."""
+    return len(" ".join(content.split())) + content[0].isspace() + content[-1].isspace()
 
 
-class _ParagraphMaker(ParagraphMaker):
-    """jusText's paragraph splitter, fed by a direct walk over the tree instead of lxml.sax events."""
+class _ParagraphMaker:
+    """jusText's paragraph splitter (justext.core.ParagraphMaker: the same paragraphs, paths, link
+    characters and tag counts) as one walk over the tree. A paragraph's text is its text nodes joined,
+    with each run of whitespace made one space: jusText keeps a newline for a run that holds one, but
+    nothing it decides on (length, words, link density) tells the two apart, and the output joins the
+    words with spaces either way."""
 
-    def _start_new_pragraph(self) -> None:  # jusText's spelling
-        paragraph = self.paragraph
-        if paragraph is not None and paragraph.contains_text():
-            paragraph.freeze()
-            if paragraph.text:  # a lone <br> gives a paragraph of one space, which jusText drops
-                self.paragraphs.append(paragraph)
-        self.paragraph = _Paragraph(self.path)
-
-    @classmethod
-    def make_paragraphs(cls, root: lxml.etree._Element) -> list[_Paragraph]:
-        maker = cls()
+    @staticmethod
+    def make_paragraphs(root: lxml.etree._Element) -> list[_Paragraph]:
+        paragraphs: list[_Paragraph] = []
+        paths: list[str] = []  # the dotted tag path of each open element's parent
+        dom = ""
+        paragraph = _Paragraph(dom)
+        link = br = False
         for event, element in lxml.etree.iterwalk(root, events=("start", "end")):
             tag = element.tag
+            is_tag = isinstance(tag, str)
             if event == "start":
-                if isinstance(tag, str):
-                    maker.startElementNS((None, tag), tag, None)
-                    if element.text:
-                        maker.characters(element.text)
+                if not is_tag:
+                    continue
+                paths.append(dom)
+                dom = f"{dom}.{tag}" if dom else tag
+                if tag in PARAGRAPH_TAGS or (br and tag == "br"):
+                    if tag == "br":  # <br><br> separates paragraphs and is not counted as a tag of one
+                        paragraph.tags_count -= 1
+                    paragraph = _close(paragraph, paragraphs, dom)
+                else:
+                    br = tag == "br"
+                    if br:
+                        paragraph.text_nodes.append(" ")
+                    elif tag == "a":
+                        link = True
+                    paragraph.tags_count += 1
+                content = element.text
             else:
-                if isinstance(tag, str):
-                    maker.endElementNS((None, tag), tag)
-                if element.tail and element is not root:
-                    maker.characters(element.tail)
-        maker.endDocument()
-        return maker.paragraphs
+                if is_tag:
+                    dom = paths.pop()
+                    if tag in PARAGRAPH_TAGS:
+                        paragraph = _close(paragraph, paragraphs, dom)
+                    if tag == "a":
+                        link = False
+                content = element.tail if element is not root else None
+            if content and not content.isspace():
+                paragraph.text_nodes.append(content)
+                if link:
+                    paragraph.chars_count_in_links += _normalized_length(content)
+                br = False
+        _close(paragraph, paragraphs, dom)
+        return paragraphs
 
 
-def _parse(html: str) -> lxml.html.HtmlElement | None:
+def _close(paragraph: _Paragraph, paragraphs: list[_Paragraph], dom: str) -> _Paragraph:
+    """Keep `paragraph` if it holds text (a lone <br> gives only a space, which jusText drops); a new one."""
+    if paragraph.text_nodes:
+        text = " ".join("".join(paragraph.text_nodes).split())
+        if text:
+            paragraph.text = text
+            paragraphs.append(paragraph)
+    return _Paragraph(dom)
+
+
+def classify_paragraphs(
+    paragraphs: list[_Paragraph], stoplist: frozenset[str], length_low: int, length_high: int,
+    stopwords_low: float, stopwords_high: float, max_link_density: float, no_headings: bool,
+) -> None:
+    """jusText's context-free classification (justext.core.classify_paragraphs: the same tests in the
+    same order, the same figures), with each paragraph's words split and lower-cased once."""
+    for paragraph in paragraphs:
+        text = paragraph.text
+        length = len(text)
+        words = text.lower().split()
+        stopword_density = sum(map(stoplist.__contains__, words)) / len(words) if words and stoplist else 0
+        link_density = paragraph.chars_count_in_links / length if length else 0
+        paragraph.heading = not no_headings and HEADINGS_PATTERN.search(paragraph.dom_path) is not None
+        if link_density > max_link_density or "\xa9" in text or "&copy" in text or "select" in paragraph.dom_path:
+            paragraph.cf_class = "bad"
+        elif length < length_low:
+            paragraph.cf_class = "bad" if paragraph.chars_count_in_links > 0 else "short"
+        elif stopword_density >= stopwords_high:
+            paragraph.cf_class = "good" if length > length_high else "neargood"
+        elif stopword_density >= stopwords_low:
+            paragraph.cf_class = "neargood"
+        else:
+            paragraph.cf_class = "bad"
+
+
+def _parse(html: str, html_elements: bool = False) -> lxml.etree._Element | None:
     # Parsing UTF-8 bytes with the encoding forced keeps a stale <meta charset> or an XML encoding
     # declaration in the already decoded text from changing how it is read. huge_tree: without it libxml2
     # silently drops everything nested deeper than 256 elements (pages with hundreds of unclosed <font>).
-    parser = lxml.html.HTMLParser(encoding="utf-8", huge_tree=True)
+    # lxml.html's parser builds the same tree with lxml.html's element classes, which jusText's own
+    # pre-cleaning needs; they cost a Python call per element touched, so the plain parser is the default.
+    parser_class = lxml.html.HTMLParser if html_elements else lxml.etree.HTMLParser
+    parser = parser_class(encoding="utf-8", huge_tree=True)
     try:
         return lxml.html.document_fromstring(html.encode("utf-8", "replace"), parser=parser)
     except lxml.etree.ParserError:  # "Document is empty": nothing to extract
@@ -186,7 +248,7 @@ def classified_paragraphs(html: str, language: str | None, params: JustextParams
     """The page's paragraphs, each with jusText's `class_type` ("good" is content)."""
     if not html or html.isspace():
         return []
-    root = _parse(html)
+    root = _parse(html, html_elements=not params.remove_boilerplate)
     if root is None:
         return []
     if params.remove_boilerplate:
