@@ -9,8 +9,13 @@ renders it.
 Steps: parse with lxml; remove boilerplate the markup names (`html_clean.remove_boilerplate`: scripts,
 navigation, footers, sidebars, share bars, comment sections, ...); split into paragraphs and classify
 them with jusText's algorithm (`justext.core`'s splitter and context-free classifier; its context
-revision as `justext_revise`, the same classes in linear time), with the parameters of `JustextParams`;
-keep the good ones, a long paragraph that repeats an earlier one verbatim only once.
+revision as `justext_revise`, the same classes in linear time), with the parameters of `JustextParams`.
+jusText's decisions are then narrowed, never widened: good paragraphs outside the innermost element
+that holds `main_block_share` of the good text (teasers of other articles, a "most popular" list) and
+the page's <h1> title become bad; of the good paragraphs, long text that repeats earlier text (the
+same paragraph again, or the whole article again as one block) is kept once. The one exception: a
+page where jusText finds nothing good (a short item, a results table) is classified once more in the
+language-independent mode, with a lower length threshold for "good" (`fallback_length_high`).
 
 Language handling: jusText scores a paragraph by the share of its words that are stopwords of the
 page's language, so the stoplist must match the page: the English stoplist empties a German page.
@@ -45,14 +50,15 @@ from dataprep.extract.html_clean import remove_boilerplate
 from dataprep.extract.justext_revise import revise_paragraph_classification
 
 PARAGRAPH_SEPARATOR = "\n\n"
-MIN_REPEATED_PARAGRAPH_CHARS = 50  # a good paragraph this long that repeats an earlier one is dropped
+MIN_REPEATED_PARAGRAPH_CHARS = 50  # a good paragraph this long that repeats earlier text is dropped
+REPEATED_SHARE = 0.5  # ... as is one whose text is this much made of earlier paragraphs
 
 
 @dataclass(frozen=True)
 class JustextParams:
     length_low: int = 30  # shorter: "short", classified by its neighbours
     length_high: int = 150  # longer, with enough stopwords: "good" on its own
-    stopwords_low: float = 0.15  # stopword share below: "bad"
+    stopwords_low: float = 0.12  # stopword share below: "bad"
     stopwords_high: float = 0.30  # at or above (and long): "good"
     # Share of characters inside links above which a paragraph is "bad". Menus and link lists are removed
     # before (html_clean) or come as short linked paragraphs, which jusText rejects anyway; encyclopedic
@@ -62,11 +68,19 @@ class JustextParams:
     no_headings: bool = False
     dense_script_length_divisor: int = 3  # Chinese and Japanese: length thresholds divided by this
     remove_boilerplate: bool = True  # html_clean before jusText
+    # A page where nothing is good (a short news item, a results table) is classified again in the
+    # language-independent mode, with this lower length threshold for "good".
+    fallback: bool = True
+    fallback_length_high: int = 70
+    # Good text outside the innermost element holding this share of it becomes bad (None: all kept).
+    main_block_share: float | None = 0.6
+    keep_title: bool = False  # <h1>: the page's title, which the article's body leaves out
 
 
 JUSTEXT_DEFAULTS = JustextParams(
     length_low=70, length_high=200, stopwords_low=0.30, stopwords_high=0.32, max_link_density=0.2,
     max_heading_distance=200, no_headings=False, dense_script_length_divisor=1, remove_boilerplate=False,
+    fallback=False, main_block_share=None, keep_title=True,
 )
 DEFAULT_PARAMS = JustextParams()
 
@@ -116,8 +130,9 @@ class _Paragraph(Paragraph):
 
     text = None  # shadows the property; set when the paragraph is complete
 
-    def __init__(self, dom_path: str) -> None:  # as jusText's, less the xpath string nothing here reads
-        self.dom_path = dom_path
+    def __init__(self, element: tuple) -> None:  # as jusText's, less the xpath string nothing here reads
+        self.element = element  # the innermost open element: (number, depth, dotted tag path, parent's)
+        self.dom_path = element[2]
         self.xpath = None
         self.text_nodes = []
         self.chars_count_in_links = 0
@@ -141,9 +156,9 @@ class _ParagraphMaker:
     @staticmethod
     def make_paragraphs(root: lxml.etree._Element) -> list[_Paragraph]:
         paragraphs: list[_Paragraph] = []
-        paths: list[str] = []  # the dotted tag path of each open element's parent
-        dom = ""
-        paragraph = _Paragraph(dom)
+        element_number = 0
+        node = (0, 0, "", None)  # the innermost open element: (number, depth, dotted tag path, parent's)
+        paragraph = _Paragraph(node)
         link = br = False
         for event, element in lxml.etree.iterwalk(root, events=("start", "end")):
             tag = element.tag
@@ -151,12 +166,12 @@ class _ParagraphMaker:
             if event == "start":
                 if not is_tag:
                     continue
-                paths.append(dom)
-                dom = f"{dom}.{tag}" if dom else tag
+                element_number += 1
+                node = (element_number, node[1] + 1, f"{node[2]}.{tag}" if node[2] else tag, node)
                 if tag in PARAGRAPH_TAGS or (br and tag == "br"):
                     if tag == "br":  # <br><br> separates paragraphs and is not counted as a tag of one
                         paragraph.tags_count -= 1
-                    paragraph = _close(paragraph, paragraphs, dom)
+                    paragraph = _close(paragraph, paragraphs, node)
                 else:
                     br = tag == "br"
                     if br:
@@ -167,9 +182,9 @@ class _ParagraphMaker:
                 content = element.text
             else:
                 if is_tag:
-                    dom = paths.pop()
+                    node = node[3]
                     if tag in PARAGRAPH_TAGS:
-                        paragraph = _close(paragraph, paragraphs, dom)
+                        paragraph = _close(paragraph, paragraphs, node)
                     if tag == "a":
                         link = False
                 content = element.tail if element is not root else None
@@ -178,18 +193,18 @@ class _ParagraphMaker:
                 if link:
                     paragraph.chars_count_in_links += _normalized_length(content)
                 br = False
-        _close(paragraph, paragraphs, dom)
+        _close(paragraph, paragraphs, node)
         return paragraphs
 
 
-def _close(paragraph: _Paragraph, paragraphs: list[_Paragraph], dom: str) -> _Paragraph:
+def _close(paragraph: _Paragraph, paragraphs: list[_Paragraph], node: tuple) -> _Paragraph:
     """Keep `paragraph` if it holds text (a lone <br> gives only a space, which jusText drops); a new one."""
     if paragraph.text_nodes:
         text = " ".join("".join(paragraph.text_nodes).split())
         if text:
             paragraph.text = text
             paragraphs.append(paragraph)
-    return _Paragraph(dom)
+    return _Paragraph(node)
 
 
 def classify_paragraphs(
@@ -240,7 +255,9 @@ def html_to_text(html: str, language: str | None, params: JustextParams = DEFAUL
 def boilerplate_paragraphs(html: str, language: str | None) -> list[str]:
     """The paragraphs jusText rejects when the markup's boilerplate is left in (navigation, footers,
     cookie notices, link lists): the web junk the quality classifier learns as `low`."""
-    paragraphs = classified_paragraphs(html, language, replace(DEFAULT_PARAMS, remove_boilerplate=False))
+    paragraphs = classified_paragraphs(html, language, replace(
+        DEFAULT_PARAMS, remove_boilerplate=False, fallback=False, main_block_share=None, keep_title=True,
+    ))
     return [" ".join(p.text.split()) for p in paragraphs if p.class_type != "good"]
 
 
@@ -271,16 +288,58 @@ def classified_paragraphs(html: str, language: str | None, params: JustextParams
         stopwords_high=stopwords_high, max_link_density=params.max_link_density, no_headings=params.no_headings,
     )
     revise_paragraph_classification(paragraphs, params.max_heading_distance)
+    if params.fallback and paragraphs and not any(p.class_type == "good" for p in paragraphs):
+        classify_paragraphs(
+            paragraphs, frozenset(), length_low=length_low, length_high=min(length_high, params.fallback_length_high),
+            stopwords_low=0.0, stopwords_high=0.0, max_link_density=params.max_link_density,
+            no_headings=params.no_headings,
+        )
+        revise_paragraph_classification(paragraphs, params.max_heading_distance)
+    if params.main_block_share is not None:
+        _keep_main_block(paragraphs, params.main_block_share)
+    if not params.keep_title:
+        for paragraph in paragraphs:
+            if paragraph.dom_path.endswith(".h1"):
+                paragraph.class_type = "bad"
     return paragraphs
 
 
+def _keep_main_block(paragraphs: list[_Paragraph], share: float) -> None:
+    """Good paragraphs outside the innermost element holding `share` of the good text become bad."""
+    good = [p for p in paragraphs if p.class_type == "good"]
+    chars: dict[int, int] = {}
+    for paragraph in good:
+        node = paragraph.element
+        while node is not None:
+            chars[node[0]] = chars.get(node[0], 0) + len(paragraph.text)
+            node = node[3]
+    total = sum(len(p.text) for p in good)
+    block, depth = 0, -1
+    for paragraph in good:
+        node = paragraph.element
+        while node is not None:
+            if chars[node[0]] >= share * total and node[1] > depth:
+                block, depth = node[0], node[1]
+            node = node[3]
+    for paragraph in good:
+        node = paragraph.element
+        while node is not None and node[0] != block:
+            node = node[3]
+        if node is None:
+            paragraph.class_type = "bad"
+
+
 def _kept_once(paragraphs: Iterable[str]) -> Iterator[str]:
-    """Paragraphs in order, a long one repeated verbatim only the first time: some pages carry the article
-    twice (a no-script or hidden copy). Short repeats ("Advertisement", a refrain) are left alone."""
-    seen: set[str] = set()
+    """Paragraphs in order, the article's text only once: some pages carry it twice (a no-script or hidden
+    copy, or the whole article again as one block). A long paragraph is dropped when it repeats an earlier
+    one, lies within one, or is mostly made of earlier ones. Short repeats ("Advertisement", a refrain)
+    are left alone."""
+    kept: list[str] = []
     for paragraph in paragraphs:
         if len(paragraph) >= MIN_REPEATED_PARAGRAPH_CHARS:
-            if paragraph in seen:
+            if any(paragraph in earlier for earlier in kept):
                 continue
-            seen.add(paragraph)
+            if sum(len(earlier) for earlier in kept if earlier in paragraph) >= REPEATED_SHARE * len(paragraph):
+                continue
+            kept.append(paragraph)
         yield paragraph
