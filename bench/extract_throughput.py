@@ -89,15 +89,12 @@ class _Timed:
 def profile(files: list[str], config: DataprepConfig) -> dict[str, float]:
     """Seconds per phase of the per-record path, over the whole crawl, by timing each step in place."""
     phases: dict[str, float] = {}
-    saved = {name: getattr(record_module, name) for name in ("decode_html", "identify_language", "html_to_text", "ftfy")}
-
-    class _Ftfy:
-        fix_text = _Timed(phases, "ftfy", saved["ftfy"].fix_text)
+    saved = {name: getattr(record_module, name) for name in ("decode_html", "identify_language", "html_to_text", "fix_text")}
 
     record_module.decode_html = _Timed(phases, "charset", saved["decode_html"])
     record_module.identify_language = _Timed(phases, "cld2", saved["identify_language"])
     record_module.html_to_text = _Timed(phases, "justext", saved["html_to_text"])
-    record_module.ftfy = _Ftfy
+    record_module.fix_text = _Timed(phases, "ftfy", saved["fix_text"])
     try:
         for path in files:
             with open(path, "rb") as f:

@@ -4,6 +4,7 @@ import gzip
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import ftfy
@@ -11,7 +12,7 @@ import pytest
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from dataprep.config import ExtractConfig
-from dataprep.extract.html_text import html_to_text, stoplist_name
+from dataprep.extract.html_text import DEFAULT_PARAMS, html_to_text, stoplist_name
 from dataprep.extract.record import extract_record
 from dataprep.extract.warc_reader import read_warc
 
@@ -77,7 +78,8 @@ def test_german_page_is_extracted_with_the_german_stoplist():
     page = html.decode("utf-8")
     assert row.text == ftfy.fix_text(html_to_text(page, "de"))
     assert len(row.text) > 5000 and "Feuerholz" in row.text
-    assert html_to_text(page, "en") == ""  # the English stoplist would have emptied the page
+    # the English stoplist would have emptied the page (without the language-independent second pass)
+    assert html_to_text(page, "en", replace(DEFAULT_PARAMS, fallback=False)) == ""
 
 
 def test_japanese_page_is_extracted_in_language_independent_mode():
@@ -91,7 +93,7 @@ def test_japanese_page_is_extracted_in_language_independent_mode():
     with open(WARC / "resiliparse_clueweb-quirk.warc.gz", "rb") as f:
         raw = next(r for r in read_warc(f, CONFIG.max_payload_bytes) if r.offset == kept[0].origin.split("@")[1])
     page = raw.block.split(b"\n\n", 1)[1].decode("euc-jp", "replace")
-    assert html_to_text(page, "en") == ""
+    assert html_to_text(page, "en", replace(DEFAULT_PARAMS, fallback=False)) == ""
 
 
 def _shingles(text: str, n: int = 5, min_words: int = 0) -> set[tuple[str, ...]]:

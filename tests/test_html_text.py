@@ -21,6 +21,7 @@ from dataprep.extract.html_text import (
     PARAGRAPH_SEPARATOR,
     _ParagraphMaker,
     _parse,
+    classify_paragraphs,
     html_to_text,
     stoplist_name,
 )
@@ -83,11 +84,20 @@ def test_navigation_removed_but_page_wrapped_in_a_form_keeps_its_article(pages, 
 
 def test_german_page_needs_the_german_stoplist(pages, truth):
     html, gold = pages[GERMAN_PAGE], truth[GERMAN_PAGE]
-    german = html_to_text(html, "de")
-    english = html_to_text(html, "en")
+    without_fallback = dataclasses.replace(DEFAULT_PARAMS, fallback=False)
+    german = html_to_text(html, "de", without_fallback)
+    english = html_to_text(html, "en", without_fallback)
     assert page_recall(gold, german) >= 0.95
     assert page_recall(gold, english) <= 0.2  # German prose has almost no English stopwords
     assert len(english) < 0.2 * len(german)
+
+
+def test_page_where_nothing_is_good_gets_the_language_independent_pass(pages, truth):
+    """The German page under the English stoplist: jusText keeps nothing, the second pass the article."""
+    html, gold = pages[GERMAN_PAGE], truth[GERMAN_PAGE]
+    assert html_to_text(html, "en", dataclasses.replace(DEFAULT_PARAMS, fallback=False)) == ""
+    text = html_to_text(html, "en")
+    assert page_recall(gold, text) >= 0.95 and page_precision(gold, text) >= 0.9
 
 
 def test_japanese_page_in_language_independent_mode(pages, truth):
@@ -173,13 +183,39 @@ def test_linear_revision_gives_justexts_classes_on_real_pages(pages):
 
 
 def test_paragraphs_match_justext_sax_splitter(pages):
-    """The direct tree walk gives exactly the paragraphs jusText's own lxml.sax-driven splitter gives."""
+    """The direct tree walk gives jusText's own lxml.sax-driven splitter's paragraphs: the same paths,
+    link characters and tag counts, and the same text up to the kind of whitespace (jusText keeps a
+    newline where a run of whitespace holds one; its length and words are the same)."""
+    multi_line = 0
     for html in pages.values():
         ours = _ParagraphMaker.make_paragraphs(remove_boilerplate(_parse(html)))
         theirs = justext.core.ParagraphMaker.make_paragraphs(remove_boilerplate(_parse(html)))
-        assert [(p.text, p.dom_path, p.chars_count_in_links, p.tags_count) for p in ours] == [
-            (p.text, p.dom_path, p.chars_count_in_links, p.tags_count) for p in theirs
+        multi_line += sum("\n" in p.text for p in theirs)
+        assert [(p.text, len(p.text), p.dom_path, p.chars_count_in_links, p.tags_count) for p in ours] == [
+            (" ".join(p.text.split()), len(p.text), p.dom_path, p.chars_count_in_links, p.tags_count) for p in theirs
         ]
+    assert multi_line > 0  # the pages do have paragraphs that jusText keeps on several lines
+
+
+@pytest.mark.parametrize("params", [DEFAULT_PARAMS, JUSTEXT_DEFAULTS], ids=["ours", "justext_defaults"])
+def test_classification_matches_justexts_on_real_pages(pages, params):
+    """classify_paragraphs decides as justext.core.classify_paragraphs does, paragraph by paragraph, with
+    each page's stoplist and in the language-independent mode (empty stoplist, thresholds 0)."""
+    decided = set()
+    for page_id, html in pages.items():
+        language = {GERMAN_PAGE: "de", JAPANESE_PAGE: "ja"}.get(page_id, "en")
+        name = stoplist_name(language)
+        for stoplist, low, high in ((frozenset(justext.get_stoplist(name)) if name else frozenset(),
+                                     params.stopwords_low, params.stopwords_high), (frozenset(), 0.0, 0.0)):
+            ours = _ParagraphMaker.make_paragraphs(remove_boilerplate(_parse(html)))
+            theirs = justext.core.ParagraphMaker.make_paragraphs(remove_boilerplate(_parse(html)))
+            classify_paragraphs(ours, frozenset(w.lower() for w in stoplist), params.length_low, params.length_high,
+                                low, high, params.max_link_density, params.no_headings)
+            justext.core.classify_paragraphs(theirs, stoplist, params.length_low, params.length_high, low, high,
+                                             params.max_link_density, params.no_headings)
+            assert [(p.cf_class, p.heading) for p in ours] == [(p.cf_class, p.heading) for p in theirs]
+            decided |= {p.cf_class for p in ours}
+    assert decided == {"good", "neargood", "short", "bad"}
 
 
 @pytest.mark.parametrize(
@@ -214,3 +250,41 @@ def test_metric_handles_empty_predictions_as_the_benchmark_does():
     result = scores(counts)
     assert result["precision"] == 1.0  # the empty prediction is left out of precision
     assert result["recall"] == pytest.approx((0.0 + 0.5) / 2)  # and counts 0 in recall
+
+
+def _with_before_body_end(html: str, block: str) -> str:
+    end = html.rindex("</body>")
+    return html[:end] + block + html[end:]
+
+
+def test_good_text_outside_the_article_block_is_dropped(pages, truth):
+    """Teasers of other articles (real prose from another page, in a list after the article) pass
+    jusText's tests; they lie outside the element holding most of the good text and are dropped."""
+    teasers = [p for p in truth[FORM_WRAPPED_PAGE].split("\n") if len(p) > 200][:2]
+    assert len(teasers) == 2
+    items = "".join(f"<li><h5><a href='/x{i}'>Story {i}</a></h5><div>{t}</div></li>" for i, t in enumerate(teasers))
+    html = _with_before_body_end(pages[PRIVACY_POPUP_PAGE], f"<div class='more-stories'><ul>{items}</ul></div>")
+    text = html_to_text(html, "en")
+    assert page_recall(truth[PRIVACY_POPUP_PAGE], text) >= 0.95
+    assert not any(t in text for t in teasers)
+    everything = html_to_text(html, "en", dataclasses.replace(DEFAULT_PARAMS, main_block_share=None))
+    assert all(t in everything for t in teasers)
+
+
+def test_article_repeated_as_one_block_is_kept_once(pages, truth):
+    html = pages[COMMENTS_PAGE]
+    text = html_to_text(html, "en")
+    copy = " ".join(text.split(PARAGRAPH_SEPARATOR))  # the article again, as some pages carry it in one block
+    twice = html_to_text(_with_before_body_end(html, f"<div>{copy}</div>"), "en",
+                         dataclasses.replace(DEFAULT_PARAMS, main_block_share=None))
+    assert twice == text
+
+
+def test_title_left_out_unless_asked_for(pages, truth):
+    """A page of the NASA article's gold paragraphs under its own <h1>."""
+    (title,) = [" ".join(h.xpath("string()").split()) for h in _parse(pages[FORM_WRAPPED_PAGE]).iter("h1")]
+    body = "".join(f"<p>{p}</p>" for p in truth[FORM_WRAPPED_PAGE].split("\n") if p.strip())
+    html = f"<html><body><article><h1>{title}</h1>{body}</article></body></html>"
+    assert html_to_text(html, "en") == html_to_text(html, "en", dataclasses.replace(DEFAULT_PARAMS, keep_title=True)
+                                                    ).removeprefix(title + PARAGRAPH_SEPARATOR)
+    assert html_to_text(html, "en", dataclasses.replace(DEFAULT_PARAMS, keep_title=True)).startswith(title)

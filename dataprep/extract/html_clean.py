@@ -20,6 +20,7 @@ removed.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from lxml import etree
 
@@ -47,18 +48,27 @@ BOILERPLATE_TOKEN = re.compile(rf"^(?:[a-z0-9]+[-_])?(?:{_BOILERPLATE_WORDS})(?:
 ARTICLE_SHARE = 0.5
 
 
+# The text of an element and its descendants (lxml.html's text_content), for any lxml element.
+_text_content = etree.XPath("string()", smart_strings=False)
+
+
+@lru_cache(maxsize=65536)  # pages of a site repeat the same class names on every element
+def _value_names_boilerplate(value: str) -> bool:
+    return any(BOILERPLATE_TOKEN.match(token) for token in value.split())
+
+
 def _names_boilerplate(element: etree._Element) -> bool:
     if element.get("role") in BOILERPLATE_ROLES:
         return True
     for attribute in ("class", "id"):
         value = element.get(attribute)
-        if value and any(BOILERPLATE_TOKEN.match(token) for token in value.split()):
+        if value and _value_names_boilerplate(value):
             return True
     return False
 
 
 def _paragraph_chars(element: etree._Element) -> int:
-    return sum(len(p.text_content()) for p in element.iter("p"))
+    return sum(len(_text_content(p)) for p in element.iter("p"))
 
 
 def _remove(element: etree._Element) -> None:
@@ -106,7 +116,7 @@ def remove_boilerplate(root: etree._Element) -> etree._Element:
         if page_chars is None:
             page_chars = _paragraph_chars(root)
             if page_chars == 0:
-                measure = lambda e: len(e.text_content())  # noqa: E731
+                measure = lambda e: len(_text_content(e))  # noqa: E731
                 page_chars = measure(root)
         if measure(element) > ARTICLE_SHARE * page_chars:
             continue

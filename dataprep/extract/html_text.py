@@ -9,8 +9,13 @@ renders it.
 Steps: parse with lxml; remove boilerplate the markup names (`html_clean.remove_boilerplate`: scripts,
 navigation, footers, sidebars, share bars, comment sections, ...); split into paragraphs and classify
 them with jusText's algorithm (`justext.core`'s splitter and context-free classifier; its context
-revision as `justext_revise`, the same classes in linear time), with the parameters of `JustextParams`;
-keep the good ones, a long paragraph that repeats an earlier one verbatim only once.
+revision as `justext_revise`, the same classes in linear time), with the parameters of `JustextParams`.
+jusText's decisions are then narrowed, never widened: good paragraphs outside the innermost element
+that holds `main_block_share` of the good text (teasers of other articles, a "most popular" list) and
+the page's <h1> title become bad; of the good paragraphs, long text that repeats earlier text (the
+same paragraph again, or the whole article again as one block) is kept once. The one exception: a
+page where jusText finds nothing good (a short item, a results table) is classified once more in the
+language-independent mode, with a lower length threshold for "good" (`fallback_length_high`).
 
 Language handling: jusText scores a paragraph by the share of its words that are stopwords of the
 page's language, so the stoplist must match the page: the English stoplist empties a German page.
@@ -38,21 +43,22 @@ from functools import cache
 import justext
 import lxml.etree
 import lxml.html
-from justext.core import ParagraphMaker, classify_paragraphs
-from justext.paragraph import Paragraph
+from justext.core import PARAGRAPH_TAGS
+from justext.paragraph import HEADINGS_PATTERN, Paragraph
 
 from dataprep.extract.html_clean import remove_boilerplate
 from dataprep.extract.justext_revise import revise_paragraph_classification
 
 PARAGRAPH_SEPARATOR = "\n\n"
-MIN_REPEATED_PARAGRAPH_CHARS = 50  # a good paragraph this long that repeats an earlier one is dropped
+MIN_REPEATED_PARAGRAPH_CHARS = 50  # a good paragraph this long that repeats earlier text is dropped
+REPEATED_SHARE = 0.5  # ... as is one whose text is this much made of earlier paragraphs
 
 
 @dataclass(frozen=True)
 class JustextParams:
     length_low: int = 30  # shorter: "short", classified by its neighbours
     length_high: int = 150  # longer, with enough stopwords: "good" on its own
-    stopwords_low: float = 0.15  # stopword share below: "bad"
+    stopwords_low: float = 0.12  # stopword share below: "bad"
     stopwords_high: float = 0.30  # at or above (and long): "good"
     # Share of characters inside links above which a paragraph is "bad". Menus and link lists are removed
     # before (html_clean) or come as short linked paragraphs, which jusText rejects anyway; encyclopedic
@@ -62,11 +68,19 @@ class JustextParams:
     no_headings: bool = False
     dense_script_length_divisor: int = 3  # Chinese and Japanese: length thresholds divided by this
     remove_boilerplate: bool = True  # html_clean before jusText
+    # A page where nothing is good (a short news item, a results table) is classified again in the
+    # language-independent mode, with this lower length threshold for "good".
+    fallback: bool = True
+    fallback_length_high: int = 70
+    # Good text outside the innermost element holding this share of it becomes bad (None: all kept).
+    main_block_share: float | None = 0.6
+    keep_title: bool = False  # <h1>: the page's title, which the article's body leaves out
 
 
 JUSTEXT_DEFAULTS = JustextParams(
     length_low=70, length_high=200, stopwords_low=0.30, stopwords_high=0.32, max_link_density=0.2,
     max_heading_distance=200, no_headings=False, dense_script_length_divisor=1, remove_boilerplate=False,
+    fallback=False, main_block_share=None, keep_title=True,
 )
 DEFAULT_PARAMS = JustextParams()
 
@@ -114,55 +128,118 @@ class _Paragraph(Paragraph):
     """A jusText paragraph whose text is joined once, when it is complete (jusText's `text` property
     re-joins and re-normalises it on every access, and classification reads it many times)."""
 
-    text = None  # shadows the property; set by freeze()
+    text = None  # shadows the property; set when the paragraph is complete
 
-    def __init__(self, path) -> None:  # as jusText's, less the xpath string nothing here reads
-        self.dom_path = path.dom
+    def __init__(self, element: tuple) -> None:  # as jusText's, less the xpath string nothing here reads
+        self.element = element  # the innermost open element: (number, depth, dotted tag path, parent's)
+        self.dom_path = element[2]
         self.xpath = None
         self.text_nodes = []
         self.chars_count_in_links = 0
         self.tags_count = 0
         self.class_type = ""
 
-    def freeze(self) -> None:
-        self.text = Paragraph.text.fget(self)
+
+def _normalized_length(content: str) -> int:
+    """len(justext.utils.normalize_whitespace(content)) of a text that is not blank: each run of
+    whitespace counts one character, the leading and the trailing one included."""
+    return len(" ".join(content.split())) + content[0].isspace() + content[-1].isspace()
 
 
-class _ParagraphMaker(ParagraphMaker):
-    """jusText's paragraph splitter, fed by a direct walk over the tree instead of lxml.sax events."""
+class _ParagraphMaker:
+    """jusText's paragraph splitter (justext.core.ParagraphMaker: the same paragraphs, paths, link
+    characters and tag counts) as one walk over the tree. A paragraph's text is its text nodes joined,
+    with each run of whitespace made one space: jusText keeps a newline for a run that holds one, but
+    nothing it decides on (length, words, link density) tells the two apart, and the output joins the
+    words with spaces either way."""
 
-    def _start_new_pragraph(self) -> None:  # jusText's spelling
-        paragraph = self.paragraph
-        if paragraph is not None and paragraph.contains_text():
-            paragraph.freeze()
-            if paragraph.text:  # a lone <br> gives a paragraph of one space, which jusText drops
-                self.paragraphs.append(paragraph)
-        self.paragraph = _Paragraph(self.path)
-
-    @classmethod
-    def make_paragraphs(cls, root: lxml.etree._Element) -> list[_Paragraph]:
-        maker = cls()
+    @staticmethod
+    def make_paragraphs(root: lxml.etree._Element) -> list[_Paragraph]:
+        paragraphs: list[_Paragraph] = []
+        element_number = 0
+        node = (0, 0, "", None)  # the innermost open element: (number, depth, dotted tag path, parent's)
+        paragraph = _Paragraph(node)
+        link = br = False
         for event, element in lxml.etree.iterwalk(root, events=("start", "end")):
             tag = element.tag
+            is_tag = isinstance(tag, str)
             if event == "start":
-                if isinstance(tag, str):
-                    maker.startElementNS((None, tag), tag, None)
-                    if element.text:
-                        maker.characters(element.text)
+                if not is_tag:
+                    continue
+                element_number += 1
+                node = (element_number, node[1] + 1, f"{node[2]}.{tag}" if node[2] else tag, node)
+                if tag in PARAGRAPH_TAGS or (br and tag == "br"):
+                    if tag == "br":  # <br><br> separates paragraphs and is not counted as a tag of one
+                        paragraph.tags_count -= 1
+                    paragraph = _close(paragraph, paragraphs, node)
+                else:
+                    br = tag == "br"
+                    if br:
+                        paragraph.text_nodes.append(" ")
+                    elif tag == "a":
+                        link = True
+                    paragraph.tags_count += 1
+                content = element.text
             else:
-                if isinstance(tag, str):
-                    maker.endElementNS((None, tag), tag)
-                if element.tail and element is not root:
-                    maker.characters(element.tail)
-        maker.endDocument()
-        return maker.paragraphs
+                if is_tag:
+                    node = node[3]
+                    if tag in PARAGRAPH_TAGS:
+                        paragraph = _close(paragraph, paragraphs, node)
+                    if tag == "a":
+                        link = False
+                content = element.tail if element is not root else None
+            if content and not content.isspace():
+                paragraph.text_nodes.append(content)
+                if link:
+                    paragraph.chars_count_in_links += _normalized_length(content)
+                br = False
+        _close(paragraph, paragraphs, node)
+        return paragraphs
 
 
-def _parse(html: str) -> lxml.html.HtmlElement | None:
+def _close(paragraph: _Paragraph, paragraphs: list[_Paragraph], node: tuple) -> _Paragraph:
+    """Keep `paragraph` if it holds text (a lone <br> gives only a space, which jusText drops); a new one."""
+    if paragraph.text_nodes:
+        text = " ".join("".join(paragraph.text_nodes).split())
+        if text:
+            paragraph.text = text
+            paragraphs.append(paragraph)
+    return _Paragraph(node)
+
+
+def classify_paragraphs(
+    paragraphs: list[_Paragraph], stoplist: frozenset[str], length_low: int, length_high: int,
+    stopwords_low: float, stopwords_high: float, max_link_density: float, no_headings: bool,
+) -> None:
+    """jusText's context-free classification (justext.core.classify_paragraphs: the same tests in the
+    same order, the same figures), with each paragraph's words split and lower-cased once."""
+    for paragraph in paragraphs:
+        text = paragraph.text
+        length = len(text)
+        words = text.lower().split()
+        stopword_density = sum(map(stoplist.__contains__, words)) / len(words) if words and stoplist else 0
+        link_density = paragraph.chars_count_in_links / length if length else 0
+        paragraph.heading = not no_headings and HEADINGS_PATTERN.search(paragraph.dom_path) is not None
+        if link_density > max_link_density or "\xa9" in text or "&copy" in text or "select" in paragraph.dom_path:
+            paragraph.cf_class = "bad"
+        elif length < length_low:
+            paragraph.cf_class = "bad" if paragraph.chars_count_in_links > 0 else "short"
+        elif stopword_density >= stopwords_high:
+            paragraph.cf_class = "good" if length > length_high else "neargood"
+        elif stopword_density >= stopwords_low:
+            paragraph.cf_class = "neargood"
+        else:
+            paragraph.cf_class = "bad"
+
+
+def _parse(html: str, html_elements: bool = False) -> lxml.etree._Element | None:
     # Parsing UTF-8 bytes with the encoding forced keeps a stale <meta charset> or an XML encoding
     # declaration in the already decoded text from changing how it is read. huge_tree: without it libxml2
     # silently drops everything nested deeper than 256 elements (pages with hundreds of unclosed <font>).
-    parser = lxml.html.HTMLParser(encoding="utf-8", huge_tree=True)
+    # lxml.html's parser builds the same tree with lxml.html's element classes, which jusText's own
+    # pre-cleaning needs; they cost a Python call per element touched, so the plain parser is the default.
+    parser_class = lxml.html.HTMLParser if html_elements else lxml.etree.HTMLParser
+    parser = parser_class(encoding="utf-8", huge_tree=True)
     try:
         return lxml.html.document_fromstring(html.encode("utf-8", "replace"), parser=parser)
     except lxml.etree.ParserError:  # "Document is empty": nothing to extract
@@ -178,7 +255,9 @@ def html_to_text(html: str, language: str | None, params: JustextParams = DEFAUL
 def boilerplate_paragraphs(html: str, language: str | None) -> list[str]:
     """The paragraphs jusText rejects when the markup's boilerplate is left in (navigation, footers,
     cookie notices, link lists): the web junk the quality classifier learns as `low`."""
-    paragraphs = classified_paragraphs(html, language, replace(DEFAULT_PARAMS, remove_boilerplate=False))
+    paragraphs = classified_paragraphs(html, language, replace(
+        DEFAULT_PARAMS, remove_boilerplate=False, fallback=False, main_block_share=None, keep_title=True,
+    ))
     return [" ".join(p.text.split()) for p in paragraphs if p.class_type != "good"]
 
 
@@ -186,7 +265,7 @@ def classified_paragraphs(html: str, language: str | None, params: JustextParams
     """The page's paragraphs, each with jusText's `class_type` ("good" is content)."""
     if not html or html.isspace():
         return []
-    root = _parse(html)
+    root = _parse(html, html_elements=not params.remove_boilerplate)
     if root is None:
         return []
     if params.remove_boilerplate:
@@ -209,16 +288,58 @@ def classified_paragraphs(html: str, language: str | None, params: JustextParams
         stopwords_high=stopwords_high, max_link_density=params.max_link_density, no_headings=params.no_headings,
     )
     revise_paragraph_classification(paragraphs, params.max_heading_distance)
+    if params.fallback and paragraphs and not any(p.class_type == "good" for p in paragraphs):
+        classify_paragraphs(
+            paragraphs, frozenset(), length_low=length_low, length_high=min(length_high, params.fallback_length_high),
+            stopwords_low=0.0, stopwords_high=0.0, max_link_density=params.max_link_density,
+            no_headings=params.no_headings,
+        )
+        revise_paragraph_classification(paragraphs, params.max_heading_distance)
+    if params.main_block_share is not None:
+        _keep_main_block(paragraphs, params.main_block_share)
+    if not params.keep_title:
+        for paragraph in paragraphs:
+            if paragraph.dom_path.endswith(".h1"):
+                paragraph.class_type = "bad"
     return paragraphs
 
 
+def _keep_main_block(paragraphs: list[_Paragraph], share: float) -> None:
+    """Good paragraphs outside the innermost element holding `share` of the good text become bad."""
+    good = [p for p in paragraphs if p.class_type == "good"]
+    chars: dict[int, int] = {}
+    for paragraph in good:
+        node = paragraph.element
+        while node is not None:
+            chars[node[0]] = chars.get(node[0], 0) + len(paragraph.text)
+            node = node[3]
+    total = sum(len(p.text) for p in good)
+    block, depth = 0, -1
+    for paragraph in good:
+        node = paragraph.element
+        while node is not None:
+            if chars[node[0]] >= share * total and node[1] > depth:
+                block, depth = node[0], node[1]
+            node = node[3]
+    for paragraph in good:
+        node = paragraph.element
+        while node is not None and node[0] != block:
+            node = node[3]
+        if node is None:
+            paragraph.class_type = "bad"
+
+
 def _kept_once(paragraphs: Iterable[str]) -> Iterator[str]:
-    """Paragraphs in order, a long one repeated verbatim only the first time: some pages carry the article
-    twice (a no-script or hidden copy). Short repeats ("Advertisement", a refrain) are left alone."""
-    seen: set[str] = set()
+    """Paragraphs in order, the article's text only once: some pages carry it twice (a no-script or hidden
+    copy, or the whole article again as one block). A long paragraph is dropped when it repeats an earlier
+    one, lies within one, or is mostly made of earlier ones. Short repeats ("Advertisement", a refrain)
+    are left alone."""
+    kept: list[str] = []
     for paragraph in paragraphs:
         if len(paragraph) >= MIN_REPEATED_PARAGRAPH_CHARS:
-            if paragraph in seen:
+            if any(paragraph in earlier for earlier in kept):
                 continue
-            seen.add(paragraph)
+            if sum(len(earlier) for earlier in kept if earlier in paragraph) >= REPEATED_SHARE * len(paragraph):
+                continue
+            kept.append(paragraph)
         yield paragraph

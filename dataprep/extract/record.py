@@ -17,14 +17,13 @@ Checks, in order (the order of REASONS, which stats.json's funnel keeps):
   empty_extraction   jusText kept fewer than ExtractConfig.min_extracted_chars characters
 A kept page: decoded (text/charset.py), language-identified by CLD2 on the HTML (text/language.py), its main
 text extracted by jusText with the stoplist of that language (html_text.py; language-independent mode
-for languages without one, such as Japanese, Chinese and Thai), then repaired by ftfy.
+for languages without one, such as Japanese, Chinese and Thai), then repaired by ftfy (text/repair.py: ftfy run only on the lines it may change).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import ftfy
 from fastwarc.warc import WarcRecord, WarcRecordType
 
 from dataprep.config import ExtractConfig
@@ -35,6 +34,7 @@ from dataprep.framework.inputs import READ_FAILED
 from dataprep.schema import doc_id, warc_origin
 from dataprep.text.charset import decode_html
 from dataprep.text.language import identify_language
+from dataprep.text.repair import fix_text
 
 REASONS = [
     CORRUPT,
@@ -142,7 +142,7 @@ def extract_record(raw: RawRecord, warc_name: str, source: str, config: ExtractC
     row.lang, row.lang_score = identify_language(
         decoded.text, is_html=True, url=row.url, content_language=record.http_headers.get("Content-Language")
     )
-    text = ftfy.fix_text(html_to_text(decoded.text, row.lang))
+    text = fix_text(html_to_text(decoded.text, row.lang))
     if len(text.strip()) < config.min_extracted_chars:
         return drop("empty_extraction")
     row.text = text
