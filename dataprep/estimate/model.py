@@ -1,0 +1,121 @@
+"""The projection's arithmetic: plain numbers in, plain numbers out (no Spark, no files).
+
+Each stage's cost (CPU seconds, and wall seconds the same way) is modelled as
+
+    one_time + per_run + per_byte * input_bytes
+
+- one_time: what only a fresh process pays (Python workers importing their libraries, the JVM compiling
+  hot code, a model loaded once per worker): the cold probe's cost less the warm probe's;
+- per_run: what every run pays whatever its size (job scheduling, fixed partition counts, an index built
+  on the driver): the warm probe's cost less its bytes' share;
+- per_byte: the slope between the warm probe and the sample, both run in the same warm process.
+
+The probe is a few records of one sampled file, run twice before the sample: cold, then warm. Scaling a
+small sample's whole cost by bytes would multiply these fixed costs by the listing's size; they are
+counted once instead. The JVM's start (the Spark session) is a fixed cost of its own, measured apart.
+
+Output documents and bytes scale by input bytes (a ratio estimator over the sampled files); their
+uncertainty is the spread between sampled files, as about two standard errors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+DEFAULT_BYTES_PER_TOKEN = 4.0  # GPT-2's BPE on English prose: about four characters per token
+
+
+@dataclass(frozen=True)
+class Cost:
+    cpu_s: float
+    wall_s: float
+
+
+@dataclass(frozen=True)
+class StageModel:
+    """One stage's fitted cost (module docstring); CPU and wall seconds alike."""
+
+    stage: str
+    one_time: Cost
+    per_run: Cost
+    per_byte: Cost  # seconds per input byte
+
+    def at(self, input_bytes: float) -> Cost:
+        """What the stage costs in a fresh process on `input_bytes` of input."""
+        return Cost(self.one_time.cpu_s + self.per_run.cpu_s + self.per_byte.cpu_s * input_bytes,
+                    self.one_time.wall_s + self.per_run.wall_s + self.per_byte.wall_s * input_bytes)
+
+
+def _fit(cold: float, warm: float, sample: float, probe_bytes: float, sample_bytes: float) -> tuple[float, ...]:
+    """(one_time, per_run, per_byte) of one quantity, none negative: noise never makes a cost below zero."""
+    if sample_bytes > probe_bytes:
+        per_byte = max(0.0, (sample - warm) / (sample_bytes - probe_bytes))
+        per_run = max(0.0, warm - per_byte * probe_bytes)
+    else:  # the probe is no smaller than the sample: no slope to measure, every warm second scales
+        per_byte, per_run = max(0.0, sample) / sample_bytes, 0.0
+    return max(0.0, cold - warm), per_run, per_byte
+
+
+def fit_stage(stage: str, cold: Cost, warm: Cost, sample: Cost, probe_bytes: int, sample_bytes: int) -> StageModel:
+    cpu = _fit(cold.cpu_s, warm.cpu_s, sample.cpu_s, probe_bytes, sample_bytes)
+    wall = _fit(cold.wall_s, warm.wall_s, sample.wall_s, probe_bytes, sample_bytes)
+    return StageModel(stage, *(Cost(c, w) for c, w in zip(cpu, wall, strict=True)))
+
+
+def relative_error(sizes: list[float], values: list[float], population: int, total_known: bool) -> float | None:
+    """About two standard errors, relative, of a total projected from `values` of `n` sampled files out of
+    `population`: the ratio estimator (values per byte) when the listing's bytes are known, the mean per file
+    otherwise. None with fewer than two files or nothing to project."""
+    n = len(values)
+    if n < 2 or not sum(values):
+        return None
+    finite = max(0.0, 1.0 - n / population)
+    if total_known:
+        ratio = sum(values) / sum(sizes)
+        residual = sum((v - ratio * s) ** 2 for s, v in zip(sizes, values, strict=True)) / (n - 1)
+        mean = sum(values) / n
+    else:
+        mean = sum(values) / n
+        residual = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return 2.0 * math.sqrt(finite * residual / n) / mean
+
+
+def parallel_efficiency(models: list[StageModel], local_cores: int) -> float:
+    """Share of the local cores the sample's size-dependent work kept busy (CPU / (wall x cores)),
+    between 0.1 and 1: what the wall time at other core counts is projected with."""
+    cpu = sum(m.per_byte.cpu_s for m in models)
+    wall = sum(m.per_byte.wall_s for m in models)
+    if cpu <= 0 or wall <= 0:
+        return 1.0
+    return min(1.0, max(0.1, cpu / (wall * local_cores)))
+
+
+def wall_at_cores(model: StageModel, input_bytes: float, cores: int, tasks: int | None, efficiency: float) -> float:
+    """A stage's wall seconds on `cores` executor cores: its fixed wall time, plus its size-dependent CPU
+    spread over the cores it can use (a stage of one task per file uses at most `tasks` of them)."""
+    usable = min(cores, tasks) if tasks else cores
+    return model.one_time.wall_s + model.per_run.wall_s + model.per_byte.cpu_s * input_bytes / (usable * efficiency)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How the sample relates to the listing."""
+
+    sample_files: int
+    listing_files: int
+    sample_bytes: int
+    listing_bytes: int
+    listing_bytes_known: bool  # False: the listing's bytes are its file count x the sampled files' mean size
+
+    @property
+    def factor(self) -> float:
+        return self.listing_bytes / self.sample_bytes if self.sample_bytes else 0.0
+
+
+def listing_bytes(sample_sizes: list[int], all_sizes: list[int | None], listing_files: int) -> tuple[int, bool]:
+    """The listing's input bytes, and whether they are known (every file's size) or estimated from the
+    sampled files' mean size times the file count."""
+    if len(all_sizes) == listing_files and all(s is not None for s in all_sizes):
+        return sum(all_sizes), True  # type: ignore[arg-type]
+    return round(sum(sample_sizes) / len(sample_sizes) * listing_files), False
