@@ -24,6 +24,7 @@ COST_FILE = "cost.json"
 class RunCost:
     stages: dict[str, Cost]
     done: list[tuple[str, StageStats]] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)  # stages whose finished output was reused, not run
 
     @property
     def total(self) -> Cost:
@@ -34,10 +35,13 @@ def measured_run(spark, meter: TreeMeter, sources: list[SourceSpec], out: str, c
                  options: dict, log=print, **kwargs) -> RunCost:
     """run_pipeline with a mark at every stage's start and at the end."""
     first = len(meter.marks)
+    reused = []
 
     def on_log(message: str) -> None:
         if message.startswith("== "):
             meter.mark(message[3:].split()[0].rstrip(":"))
+        elif message.endswith("; reused"):
+            reused.append(meter.marks[-1][0])
         log(message)
 
     done = run_pipeline(spark, sources, out, config, options, log=on_log, **kwargs)
@@ -46,7 +50,7 @@ def measured_run(spark, meter: TreeMeter, sources: list[SourceSpec], out: str, c
     for label, wall, cpu in meter.segments(first):
         before = stages.get(label, Cost(0.0, 0.0))  # one stage per source: their segments add up
         stages[label] = Cost(before.cpu_s + cpu, before.wall_s + wall)
-    return RunCost(stages, done)
+    return RunCost(stages, done, reused)
 
 
 def startup_cost(meter: TreeMeter) -> Cost:
@@ -65,6 +69,9 @@ def run_measured(spark, sources: list[SourceSpec], out: str, config: DataprepCon
         run = measured_run(spark, meter, sources, out, config, options, **kwargs)
     finally:
         meter.stop()
+    if set(run.reused) >= set(run.stages) and (Path(out) / COST_FILE).is_file():
+        print(f"cost: every stage reused; {Path(out) / COST_FILE} kept from the run that made them")
+        return run.done
     kinds = {s.name for s in source_stages()}
     input_bytes = sum(stats.in_bytes for _, stats in run.done if stats.stage in kinds)
     path = write_cost(out, cost_record(startup, run, meter.peaks, spark.sparkContext.defaultParallelism, input_bytes))
@@ -77,9 +84,9 @@ def cost_record(startup: Cost, run: RunCost, peaks: MemoryPeaks, local_cores: in
     total = Cost(startup.cpu_s + run.total.cpu_s, startup.wall_s + run.total.wall_s)
     return {"version": 1, "local_cores": local_cores, "input_bytes": input_bytes, "startup": asdict(startup),
             "stages": {name: asdict(cost) for name, cost in run.stages.items()}, "total": asdict(total),
-            "memory": asdict(peaks),
-            "note": "CPU of this process tree (driver, JVM, Python workers); a stage reused from an earlier "
-                    "run costs what checking it did"}
+            "memory": asdict(peaks), "reused": run.reused,
+            "note": "CPU of this process tree (driver, JVM, Python workers); a stage in `reused` was not run "
+                    "(its finished output was reused): it cost what checking it did"}
 
 
 def write_cost(folder: str, record: dict) -> Path:

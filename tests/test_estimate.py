@@ -1,0 +1,170 @@
+"""`python -m dataprep estimate`: the projection's arithmetic on constructed numbers, the sample's draw and
+probe, and the projection from 2 files of a 6-file crawl against the pipeline's real run on all 6."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dataprep.estimate.model import (
+    Cost,
+    StageModel,
+    fit_stage,
+    listing_bytes,
+    parallel_efficiency,
+    relative_error,
+    wall_at_cores,
+)
+from dataprep.estimate.sample import draw_sample, first_gzip_members, per_file_figures
+from reporting.collect import collect
+from reporting.report import write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- the arithmetic -----------------------------------------------------------------------------------------
+
+def test_fit_separates_fixed_costs_from_the_cost_per_byte():
+    # a stage that costs 6 s once per process, 3.6 s per run and 4 ms per kB: probe 100 B, sample 1100 B
+    model = fit_stage("s", cold=Cost(10.0, 20.0), warm=Cost(4.0, 8.0), sample=Cost(8.0, 16.0),
+                      probe_bytes=100, sample_bytes=1100)
+    assert model.one_time.cpu_s == pytest.approx(6.0)
+    assert model.per_byte.cpu_s == pytest.approx(0.004)
+    assert model.per_run.cpu_s == pytest.approx(3.6)
+    assert model.per_byte.wall_s == pytest.approx(0.008)
+    # a fresh process on 10,100 bytes: the fixed costs once, the bytes' share ten times the sample's
+    assert model.at(10_100).cpu_s == pytest.approx(6.0 + 3.6 + 40.4)
+    # scaling the sample's whole cost by bytes instead would say 8 x 10100/1100 = 73 s
+    assert model.at(1100).cpu_s == pytest.approx(10.0 + 8.0 - 4.0)
+
+
+def test_noise_never_makes_a_cost_negative():
+    # the sample measured cheaper than the probe (a busy machine): nothing scales, the warm cost stays fixed
+    model = fit_stage("s", cold=Cost(3.0, 3.0), warm=Cost(5.0, 5.0), sample=Cost(4.0, 4.0),
+                      probe_bytes=100, sample_bytes=1100)
+    assert model.per_byte.cpu_s == 0.0 and model.one_time.cpu_s == 0.0
+    assert model.per_run.cpu_s == pytest.approx(5.0)
+    # a probe as large as the sample: the warm cost scales by bytes
+    same = fit_stage("s", cold=Cost(9.0, 9.0), warm=Cost(4.0, 4.0), sample=Cost(4.0, 4.0),
+                     probe_bytes=100, sample_bytes=100)
+    assert same.per_byte.cpu_s == pytest.approx(0.04) and same.per_run.cpu_s == 0.0
+
+
+def test_relative_error_is_the_spread_between_files():
+    sizes = [100.0, 200.0, 300.0]
+    assert relative_error(sizes, [1.0, 2.0, 3.0], 30, total_known=True) == 0.0  # same value per byte
+    assert relative_error(sizes, [1.0, 2.0, 3.0], 3, total_known=True) == 0.0  # the whole listing sampled
+    assert relative_error([100.0], [1.0], 30, total_known=True) is None  # one file: no spread to measure
+    # values 1, 4, 2: ratio 7/600 per byte; residuals -1/6, 10/6, -9/6: s^2 = (182/36) / 2
+    spread = 2 * (0.9 * (91 / 36) / 3) ** 0.5 / (7 / 3)  # 1 - 3/30 of the listing unsampled; mean 7/3
+    assert relative_error(sizes, [1.0, 4.0, 2.0], 30, total_known=True) == pytest.approx(spread)
+    # unknown listing size: the mean per file, its spread
+    assert relative_error(sizes, [2.0, 2.0, 2.0], 30, total_known=False) == 0.0
+    assert relative_error(sizes, [1.0, 4.0, 2.0], 30, total_known=False) == pytest.approx(
+        2 * (0.9 * (16 / 9 + 25 / 9 + 1 / 9) / 2 / 3) ** 0.5 / (7 / 3))
+
+
+def test_listing_bytes_known_or_estimated():
+    assert listing_bytes([10, 30], [10, 30, 20], 3) == (60, True)
+    assert listing_bytes([10, 30], [], 100) == (2000, False)  # remote: count x the sampled mean
+    assert listing_bytes([10, 30], [10, None, 30], 3) == (60, False)
+
+
+def test_wall_time_spreads_the_size_dependent_cpu_over_usable_cores():
+    model = StageModel("extract", one_time=Cost(5.0, 4.0), per_run=Cost(1.0, 2.0), per_byte=Cost(0.01, 0.02))
+    # 1000 bytes: 10 CPU-s over 4 cores at efficiency 0.5 = 5 s, plus 6 s fixed
+    assert wall_at_cores(model, 1000, cores=4, tasks=None, efficiency=0.5) == pytest.approx(11.0)
+    # one task per file, 2 files: only 2 of the 4 cores work
+    assert wall_at_cores(model, 1000, cores=4, tasks=2, efficiency=0.5) == pytest.approx(16.0)
+    # efficiency measured: CPU 0.01/B over wall 0.02/B on 2 cores = 0.25; clipped to [0.1, 1]
+    assert parallel_efficiency([model], local_cores=2) == pytest.approx(0.25)
+    assert parallel_efficiency([model], local_cores=100) == pytest.approx(0.1)
+
+
+# -- the sample ---------------------------------------------------------------------------------------------
+
+def test_sample_draw_is_seeded_and_sorted():
+    files = [f"f{i:03d}" for i in range(50)]
+    drawn = draw_sample(files, 5, seed=0)
+    assert drawn == draw_sample(list(reversed(files)), 5, seed=0) == sorted(drawn)
+    assert drawn != draw_sample(files, 5, seed=1)
+    assert draw_sample(files[:3], 5, seed=0) == files[:3]
+
+
+def test_probe_keeps_whole_gzip_members(tmp_path):
+    members = [gzip.compress(f"WARC/1.0 record {i}\r\n\r\n".encode() * 50) for i in range(3)]
+    path = tmp_path / "x.warc.gz"
+    path.write_bytes(b"".join(members))
+    assert first_gzip_members(str(path), 2) == members[0] + members[1]
+    assert first_gzip_members(str(path), 10) == b"".join(members)
+
+
+def test_per_file_figures_read_both_origin_forms():
+    files = ["/d/a@b.warc.gz", "/d/c.jsonl"]
+    figures = per_file_figures(["a@b.warc.gz@12", "c.jsonl:3", "a@b.warc.gz@40", "other:1"], [5, 7, 11, 13], files)
+    assert figures == {"documents": [2, 1], "bytes": [16, 7]}
+
+
+# -- against a real run -------------------------------------------------------------------------------------
+
+TOLERANCE = 0.25
+
+
+def _dataprep(*argv: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "dataprep", *argv], capture_output=True, text=True, cwd=ROOT,
+                          env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.slow
+def test_projection_from_two_files_matches_the_run_on_all_six(tmp_path, default_classifier):
+    from samplecrawl import build_sample_crawl
+
+    crawl = tmp_path / "crawl"
+    build_sample_crawl(crawl, 1200, 6, seed=7)
+    (crawl / "warc.paths").write_text("".join(f"{p.name}\n" for p in sorted(crawl.glob("*.warc.gz"))))
+    common = ["--input", str(crawl / "warc.paths"), "--base", f"{crawl}/", "--num-buckets", "4"]
+    shown = _dataprep("estimate", *common, "--sample", "2", "--out", str(tmp_path / "estimate")).stdout
+    assert "CPU-hours" in shown and "documents" in shown
+    estimate = json.loads((tmp_path / "estimate" / "estimate.json").read_text())
+    _dataprep("run", *common, "--out", str(tmp_path / "run"), "--measure-cost")
+    real = json.loads((tmp_path / "run" / "cost.json").read_text())
+
+    assert len(estimate["sample"]["files"]) == 2 and estimate["listing"]["files"] == 6
+    assert estimate["listing"]["bytes_known"]
+    projected = estimate["projected"]
+    stages = list(projected["stages"])
+    assert stages == list(real["stages"])
+    misses = {}
+    for stage in stages:
+        stats = json.loads((tmp_path / "run" / stage / "stats.json").read_text())
+        figures = {"documents": (projected["stages"][stage]["documents"], stats["out"]["rows"]),
+                   "bytes": (projected["stages"][stage]["bytes"], stats["out"]["bytes"]),
+                   "cpu_s": (projected["stages"][stage]["cpu_s"], real["stages"][stage]["cpu_s"])}
+        misses.update({f"{stage} {name}": (p, r) for name, (p, r) in figures.items()
+                       if abs(p - r) > TOLERANCE * r})
+    start = (projected["startup"]["cpu_s"], real["startup"]["cpu_s"])
+    if abs(start[0] - start[1]) > TOLERANCE * start[1]:
+        misses["start-up cpu_s"] = start
+    assert not misses, f"projected against real, off by more than {TOLERANCE:.0%}: {misses}"
+    assert projected["memory"]["jvm_bytes"] > 0 and projected["memory"]["worker_bytes"] > 0
+    # the sampled run is real: its stage folders are there, and the probes' are gone
+    assert (tmp_path / "estimate" / "sample" / stages[-1] / "_SUCCESS").is_file()
+    assert not (tmp_path / "estimate" / "probe-cold").exists()
+
+    # the report sets the projection beside the run; the sample's stage folders are not the run's stages
+    report = collect(tmp_path, tmp_path / "report")
+    assert [s.label for s in report.stages] == [f"run/{stage}" for stage in stages]
+    md = Path(write_report(report, tmp_path / "report")).with_name("report.md").read_text()
+    assert "## Cost estimate: estimate" in md
+    for stage in stages:
+        row = f"| {stage} | {projected['stages'][stage]['cpu_s']:.1f} | {real['stages'][stage]['cpu_s']:.1f} |"
+        assert row in md
