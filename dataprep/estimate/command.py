@@ -2,8 +2,8 @@
 
     python -m dataprep estimate --input warc.paths.gz --base s3a://commoncrawl/ --sample 8 --cores 512
 
-In one process: the Spark session's start, then the pipeline on the probe twice (cold, warm), then on
-the sampled files (the real stages, into OUT/sample/<stage>/). model.py turns these into the listing's
+In one process: the Spark session's start, then the pipeline on the probe (cold, then warm), on the
+sampled files (the real stages, into OUT/sample/<stage>/) and on the probe once more. model.py turns these into the listing's
 CPU-hours per stage, documents, bytes, tokens, memory per executor and wall time; the table is printed
 and OUT/estimate.json written (./estimate.json without --out, the runs then in a temporary folder).
 """
@@ -31,6 +31,7 @@ from dataprep.estimate.model import (
     Scale,
     fit_stage,
     listing_bytes,
+    mean_cost,
     parallel_efficiency,
     relative_error,
     wall_at_cores,
@@ -41,7 +42,7 @@ from dataprep.pipeline import RunConfigError, SourceSpec, add_pipeline_options, 
 from dataprep.schema import DEFAULT_SOURCE
 
 ESTIMATE_FILE = "estimate.json"
-RUNS = ("probe-cold", "probe-warm", "sample")
+RUNS = ("probe-cold", "probe-warm", "sample", "probe-after")  # the probe warm on both sides of the sample
 
 
 def estimate_parser() -> argparse.ArgumentParser:
@@ -121,7 +122,7 @@ def estimate_command(argv: list[str]) -> int:
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(estimate_table(record))
     print(f"-> {path}")
-    for name in ("probe-cold", "probe-warm") + (RUNS if temporary else ()):
+    for name in RUNS if temporary else [n for n in RUNS if n != "sample"]:
         shutil.rmtree(out / name, ignore_errors=True)
     if temporary:
         shutil.rmtree(out, ignore_errors=True)
@@ -133,8 +134,9 @@ def estimate_command(argv: list[str]) -> int:
 def estimate_record(args, files, sample, sizes, probe, probe_bytes, scale: Scale, startup: Cost,
                     runs: dict[str, RunCost], meter: TreeMeter, local_cores: int) -> dict:
     """estimate.json: what was measured, the fitted model and the projection (docs/estimate.md)."""
-    cold, warm, measured = (runs[name] for name in RUNS)
-    models = [fit_stage(stage, cold.stages[stage], warm.stages[stage], cost, probe_bytes, scale.sample_bytes)
+    cold, before, measured, after = (runs[name] for name in RUNS)
+    models = [fit_stage(stage, cold.stages[stage], mean_cost(before.stages[stage], after.stages[stage]), cost,
+                        probe_bytes, scale.sample_bytes)
               for stage, cost in measured.stages.items()]
     done = {stats.stage: (folder, stats) for folder, stats in measured.done}
     final_folder, final = measured.done[-1]

@@ -8,9 +8,11 @@ Each stage's cost (CPU seconds, and wall seconds the same way) is modelled as
   hot code, a model loaded once per worker): the cold probe's cost less the warm probe's;
 - per_run: what every run pays whatever its size (job scheduling, fixed partition counts, an index built
   on the driver): the warm probe's cost less its bytes' share;
-- per_byte: the slope between the warm probe and the sample, both run in the same warm process.
+- per_byte: the slope between the warm probe and the sample, all run in the same warm process.
 
-The probe is a few records of one sampled file, run twice before the sample: cold, then warm. Scaling a
+The probe is a few records of one sampled file, run cold, then warm before and after the sample: the
+two warm runs' mean is the warm cost, so a process that keeps warming up (or a machine that gets busier)
+during the sample does not bend the slope. Scaling a
 small sample's whole cost by bytes would multiply these fixed costs by the listing's size; they are
 counted once instead. The JVM's start (the Spark session) is a fixed cost of its own, measured apart.
 
@@ -45,6 +47,10 @@ class StageModel:
         """What the stage costs in a fresh process on `input_bytes` of input."""
         return Cost(self.one_time.cpu_s + self.per_run.cpu_s + self.per_byte.cpu_s * input_bytes,
                     self.one_time.wall_s + self.per_run.wall_s + self.per_byte.wall_s * input_bytes)
+
+
+def mean_cost(a: Cost, b: Cost) -> Cost:
+    return Cost((a.cpu_s + b.cpu_s) / 2, (a.wall_s + b.wall_s) / 2)
 
 
 def _fit(cold: float, warm: float, sample: float, probe_bytes: float, sample_bytes: float) -> tuple[float, ...]:
