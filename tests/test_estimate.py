@@ -168,3 +168,38 @@ def test_projection_from_two_files_matches_the_run_on_all_six(tmp_path, default_
     for stage in stages:
         row = f"| {stage} | {projected['stages'][stage]['cpu_s']:.1f} | {real['stages'][stage]['cpu_s']:.1f} |"
         assert row in md
+
+
+# -- the report -----------------------------------------------------------------------------------------------
+
+def _stage_folder(folder: Path, rows: int) -> None:
+    folder.mkdir(parents=True)
+    (folder / "stats.json").write_text(json.dumps({
+        "stage": "extract", "version": 1, "in": {"rows": rows, "bytes": 10 * rows},
+        "kept": {"rows": rows, "bytes": 10 * rows}, "dropped": {}, "out": {"rows": rows, "bytes": 10 * rows,
+                                                                            "tokens": None}, "extra": {}}))
+    (folder / "_SUCCESS").write_text(json.dumps({"stage": "extract", "inputs": [{"path": "/c/a.warc.gz", "size": 1}]}))
+
+
+def test_the_report_sets_the_projection_beside_the_run(tmp_path):
+    _stage_folder(tmp_path / "run" / "extract", rows=600)
+    (tmp_path / "run" / "cost.json").write_text(json.dumps({
+        "startup": {"cpu_s": 5.5, "wall_s": 9.0}, "stages": {"extract": {"cpu_s": 12.25, "wall_s": 20.0}},
+        "total": {"cpu_s": 17.75, "wall_s": 29.0}, "reused": []}))
+    _stage_folder(tmp_path / "estimate" / "sample" / "extract", rows=200)  # the sample's: not the run's
+    projected = {
+        "startup": {"cpu_s": 6.0}, "cpu_s": 19.0, "cpu_relative_error": 0.1, "documents": 630,
+        "documents_relative_error": 0.2, "bytes": 6300, "bytes_relative_error": None, "tokens": 1575,
+        "tokens_method": "estimated at 4.0 bytes per token",
+        "stages": {"extract": {"cpu_s": 13.0, "documents": 630, "bytes": 6300}},
+        "memory": {"jvm_bytes": 2e9, "worker_bytes": 4e8, "executor_cores": 4, "per_executor_bytes": 3.6e9},
+        "cores": {"cores": 8, "wall_s": 40.0, "parallel_efficiency": 0.8}}
+    (tmp_path / "estimate" / "estimate.json").write_text(json.dumps({
+        "listing": {"files": 6, "bytes": 6000}, "sample": {"files": ["a", "b"], "bytes": 2000, "seed": 0},
+        "projected": projected}))
+    report = collect(tmp_path, tmp_path / "report")
+    assert [s.label for s in report.stages] == ["run/extract"]
+    md = Path(write_report(report, tmp_path / "report")).with_name("report.md").read_text()
+    assert "## Cost estimate: estimate" in md
+    assert "| extract | 13.0 | 12.2 | 630 | 600 | 6.30k | 6.00k |" in md
+    assert "| (start-up) | 6.0 | 5.5 |" in md and "| total | 19.0 ±10% | 17.8 | 630 ±20% |" in md

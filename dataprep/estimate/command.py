@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from blending.stage_folder import list_parts
 from blending.typed_config import check_safe_name
-from dataprep.cli import USER_ERRORS, add_run_arguments, bad_input, spark_session
+from dataprep.cli import USER_ERRORS, bad_input, spark_session
 from dataprep.estimate.measure import RunCost, measured_run, startup_cost
 from dataprep.estimate.meter import TreeMeter
 from dataprep.estimate.model import (
@@ -55,7 +55,7 @@ def estimate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", required=True, nargs="+", action="extend", metavar="PATH",
                         help="what `run --input` takes: WARC files, globs, folders' files, a warc.paths(.gz) listing")
     parser.add_argument("--sample", type=int, default=4, metavar="N", help="files to run on (4)")
-    parser.add_argument("--sample-seed", type=int, default=0, help="which files the sample draws (0)")
+    parser.add_argument("--sample-seed", type=int, default=0, metavar="S", help="which files the sample draws (0)")
     parser.add_argument("--cores", type=int, metavar="C", help="executor cores to project the wall time for "
                                                                 "(default: this machine's Spark cores)")
     parser.add_argument("--executor-cores", type=int, default=4, metavar="K",
@@ -67,13 +67,15 @@ def estimate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--source", default=DEFAULT_SOURCE, help=f"the documents' source name ({DEFAULT_SOURCE})")
     parser.add_argument("--format", help="the files are already-extracted text of this format (jsonl, parquet, "
                                          "text: the ingest stage)")
-    add_run_arguments(parser)
+    parser.add_argument("--master", help="Spark master (default: spark-submit's, else $SPARK_MASTER, else local[*])")
+    parser.add_argument("--config", help="YAML overriding the paper's defaults (sections of DataprepConfig)")
+    parser.add_argument("--num-buckets", type=int, help="number of output files (output.num_buckets, 16)")
     add_pipeline_options(parser)
     return parser
 
 
 SKIP = {"input", "sample", "sample_seed", "cores", "executor_cores", "tokenizer", "out", "source", "format", "master",
-        "config", "overwrite", "keep_dropped", "num_buckets"}
+        "config", "num_buckets"}
 
 
 def estimate_command(argv: list[str]) -> int:
@@ -111,6 +113,7 @@ def estimate_command(argv: list[str]) -> int:
                                           config, options, overwrite=True)
             local_cores = spark.sparkContext.defaultParallelism
     except (*USER_ERRORS, RunConfigError) as e:
+        _clean_up(out, temporary)
         return bad_input("dataprep estimate", e)
     finally:
         meter.stop()
@@ -122,13 +125,17 @@ def estimate_command(argv: list[str]) -> int:
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(estimate_table(record))
     print(f"-> {path}")
-    for name in RUNS if temporary else [n for n in RUNS if n != "sample"]:
-        shutil.rmtree(out / name, ignore_errors=True)
+    _clean_up(out, temporary)
+    return 0
+
+
+def _clean_up(out: Path, temporary: bool) -> None:
+    """The probe's file and runs go; the sample's stage folders stay in a folder the user named."""
     if temporary:
         shutil.rmtree(out, ignore_errors=True)
-    else:
-        shutil.rmtree(out / "probe", ignore_errors=True)
-    return 0
+        return
+    for name in ["probe", *(n for n in RUNS if n != "sample")]:
+        shutil.rmtree(out / name, ignore_errors=True)
 
 
 def estimate_record(args, files, sample, sizes, probe, probe_bytes, scale: Scale, startup: Cost,
