@@ -1,9 +1,8 @@
-"""`python -m dataprep estimate`: the projection's arithmetic on constructed numbers, the sample's draw and
-probe, and the projection from 2 files of a 6-file crawl against the pipeline's real run on all 6."""
+"""`python -m dataprep estimate`: the projection's arithmetic on constructed numbers, the sample's draw, the
+projection from 2 files of a 6-file crawl against the pipeline's real run on all 6, the report's section."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import subprocess
@@ -21,7 +20,7 @@ from dataprep.estimate.model import (
     relative_error,
     wall_at_cores,
 )
-from dataprep.estimate.sample import draw_sample, first_gzip_members, per_file_figures
+from dataprep.estimate.sample import draw_sample, per_file_figures
 from reporting.collect import collect
 from reporting.report import write_report
 
@@ -31,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # -- the arithmetic -----------------------------------------------------------------------------------------
 
 def test_fit_separates_fixed_costs_from_the_cost_per_byte():
-    # a stage that costs 6 s once per process, 3.6 s per run and 4 ms per kB: probe 100 B, sample 1100 B
+    # a stage that costs 6 s once per process, 3.6 s per run and 4 ms per byte: half 100 B, sample 1100 B
     model = fit_stage("s", cold=Cost(10.0, 20.0), warm=Cost(4.0, 8.0), sample=Cost(8.0, 16.0),
-                      probe_bytes=100, sample_bytes=1100)
+                      half_bytes=100, sample_bytes=1100)
     assert model.one_time.cpu_s == pytest.approx(6.0)
     assert model.per_byte.cpu_s == pytest.approx(0.004)
     assert model.per_run.cpu_s == pytest.approx(3.6)
@@ -45,14 +44,14 @@ def test_fit_separates_fixed_costs_from_the_cost_per_byte():
 
 
 def test_noise_never_makes_a_cost_negative():
-    # the sample measured cheaper than the probe (a busy machine): nothing scales, the warm cost stays fixed
+    # the sample measured cheaper than its half (a busy machine): nothing scales, the warm cost stays fixed
     model = fit_stage("s", cold=Cost(3.0, 3.0), warm=Cost(5.0, 5.0), sample=Cost(4.0, 4.0),
-                      probe_bytes=100, sample_bytes=1100)
+                      half_bytes=100, sample_bytes=1100)
     assert model.per_byte.cpu_s == 0.0 and model.one_time.cpu_s == 0.0
     assert model.per_run.cpu_s == pytest.approx(5.0)
-    # a probe as large as the sample: the warm cost scales by bytes
+    # no smaller run to compare with: the warm cost scales by bytes
     same = fit_stage("s", cold=Cost(9.0, 9.0), warm=Cost(4.0, 4.0), sample=Cost(4.0, 4.0),
-                     probe_bytes=100, sample_bytes=100)
+                     half_bytes=100, sample_bytes=100)
     assert same.per_byte.cpu_s == pytest.approx(0.04) and same.per_run.cpu_s == 0.0
 
 
@@ -95,14 +94,6 @@ def test_sample_draw_is_seeded_and_sorted():
     assert drawn == draw_sample(list(reversed(files)), 5, seed=0) == sorted(drawn)
     assert drawn != draw_sample(files, 5, seed=1)
     assert draw_sample(files[:3], 5, seed=0) == files[:3]
-
-
-def test_probe_keeps_whole_gzip_members(tmp_path):
-    members = [gzip.compress(f"WARC/1.0 record {i}\r\n\r\n".encode() * 50) for i in range(3)]
-    path = tmp_path / "x.warc.gz"
-    path.write_bytes(b"".join(members))
-    assert first_gzip_members(str(path), 2) == members[0] + members[1]
-    assert first_gzip_members(str(path), 10) == b"".join(members)
 
 
 def test_per_file_figures_read_both_origin_forms():
@@ -156,9 +147,9 @@ def test_projection_from_two_files_matches_the_run_on_all_six(tmp_path, default_
         misses["start-up cpu_s"] = start
     assert not misses, f"projected against real, off by more than {TOLERANCE:.0%}: {misses}"
     assert projected["memory"]["jvm_bytes"] > 0 and projected["memory"]["worker_bytes"] > 0
-    # the sampled run is real: its stage folders are there, and the probes' are gone
+    # the sampled run is real: its stage folders are there, and the half's runs are gone
     assert (tmp_path / "estimate" / "sample" / stages[-1] / "_SUCCESS").is_file()
-    assert not (tmp_path / "estimate" / "probe-cold").exists()
+    assert not (tmp_path / "estimate" / "half-cold").exists()
 
     # the report sets the projection beside the run; the sample's stage folders are not the run's stages
     report = collect(tmp_path, tmp_path / "report")

@@ -2,8 +2,8 @@
 
     python -m dataprep estimate --input warc.paths.gz --base s3a://commoncrawl/ --sample 8 --cores 512
 
-In one process: the Spark session's start, then the pipeline on the probe (cold, then warm), on the
-sampled files (the real stages, into OUT/sample/<stage>/) and on the probe once more. model.py turns these into the listing's
+In one process: the Spark session's start, then the pipeline on half the sampled files (cold, then
+warm), on all of them (the real stages, into OUT/sample/<stage>/) and on the half once more. model.py turns these into the listing's
 CPU-hours per stage, documents, bytes, tokens, memory per executor and wall time; the table is printed
 and OUT/estimate.json written (./estimate.json without --out, the runs then in a temporary folder).
 """
@@ -36,13 +36,13 @@ from dataprep.estimate.model import (
     relative_error,
     wall_at_cores,
 )
-from dataprep.estimate.sample import draw_sample, file_size, listing_sizes, per_file_figures, write_probe
+from dataprep.estimate.sample import draw_sample, file_size, listing_sizes, per_file_figures
 from dataprep.framework.inputs import COMMON_CRAWL_BASE, check_local_patterns, expand_inputs
 from dataprep.pipeline import RunConfigError, SourceSpec, add_pipeline_options, load_run_config, prepare_options
 from dataprep.schema import DEFAULT_SOURCE
 
 ESTIMATE_FILE = "estimate.json"
-RUNS = ("probe-cold", "probe-warm", "sample", "probe-after")  # the probe warm on both sides of the sample
+RUNS = ("half-cold", "half-warm", "sample", "half-after")  # the half warm on both sides of the sample
 
 
 def estimate_parser() -> argparse.ArgumentParser:
@@ -54,7 +54,7 @@ def estimate_parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1] + "\nThe model: docs/estimate.md.")
     parser.add_argument("--input", required=True, nargs="+", action="extend", metavar="PATH",
                         help="what `run --input` takes: WARC files, globs, folders' files, a warc.paths(.gz) listing")
-    parser.add_argument("--sample", type=int, default=4, metavar="N", help="files to run on (4)")
+    parser.add_argument("--sample", type=int, default=4, metavar="N", help="files to run on, at least 2 (4)")
     parser.add_argument("--sample-seed", type=int, default=0, metavar="S", help="which files the sample draws (0)")
     parser.add_argument("--cores", type=int, metavar="C", help="executor cores to project the wall time for "
                                                                 "(default: this machine's Spark cores)")
@@ -81,8 +81,8 @@ SKIP = {"input", "sample", "sample_seed", "cores", "executor_cores", "tokenizer"
 def estimate_command(argv: list[str]) -> int:
     parser = estimate_parser()
     args = parser.parse_args(argv)
-    if args.sample < 1:
-        parser.error("--sample: at least one file")
+    if args.sample < 2:
+        parser.error("--sample: at least 2 files (the model's slope is between half of them and all)")
     meter = TreeMeter().start()
     temporary = args.out is None
     out = Path(args.out or tempfile.mkdtemp(prefix="dataprep-estimate-"))
@@ -99,7 +99,7 @@ def estimate_command(argv: list[str]) -> int:
         sizes = [file_size(f) for f in sample]
         if None in sizes:
             raise FileNotFoundError(f"cannot tell the size of {sample[sizes.index(None)]}")
-        probe = write_probe(sample, sizes, out / "probe")
+        half = sample[:(len(sample) + 1) // 2]
         options = prepare_options(config, options)
         kind, own = ("ingest", {"format": args.format}) if args.format else ("extract", {})
         source = check_safe_name(args.source, "--source")
@@ -107,7 +107,7 @@ def estimate_command(argv: list[str]) -> int:
             startup = startup_cost(meter)
             runs: dict[str, RunCost] = {}
             for name in RUNS:
-                inputs = sample if name == "sample" else [probe]
+                inputs = sample if name == "sample" else half
                 print(f"=== estimate: {name} run on {len(inputs)} file(s) -> {out / name}", flush=True)
                 runs[name] = measured_run(spark, meter, [SourceSpec(source, kind, inputs, own)], str(out / name),
                                           config, options, overwrite=True)
@@ -118,8 +118,7 @@ def estimate_command(argv: list[str]) -> int:
     finally:
         meter.stop()
     scale = Scale(len(sample), len(files), sum(sizes), *listing_bytes(sizes, listing_sizes(files), len(files)))
-    probe_bytes = file_size(probe) or 0
-    record = estimate_record(args, files, sample, sizes, probe, probe_bytes, scale, startup, runs, meter,
+    record = estimate_record(args, files, sample, sizes, sum(sizes[:len(half)]), scale, startup, runs, meter,
                              local_cores)
     path = (Path.cwd() if temporary else out) / ESTIMATE_FILE
     path.write_text(json.dumps(record, indent=2) + "\n")
@@ -130,20 +129,20 @@ def estimate_command(argv: list[str]) -> int:
 
 
 def _clean_up(out: Path, temporary: bool) -> None:
-    """The probe's file and runs go; the sample's stage folders stay in a folder the user named."""
+    """The half's runs go; the sample's stage folders stay in a folder the user named."""
     if temporary:
         shutil.rmtree(out, ignore_errors=True)
         return
-    for name in ["probe", *(n for n in RUNS if n != "sample")]:
+    for name in (n for n in RUNS if n != "sample"):
         shutil.rmtree(out / name, ignore_errors=True)
 
 
-def estimate_record(args, files, sample, sizes, probe, probe_bytes, scale: Scale, startup: Cost,
+def estimate_record(args, files, sample, sizes, half_bytes: int, scale: Scale, startup: Cost,
                     runs: dict[str, RunCost], meter: TreeMeter, local_cores: int) -> dict:
     """estimate.json: what was measured, the fitted model and the projection (docs/estimate.md)."""
     cold, before, measured, after = (runs[name] for name in RUNS)
     models = [fit_stage(stage, cold.stages[stage], mean_cost(before.stages[stage], after.stages[stage]), cost,
-                        probe_bytes, scale.sample_bytes)
+                        half_bytes, scale.sample_bytes)
               for stage, cost in measured.stages.items()]
     done = {stats.stage: (folder, stats) for folder, stats in measured.done}
     final_folder, final = measured.done[-1]
@@ -177,7 +176,7 @@ def estimate_record(args, files, sample, sizes, probe, probe_bytes, scale: Scale
         "listing": {"inputs": args.input, "files": scale.listing_files, "bytes": scale.listing_bytes,
                     "bytes_known": scale.listing_bytes_known},
         "sample": {"seed": args.sample_seed, "files": sample, "sizes": sizes, "bytes": scale.sample_bytes,
-                   "probe": {"file": Path(probe).name, "bytes": probe_bytes}, "per_file": per_file,
+                   "half": {"files": len(sample[:(len(sample) + 1) // 2]), "bytes": half_bytes}, "per_file": per_file,
                    "extracted_bytes_per_file": extracted_bytes["bytes"]},
         "measured": {"local_cores": local_cores, "startup": asdict(startup),
                      **{name: {s: asdict(c) for s, c in runs[name].stages.items()} for name in RUNS},

@@ -3,7 +3,7 @@
 to the run's end), and the memory peaks of the process tree.
 
 `python -m dataprep run --measure-cost` writes what this measures to DIR/cost.json; the estimate
-measures its probe and sample runs with it."""
+measures its runs with it."""
 
 from __future__ import annotations
 

@@ -5,16 +5,17 @@ Each stage's cost (CPU seconds, and wall seconds the same way) is modelled as
     one_time + per_run + per_byte * input_bytes
 
 - one_time: what only a fresh process pays (Python workers importing their libraries, the JVM compiling
-  hot code, a model loaded once per worker): the cold probe's cost less the warm probe's;
-- per_run: what every run pays whatever its size (job scheduling, fixed partition counts, an index built
-  on the driver): the warm probe's cost less its bytes' share;
-- per_byte: the slope between the warm probe and the sample, all run in the same warm process.
+  hot code, a model loaded once per worker): the cold run's cost less the warm one's on the same files;
+- per_run: what every run pays whatever its size (job scheduling, an index built on the driver, fixed
+  partition counts): the warm cost less its bytes' share;
+- per_byte: the slope between the warm runs on half the sampled files and on all of them.
 
-The probe is a few records of one sampled file, run cold, then warm before and after the sample: the
-two warm runs' mean is the warm cost, so a process that keeps warming up (or a machine that gets busier)
-during the sample does not bend the slope. Scaling a
-small sample's whole cost by bytes would multiply these fixed costs by the listing's size; they are
-counted once instead. The JVM's start (the Spark session) is a fixed cost of its own, measured apart.
+Half the sample is run cold, then warm before and after the whole sample: the two warm runs' mean is
+the warm cost, so a process that keeps warming up (or a machine that gets busier) does not bend the
+slope. Both ends of the slope are sizeable runs: a tiny input (a few records) would leave most of a
+stage's partitions empty and make the fixed cost look smaller than a real run's. Scaling the sample's
+whole cost by bytes instead would multiply the fixed costs by the listing's size; they are counted once.
+The JVM's start (the Spark session) is a fixed cost of its own, measured apart.
 
 Output documents and bytes scale by input bytes (a ratio estimator over the sampled files); their
 uncertainty is the spread between sampled files, as about two standard errors.
@@ -53,19 +54,20 @@ def mean_cost(a: Cost, b: Cost) -> Cost:
     return Cost((a.cpu_s + b.cpu_s) / 2, (a.wall_s + b.wall_s) / 2)
 
 
-def _fit(cold: float, warm: float, sample: float, probe_bytes: float, sample_bytes: float) -> tuple[float, ...]:
+def _fit(cold: float, warm: float, sample: float, half_bytes: float, sample_bytes: float) -> tuple[float, ...]:
     """(one_time, per_run, per_byte) of one quantity, none negative: noise never makes a cost below zero."""
-    if sample_bytes > probe_bytes:
-        per_byte = max(0.0, (sample - warm) / (sample_bytes - probe_bytes))
-        per_run = max(0.0, warm - per_byte * probe_bytes)
-    else:  # the probe is no smaller than the sample: no slope to measure, every warm second scales
+    if sample_bytes > half_bytes:
+        per_byte = max(0.0, (sample - warm) / (sample_bytes - half_bytes))
+        per_run = max(0.0, warm - per_byte * half_bytes)
+    else:  # no smaller run to draw a slope from: every warm second scales
         per_byte, per_run = max(0.0, sample) / sample_bytes, 0.0
     return max(0.0, cold - warm), per_run, per_byte
 
 
-def fit_stage(stage: str, cold: Cost, warm: Cost, sample: Cost, probe_bytes: int, sample_bytes: int) -> StageModel:
-    cpu = _fit(cold.cpu_s, warm.cpu_s, sample.cpu_s, probe_bytes, sample_bytes)
-    wall = _fit(cold.wall_s, warm.wall_s, sample.wall_s, probe_bytes, sample_bytes)
+def fit_stage(stage: str, cold: Cost, warm: Cost, sample: Cost, half_bytes: int, sample_bytes: int) -> StageModel:
+    """`cold` and `warm`: runs on `half_bytes` of the sample; `sample`: the warm run on all of it."""
+    cpu = _fit(cold.cpu_s, warm.cpu_s, sample.cpu_s, half_bytes, sample_bytes)
+    wall = _fit(cold.wall_s, warm.wall_s, sample.wall_s, half_bytes, sample_bytes)
     return StageModel(stage, *(Cost(c, w) for c, w in zip(cpu, wall, strict=True)))
 
 

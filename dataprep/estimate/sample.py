@@ -1,25 +1,17 @@
-"""The files an estimate runs on: a seeded draw from the listing, their sizes, and the probe.
-
-The probe is the first records of one sampled file, small enough that its cost is the pipeline's fixed
-cost (see model.py). For a gzipped WARC file they are its first gzip members (one record each), copied
-byte for byte; for any other file the probe is the smallest sampled file itself.
-"""
+"""The files an estimate runs on: a seeded draw from the listing and their sizes; per-file figures of
+its output, for the spread between files."""
 
 from __future__ import annotations
 
 import os
 import random
 import urllib.request
-import zlib
-from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from dataprep.framework.inputs import basename, open_input
+from dataprep.framework.inputs import basename
 
 HTTP_TIMEOUT_S = 60
-PROBE_MEMBERS = 30  # WARC records: about ten responses (request, response, metadata each)
-_CHUNK = 1 << 16
 
 
 def draw_sample(files: list[str], count: int, seed: int) -> list[str]:
@@ -55,38 +47,6 @@ def listing_sizes(files: list[str]) -> list[int | None]:
     if any(_scheme(f) not in ("", "file") for f in files):
         return []
     return [file_size(f) for f in files]
-
-
-def write_probe(sample: list[str], sizes: list[int], folder: Path) -> str:
-    """The probe's input file (module docstring), written under `folder` when it is a copy."""
-    first = sample[0]
-    if first.endswith(".warc.gz"):
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f"probe-{basename(first)}"
-        probe.write_bytes(first_gzip_members(first, PROBE_MEMBERS))
-        return str(probe)
-    return min(zip(sizes, sample, strict=True))[1]
-
-
-def first_gzip_members(path: str, count: int) -> bytes:
-    """The bytes of the first `count` gzip members of a file (all of it when it has fewer)."""
-    kept = bytearray()
-    with open_input(path) as f:
-        pending = b""
-        for _ in range(count):
-            inflater = zlib.decompressobj(wbits=31)
-            member = bytearray()
-            while not inflater.eof:
-                chunk = pending or f.read(_CHUNK)
-                pending = b""
-                if not chunk:
-                    return bytes(kept + member)
-                inflater.decompress(chunk)
-                used = len(chunk) - len(inflater.unused_data)
-                member += chunk[:used]
-                pending = inflater.unused_data
-            kept += member
-    return bytes(kept)
 
 
 def per_file_figures(origins: list[str], sizes_in_bytes: list[int], files: list[str]) -> dict[str, list[int]]:
