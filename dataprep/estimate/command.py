@@ -118,8 +118,7 @@ def estimate_command(argv: list[str]) -> int:
     finally:
         meter.stop()
     scale = Scale(len(sample), len(files), sum(sizes), *listing_bytes(sizes, listing_sizes(files), len(files)))
-    record = estimate_record(args, files, sample, sizes, sum(sizes[:len(half)]), scale, startup, runs, meter,
-                             local_cores)
+    record = estimate_record(args, sample, sizes, len(half), scale, startup, runs, meter, local_cores)
     path = (Path.cwd() if temporary else out) / ESTIMATE_FILE
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(estimate_table(record))
@@ -137,9 +136,11 @@ def _clean_up(out: Path, temporary: bool) -> None:
         shutil.rmtree(out / name, ignore_errors=True)
 
 
-def estimate_record(args, files, sample, sizes, half_bytes: int, scale: Scale, startup: Cost,
+def estimate_record(args, sample: list[str], sizes: list[int], half: int, scale: Scale, startup: Cost,
                     runs: dict[str, RunCost], meter: TreeMeter, local_cores: int) -> dict:
-    """estimate.json: what was measured, the fitted model and the projection (docs/estimate.md)."""
+    """estimate.json: what was measured, the fitted model and the projection (docs/estimate.md); the
+    half runs were on the first `half` sampled files."""
+    half_bytes = sum(sizes[:half])
     cold, before, measured, after = (runs[name] for name in RUNS)
     models = [fit_stage(stage, cold.stages[stage], mean_cost(before.stages[stage], after.stages[stage]), cost,
                         half_bytes, scale.sample_bytes)
@@ -176,7 +177,7 @@ def estimate_record(args, files, sample, sizes, half_bytes: int, scale: Scale, s
         "listing": {"inputs": args.input, "files": scale.listing_files, "bytes": scale.listing_bytes,
                     "bytes_known": scale.listing_bytes_known},
         "sample": {"seed": args.sample_seed, "files": sample, "sizes": sizes, "bytes": scale.sample_bytes,
-                   "half": {"files": len(sample[:(len(sample) + 1) // 2]), "bytes": half_bytes}, "per_file": per_file,
+                   "half": {"files": half, "bytes": half_bytes}, "per_file": per_file,
                    "extracted_bytes_per_file": extracted_bytes["bytes"]},
         "measured": {"local_cores": local_cores, "startup": asdict(startup),
                      **{name: {s: asdict(c) for s, c in runs[name].stages.items()} for name in RUNS},
