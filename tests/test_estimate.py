@@ -14,8 +14,10 @@ import pytest
 from dataprep.estimate.model import (
     Cost,
     StageModel,
+    combined_error,
     fit_stage,
     listing_bytes,
+    measurement_error,
     parallel_efficiency,
     relative_error,
     wall_at_cores,
@@ -67,6 +69,16 @@ def test_relative_error_is_the_spread_between_files():
     assert relative_error(sizes, [2.0, 2.0, 2.0], 30, total_known=False) == 0.0
     assert relative_error(sizes, [1.0, 4.0, 2.0], 30, total_known=False) == pytest.approx(
         2 * (0.9 * (16 / 9 + 25 / 9 + 1 / 9) / 2 / 3) ** 0.5 / (7 / 3))
+
+
+def test_measurement_noise_is_multiplied_out_to_the_listing():
+    # warm half runs 4.0 and 5.0 s: sd 1/sqrt2; the slope's difference sqrt(1.5) of it; half 100 B,
+    # sample 1100 B, listing 10,100 B: x10
+    assert measurement_error(4.0, 5.0, 100, 1100, 10_100) == pytest.approx(2 * 1.5 ** 0.5 / 2 ** 0.5 * 10)
+    assert measurement_error(4.0, 4.0, 100, 1100, 10_100) == 0.0
+    assert measurement_error(4.0, 5.0, 100, 100, 10_100) == 0.0  # no slope drawn, none to be noisy
+    assert combined_error(0.3, 4.0, 10.0) == pytest.approx(0.5)
+    assert combined_error(None, 0.0, 10.0) is None and combined_error(None, 1.0, 10.0) == pytest.approx(0.1)
 
 
 def test_listing_bytes_known_or_estimated():

@@ -29,9 +29,11 @@ from dataprep.estimate.model import (
     DEFAULT_BYTES_PER_TOKEN,
     Cost,
     Scale,
+    combined_error,
     fit_stage,
     listing_bytes,
     mean_cost,
+    measurement_error,
     parallel_efficiency,
     relative_error,
     wall_at_cores,
@@ -162,14 +164,17 @@ def estimate_record(args, sample: list[str], sizes: list[int], half: int, scale:
     for model in models:
         cost = model.at(scale.listing_bytes)
         stats = done[model.stage][1] if model.stage in done else None
+        noise = measurement_error(before.stages[model.stage].cpu_s, after.stages[model.stage].cpu_s, half_bytes,
+                                  scale.sample_bytes, scale.listing_bytes)
         stages[model.stage] = {
-            "cpu_s": cost.cpu_s, "cpu_hours": cost.cpu_s / 3600,
+            "cpu_s": cost.cpu_s, "cpu_hours": cost.cpu_s / 3600, "cpu_measurement_error_s": noise,
             "documents": round(stats.out_rows * scale.factor) if stats else None,
             "bytes": round(stats.out_bytes * scale.factor) if stats else None,
             "wall_s_at_cores": wall_at_cores(model, scale.listing_bytes, cores,
                                              scale.listing_files if model.stage == measured.done[0][1].stage
                                              else None, efficiency)}
     cpu = startup.cpu_s + sum(s["cpu_s"] for s in stages.values())
+    noise = math.hypot(*(s["cpu_measurement_error_s"] for s in stages.values()))
     start_up_per_executor = startup.cpu_s + sum(m.one_time.cpu_s for m in models)
     peaks = meter.peaks
     return {
@@ -188,7 +193,7 @@ def estimate_record(args, sample: list[str], sizes: list[int], half: int, scale:
             "scale": scale.factor,
             "startup": {"cpu_s": startup.cpu_s, "wall_s": startup.wall_s},
             "stages": stages,
-            "cpu_s": cpu, "cpu_hours": cpu / 3600, "cpu_relative_error": errors["cpu"],
+            "cpu_s": cpu, "cpu_hours": cpu / 3600, "cpu_relative_error": combined_error(errors["cpu"], noise, cpu),
             "documents": round(final.out_rows * scale.factor), "documents_relative_error": errors["documents"],
             "bytes": round(final.out_bytes * scale.factor), "bytes_relative_error": errors["bytes"],
             "tokens": round(tokens * scale.factor), "tokens_method": method,
@@ -255,7 +260,8 @@ def estimate_table(record: dict) -> str:
     for stage, s in projected["stages"].items():
         docs = f"{s['documents']:,}" if s["documents"] is not None else "-"
         size = _human(s["bytes"]) if s["bytes"] is not None else "-"
-        lines.append(f"  {stage:<15} {s['cpu_s']:>10.1f} {s['cpu_hours']:>10.3f} {docs:>12} {size:>10}")
+        noise = f"±{s['cpu_measurement_error_s']:.1f}" if s["cpu_measurement_error_s"] else ""
+        lines.append(f"  {stage:<15} {s['cpu_s']:>10.1f} {s['cpu_hours']:>10.3f} {docs:>12} {size:>10}  {noise}")
     lines.append(f"  {'total':<15} {projected['cpu_s']:>10.1f} {projected['cpu_hours']:>10.3f}"
                  f"{_pm(projected['cpu_relative_error'])}")
     memory, cores = projected["memory"], projected["cores"]
@@ -269,6 +275,7 @@ def estimate_table(record: dict) -> str:
         f"on {cores['cores']} executor cores ({cores['executors']} executor(s)): wall {_duration(cores['wall_s'])}, "
         f"{cores['cpu_s'] / 3600:.3f} CPU-hours with each executor's start-up; parallel efficiency "
         f"{cores['parallel_efficiency']:.2f} (measured on the sample, {record['measured']['local_cores']} local cores)",
-        "± is about two standard errors of the spread between sampled files (CPU: of extracted bytes per file)",
+        "± is about two standard errors: of the spread between sampled files (documents, bytes; CPU: extracted "
+        "bytes per file) and, for CPU, of the measurement noise the two warm half runs show (per stage, in seconds)",
     ]
     return "\n".join(lines)

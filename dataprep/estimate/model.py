@@ -71,6 +71,25 @@ def fit_stage(stage: str, cold: Cost, warm: Cost, sample: Cost, half_bytes: int,
     return StageModel(stage, *(Cost(c, w) for c, w in zip(cpu, wall, strict=True)))
 
 
+def measurement_error(before: float, after: float, half_bytes: float, sample_bytes: float,
+                      listing_bytes: float) -> float:
+    """About two standard errors, in seconds, that measurement noise puts on a stage's projection: the two
+    warm half runs measure the same thing, so their difference is the noise of one measurement (sd =
+    |a - b| / sqrt 2); the slope's difference (one sample run less the mean of two) carries sqrt(1.5) of
+    it, multiplied out to the listing's size. Zero when there is no slope."""
+    if sample_bytes <= half_bytes:
+        return 0.0
+    sd = abs(before - after) / math.sqrt(2)
+    return 2.0 * sd * math.sqrt(1.5) * (listing_bytes - half_bytes) / (sample_bytes - half_bytes)
+
+
+def combined_error(relative: float | None, absolute_s: float, total_s: float) -> float | None:
+    """A relative error and an error in seconds (independent, about two standard errors each) as one
+    relative error of `total_s`."""
+    parts = [relative or 0.0, absolute_s / total_s if total_s else 0.0]
+    return math.hypot(*parts) if relative is not None or absolute_s else None
+
+
 def relative_error(sizes: list[float], values: list[float], population: int, total_known: bool) -> float | None:
     """About two standard errors, relative, of a total projected from `values` of `n` sampled files out of
     `population`: the ratio estimator (values per byte) when the listing's bytes are known, the mean per file
