@@ -22,7 +22,7 @@ from dataprep.estimate.model import (
     relative_error,
     wall_at_cores,
 )
-from dataprep.estimate.sample import draw_sample, per_file_figures
+from dataprep.estimate.sample import draw_sample, file_size, listing_sizes, per_file_figures
 from reporting.collect import collect
 from reporting.report import write_report
 
@@ -106,6 +106,21 @@ def test_sample_draw_is_seeded_and_sorted():
     assert drawn == draw_sample(list(reversed(files)), 5, seed=0) == sorted(drawn)
     assert drawn != draw_sample(files, 5, seed=1)
     assert draw_sample(files[:3], 5, seed=0) == files[:3]
+
+
+def test_sizes_of_local_http_and_s3_files(tmp_path, http_files, s3_server):
+    (tmp_path / "a.warc.gz").write_bytes(b"x" * 123)
+    folder, base_url = http_files
+    (folder / "b.warc.gz").write_bytes(b"y" * 456)
+    bucket = s3_server.create_bucket("sizes")
+    s3_server.put(f"{bucket}/c.warc.gz", b"z" * 789)
+    assert file_size(str(tmp_path / "a.warc.gz")) == 123
+    assert file_size(f"{base_url}/b.warc.gz") == 456
+    assert file_size(f"{bucket}/c.warc.gz") == 789
+    assert file_size(f"s3a{bucket[2:]}/c.warc.gz") == 789
+    assert file_size(str(tmp_path / "missing")) is None
+    # a remote listing's sizes are not looked up file by file: its bytes are estimated from the sample's
+    assert listing_sizes([str(tmp_path / "a.warc.gz"), f"{bucket}/c.warc.gz"]) == []
 
 
 def test_per_file_figures_read_both_origin_forms():
