@@ -132,6 +132,10 @@ def test_per_file_figures_read_both_origin_forms():
 # -- against a real run -------------------------------------------------------------------------------------
 
 TOLERANCE = 0.25
+# Two real runs of the same 6-file crawl on this shared 2-core machine differed by up to 1.5 CPU-s in a
+# stage (cleanup 6.0 and 4.6, extract 9.7 and 8.1): a stage's CPU may miss by that much on top of 25%;
+# the total may not.
+STAGE_NOISE_S = 1.5
 
 
 def _dataprep(*argv: str) -> subprocess.CompletedProcess:
@@ -164,14 +168,15 @@ def test_projection_from_two_files_matches_the_run_on_all_six(tmp_path, default_
     misses = {}
     for stage in stages:
         stats = json.loads((tmp_path / "run" / stage / "stats.json").read_text())
-        figures = {"documents": (projected["stages"][stage]["documents"], stats["out"]["rows"]),
-                   "bytes": (projected["stages"][stage]["bytes"], stats["out"]["bytes"]),
-                   "cpu_s": (projected["stages"][stage]["cpu_s"], real["stages"][stage]["cpu_s"])}
-        misses.update({f"{stage} {name}": (p, r) for name, (p, r) in figures.items()
-                       if abs(p - r) > TOLERANCE * r})
-    start = (projected["startup"]["cpu_s"], real["startup"]["cpu_s"])
-    if abs(start[0] - start[1]) > TOLERANCE * start[1]:
-        misses["start-up cpu_s"] = start
+        figures = {"documents": (projected["stages"][stage]["documents"], stats["out"]["rows"], 0.0),
+                   "bytes": (projected["stages"][stage]["bytes"], stats["out"]["bytes"], 0.0),
+                   "cpu_s": (projected["stages"][stage]["cpu_s"], real["stages"][stage]["cpu_s"], STAGE_NOISE_S)}
+        misses.update({f"{stage} {name}": (p, r) for name, (p, r, noise) in figures.items()
+                       if abs(p - r) > TOLERANCE * r + noise})
+    for name, p, r in [("start-up cpu_s", projected["startup"]["cpu_s"], real["startup"]["cpu_s"]),
+                       ("total cpu_s", projected["cpu_s"], real["total"]["cpu_s"])]:
+        if abs(p - r) > TOLERANCE * r:
+            misses[name] = (p, r)
     assert not misses, f"projected against real, off by more than {TOLERANCE:.0%}: {misses}"
     assert projected["memory"]["jvm_bytes"] > 0 and projected["memory"]["worker_bytes"] > 0
     # the sampled run is real: its stage folders are there, and the half's runs are gone
