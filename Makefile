@@ -53,7 +53,7 @@ demo: setup
 	@echo "== 1/6 sample crawl: $(DEMO_RECORDS) WARC records in $(DEMO_FILES) files -> $(DEMO)/crawl (built once)"
 	@$(MAKE) --no-print-directory $(DEMO)/crawl/truth.json
 	@echo "== 2/6 curation: python -m dataprep run, every stage of dataprep/pipeline.py -> $(DOCUMENTS)/<stage>/"
-	$(PY) -m dataprep run --input '$(DEMO)/crawl/*.warc.gz' --out $(DOCUMENTS) --keep-dropped
+	$(PY) -m dataprep run --input '$(DEMO)/crawl/*.warc.gz' --out $(DOCUMENTS) --keep-dropped --measure-cost
 	@echo "== 3/6 shards: BPE tokenizer, Megatron .bin/.idx per split, manifest.json -> $(DEMO)/shards"
 	@$(MAKE) --no-print-directory shards BLEND_CONFIG=infra/blend_demo.yaml SHARDS=$(DEMO)/shards \
 		SHARDS_ARGS=--replace-changed PREVIEW_ARGS="--samples 9600 --seq-len 128"
@@ -64,8 +64,16 @@ demo: setup
 	@echo "== 5/6 evaluation: $(DEMO_EVAL_ARGS), clean subset from the decontamination stage -> $(DEMO)/train/eval.json"
 	@echo '$(DEMO_EVAL_ARGS)' | cmp -s - $(DEMO)/train/eval.args || echo '$(DEMO_EVAL_ARGS)' > $(DEMO)/train/eval.args
 	@$(MAKE) --no-print-directory $(DEMO)/train/eval.json
-	@echo "== 6/6 report: funnel, blend, training, evaluation -> $(DEMO)/report/index.html"
+	@echo "== 6/6 report: funnel, cost estimate, blend, training, evaluation -> $(DEMO)/report/index.html"
+	@$(MAKE) --no-print-directory $(DEMO)/estimate/estimate.json
 	$(PY) -m reporting report $(DEMO) $(DOCUMENTS) --out $(DEMO)/report
+
+# The cost estimate the report sets beside the run's own cost: the pipeline on $(DEMO_ESTIMATE_SAMPLE) of the crawl's
+# files (docs/estimate.md), tokens counted with the demo's tokenizer. Made once per crawl and tokenizer.
+DEMO_ESTIMATE_SAMPLE ?= 2
+$(DEMO)/estimate/estimate.json: $(DEMO)/crawl/truth.json $(DEMO)/tokenizer/tokenizer.json
+	$(PY) -m dataprep estimate --input '$(DEMO)/crawl/*.warc.gz' --sample $(DEMO_ESTIMATE_SAMPLE) \
+		--tokenizer $(DEMO)/tokenizer/tokenizer.json --out $(DEMO)/estimate
 
 # Scored again when the run, the items the decontamination stage found, or the settings change.
 $(DEMO)/train/eval.json: $(DEMO)/train/summary.json $(DOCUMENTS)/decontaminate/task_items_found.jsonl $(DEMO)/train/eval.args

@@ -1,4 +1,5 @@
 """`python -m dataprep run ...` runs the pipeline, `python -m dataprep <stage> ...` one stage of it,
+`python -m dataprep estimate ...` projects a run's cost from a sample of its input,
 `python -m dataprep train-classifier ...` trains the quality stage's classifier.
 
 Under spark-submit: dataprep/jobs/run.py (the pipeline) and dataprep/jobs/stage.py <stage> (one stage).
@@ -15,6 +16,7 @@ from dataprep import pipeline  # STAGES read on each call: a list changed after 
 def _usage() -> str:
     lines = ["usage: python -m dataprep run [options]       the whole pipeline (python -m dataprep run --help)",
              "       python -m dataprep <stage> [options]   one stage (python -m dataprep <stage> --help)",
+             "       python -m dataprep estimate [options]  the pipeline's cost, from a sample of its input (--help)",
              "       python -m dataprep train-classifier [options]   the quality classifier (--help)",
              "", "stages, in pipeline order:"]
     lines += [f"  {stage.name:<14} {stage.help}" for stage in pipeline.all_stages()]
@@ -27,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         from dataprep.cli import run_pipeline_command
 
         return run_pipeline_command(argv[1:])
+    if argv and argv[0] == "estimate":
+        from dataprep.estimate.command import estimate_command
+
+        return estimate_command(argv[1:])
     if argv and argv[0] == "train-classifier":
         from dataprep.quality.train import train_command
 

@@ -147,6 +147,9 @@ def pipeline_parser() -> argparse.ArgumentParser:
                         help=f"the shorthand source's name ({DEFAULT_SOURCE})")
     parser.add_argument("--format", help="the shorthand source's files are already-extracted text of this format "
                                          "(jsonl, parquet, text: the ingest stage)")
+    parser.add_argument("--measure-cost", action="store_true",
+                        help="write DIR/cost.json: CPU and wall seconds of the start and of each stage, memory "
+                             "peaks, of this process tree (driver, JVM, Python workers: a local run's all)")
     add_run_arguments(parser)
     pipeline.add_pipeline_options(parser)
     return parser
@@ -165,7 +168,8 @@ def run_pipeline_command(argv: list[str]) -> int:
 
     parser = pipeline_parser()
     args = parser.parse_args(argv)
-    skip = {"out", "input", "source", "format", "master", "config", "overwrite", "keep_dropped", "num_buckets"}
+    skip = {"out", "input", "source", "format", "master", "config", "overwrite", "keep_dropped", "num_buckets",
+            "measure_cost"}
     options = {k: v for k, v in vars(args).items() if k not in skip}
     try:
         config, sources = load_run_config(args.config)
@@ -180,8 +184,11 @@ def run_pipeline_command(argv: list[str]) -> int:
         for source in sources:
             check_local_patterns(source.inputs)
         with spark_session(args.master, "dataprep-run") as spark:
-            done = run_pipeline(spark, sources, args.out.rstrip("/"), config, options, overwrite=args.overwrite,
-                                keep_dropped=args.keep_dropped)
+            run = run_pipeline
+            if args.measure_cost:
+                from dataprep.estimate.measure import run_measured as run
+            done = run(spark, sources, args.out.rstrip("/"), config, options, overwrite=args.overwrite,
+                       keep_dropped=args.keep_dropped)
     except (*USER_ERRORS, RunConfigError) as e:
         return bad_input("dataprep run", e)
     levels = funnel_levels(done)

@@ -12,6 +12,8 @@ from blending.stages import StageFolder, find_stage_folders
 
 MANIFEST = "manifest.json"
 ABLATION = "ablation.json"  # trainer.ablate's: its folder's shards and runs are the ablation's, not the run's
+ESTIMATE = "estimate.json"  # dataprep estimate's: its folder's stage folders are the sample's, not the run's
+COST = "cost.json"  # `dataprep run --measure-cost`'s: what each stage of the run cost
 
 
 @dataclass
@@ -52,6 +54,8 @@ class Report:
     runs: list[Run]
     evals: dict[str, dict]  # label of eval.json -> its content
     ablations: dict[str, tuple[Path, dict]] = field(default_factory=dict)  # label -> (folder, ablation.json)
+    estimates: dict[str, dict] = field(default_factory=dict)  # label -> estimate.json
+    costs: dict[str, dict] = field(default_factory=dict)  # label of a run's folder -> its cost.json
 
     @property
     def bytes_per_token(self) -> float | None:
@@ -93,7 +97,7 @@ def stages_of(folders: list[StageFolder], label) -> list[Stage]:
 def _folders(root: Path, out: Path):
     for folder, dirs, files in os.walk(root):
         here = Path(folder)
-        if ABLATION in files:  # an ablation's folder: reported as one section, never as stages or runs
+        if ABLATION in files or ESTIMATE in files:  # reported as one section, never as stages or runs
             dirs[:] = []
         # temporary and replaced outputs, the report itself, checkpoints, caches: nothing to report
         dirs[:] = sorted(d for d in dirs if ".tmp-" not in d and ".old-" not in d and d not in
@@ -108,13 +112,18 @@ def collect(roots: str | Path | list, out: str | Path) -> Report:
     out = Path(out)
     label = labeller(roots)
     # Stage folders in pipeline order, by the inputs each _SUCCESS records (blending.stages).
-    runs, evals, ablations = [], {}, {}
+    runs, evals, ablations, estimates, costs = [], {}, {}, {}, {}
     manifest, manifest_label = None, None
     for folder, files in (item for root in roots for item in _folders(root, out)):
         if ABLATION in files:
             name = label(folder) if label(folder) != "." else folder.resolve().name
             ablations[name] = (folder, read_json(folder / ABLATION) or {})
             continue
+        if ESTIMATE in files:
+            estimates[label(folder)] = (folder, read_json(folder / ESTIMATE) or {})
+            continue
+        if COST in files:
+            costs[label(folder)] = read_json(folder / COST) or {}
         if MANIFEST in files and manifest is None:
             content = read_json(folder / MANIFEST)
             if content and "sources" in content and "tokenizer" in content:
@@ -127,7 +136,8 @@ def collect(roots: str | Path | list, out: str | Path) -> Report:
         for name in sorted(f for f in files if f == "eval.json" or (folder.name == "eval" and f.startswith("step_")
                                                                      and f.endswith(".json"))):
             evals[f"{label(folder)}/{name}"] = read_json(folder / name) or {}
-    inside = [folder.resolve() for folder, _ in ablations.values()] + [out.resolve()]
+    inside = [folder.resolve() for folder, _ in [*ablations.values(), *estimates.values()]] + [out.resolve()]
     stages = [s for s in stages_of(find_stage_folders(roots), label)
               if not any(s.folder.resolve().is_relative_to(f) for f in inside)]
-    return Report(roots, stages, manifest, manifest_label, runs, evals, ablations)
+    return Report(roots, stages, manifest, manifest_label, runs, evals, ablations,
+                  {name: content for name, (_, content) in estimates.items()}, costs)

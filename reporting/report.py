@@ -7,7 +7,9 @@ It reads only what the runs wrote, so a stage added to the pipeline shows up wit
   _SUCCESS names what it read: blending.stages);
 - the blend: the first manifest.json found (its sources, weights and token counts);
 - training runs (metrics.csv, valid.csv, summary.json, config.json, loss.png) and eval.json files;
-- ablations (trainer.ablate's ablation.json and ablation.png; their shards and runs are not the run's).
+- ablations (trainer.ablate's ablation.json and ablation.png; their shards and runs are not the run's);
+- cost estimates (dataprep estimate's estimate.json; its sample's stage folders are not the run's), beside
+  the run's cost.json (dataprep run --measure-cost).
 Plots: the funnel, quality scores and duplicate-cluster sizes when a stage wrote those columns, the
 loss curves. The folder is self-contained (index.html opens from disk, no server, no script). The PNGs
 a report writes are listed in report-files.txt, and only those are deleted when it is written again.
@@ -23,6 +25,7 @@ from pathlib import Path
 from blending.stage_folder import InputError
 from reporting.clusters import cluster_sizes, plot_clusters
 from reporting.collect import MANIFEST, Report, Run, collect
+from reporting.estimate import add_estimate
 from reporting.figures import reason_colors
 from reporting.funnel import funnel_table, plot_funnel, reasons_of
 from reporting.page import Page, anchor
@@ -264,6 +267,7 @@ def write_report(report: Report, out: str | Path) -> Path:
     page = Page()
     add_glance(page, report)
     add_funnel(page, report, folder)
+    add_estimate(page, report)
     add_scores_and_clusters(page, report, folder)
     add_blend(page, report)
     add_training(page, report, folder)
