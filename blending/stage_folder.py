@@ -62,6 +62,12 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(uri)
 
 
+def exists(uri: str) -> bool:
+    """Whether a folder (or any object under its prefix) is there."""
+    fs, path = resolve(uri)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
 def as_uri(folder: str, path: str) -> str:
     """`path` (from `folder`'s filesystem) written the way `folder` was: a URI stays a URI."""
     return path if "://" not in folder else folder.split("://")[0] + "://" + path
@@ -264,6 +270,20 @@ def commit_listed(attempt: str, out: str, record: dict) -> None:
         listing[name] = {"path": info.path[len(root) + 1:], "size": info.size}
     write_bytes(f"{out.rstrip('/')}/{SUCCESS}", success_bytes({**record, LISTING: listing}))
     remove_unlisted(out)
+
+
+def upload_folder(local: str | Path, out: str) -> None:
+    """Publish a complete local folder, its _SUCCESS record included, as the listed folder `out`: every
+    other file copied into a new attempt folder, then the listing _SUCCESS."""
+    local = Path(local)
+    record = _json_object((local / SUCCESS).read_bytes(), str(local / SUCCESS))
+    attempt = working_folder(out)
+    fs, attempt_root = resolve(attempt)
+    for path in sorted(p for p in local.rglob("*") if p.is_file() and p != local / SUCCESS):
+        with open(path, "rb") as source, fs.open_output_stream(f"{attempt_root}/{path.relative_to(local).as_posix()}") as f:
+            while chunk := source.read(1 << 24):
+                f.write(chunk)
+    commit_listed(attempt, out, record)
 
 
 def remove_unlisted(out: str) -> None:
