@@ -221,3 +221,17 @@ def test_fetch_refuses_a_file_whose_hash_does_not_match(prose_blend_on_s3, tmp_p
     fetch(remote, target, log=lines.append)  # resumed: what the failed fetch checked is not read again
     assert (target / name).read_bytes() == good
     assert int(re.search(r"(\d+) already here", lines[0]).group(1)) >= 1  # the tokenizer, fetched first
+
+
+@pytest.mark.slow
+def test_a_report_written_to_s3_holds_the_local_reports_files(pipeline_run, tmp_path, bucket, s3_server, capsys):
+    from reporting.__main__ import main as reporting_main
+
+    local = tmp_path / "report"
+    assert reporting_main(["report", str(pipeline_run), "--out", str(local)]) == 0
+    assert reporting_main(["report", str(pipeline_run), "--out", f"{bucket}/report"]) == 0
+    assert f"{bucket}/report/index.html" in capsys.readouterr().out
+    names = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
+    assert "index.html" in names
+    assert sorted(k.removeprefix("report/") for k in files(s3_server.keys(f"{bucket}/report/"))) == names
+    assert read_bytes(f"{bucket}/report/index.html") == (local / "index.html").read_bytes()
