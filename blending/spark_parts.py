@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
-from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructType, _parse_datatype_string
+from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructType
 
 from blending.stage_folder import is_listed, resolve
 
@@ -19,7 +19,7 @@ def read_parts(spark: SparkSession, parts: list[str], ddl: str | None = None) ->
     if not any(is_listed(p) for p in parts):
         reader = spark.read.schema(ddl) if ddl else spark.read
         return reader.parquet(*parts)
-    schema = _parse_datatype_string(ddl) if ddl else _nullable(from_arrow_schema(read_schema(parts[0])))
+    schema = StructType.fromDDL(ddl) if ddl else _nullable(from_arrow_schema(read_schema(parts[0])))
     arrow_schema = to_arrow_schema(schema)
     paths = spark.createDataFrame(spark.sparkContext.parallelize([(p,) for p in parts], len(parts)), "path string")
     return paths.mapInArrow(_reader(arrow_schema), schema)

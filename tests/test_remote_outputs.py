@@ -76,6 +76,55 @@ def s3_run(spark, sample_crawl, default_classifier, bucket) -> str:
     return out
 
 
+def write_attempt(out: str, files: dict[str, bytes]) -> str:
+    from blending.stage_folder import working_folder, write_bytes
+
+    attempt = working_folder(out)
+    for name, data in files.items():
+        write_bytes(f"{attempt}/{name}", data)
+    return attempt
+
+
+def test_a_listed_folder_is_read_through_its_success_and_a_commit_removes_other_attempts(bucket, s3_server, tmp_path):
+    from blending.stage_folder import commit_listed, read_json, reusable
+
+    out = f"{bucket}/protocol/stage"
+    record = {"stage": "cleanup", "code_version": "1", "inputs": [], "config_hash": "a"}
+    killed = write_attempt(out, {"part-00000.parquet": b"killed"})
+    assert not reusable(out, record)  # a killed run's files only: nothing to reuse, nothing refused
+    with pytest.raises(InputError, match="did not finish"):
+        list_parts(out)
+
+    first = write_attempt(out, {"part-00000.parquet": b"first", "stats.json": b'{"n": 1}'})
+    running = write_attempt(out, {"part-00000.parquet": b"running"})  # another killed run's
+    commit_listed(first, out, record)
+    assert read_success(out) == success_bytes(record)
+    assert list_parts(out) == [f"{first}/part-00000.parquet"]
+    assert read_json(out, "stats.json") == {"n": 1}
+    assert folder_record(out)["parts"] == [{"name": "part-00000.parquet", "size": 5}]
+    assert reusable(out, record)
+    key = out.split("/", 3)[3]
+    stored = files(s3_server.keys(out + "/"))
+    assert stored == {f"{key}/{SUCCESS}", f"{key}/{first.rsplit('/', 1)[1]}/part-00000.parquet",
+                      f"{key}/{first.rsplit('/', 1)[1]}/stats.json"}
+    assert killed.rsplit("/", 1)[1] not in str(stored) and running.rsplit("/", 1)[1] not in str(stored)
+
+    second = write_attempt(out, {"part-00000.parquet": b"second", "part-00001.parquet": b"2"})
+    assert read_bytes(list_parts(out)[0]) == b"first"  # the old folder stands until the new _SUCCESS is in
+    commit_listed(second, out, {**record, "config_hash": "b"})
+    assert [read_bytes(p) for p in list_parts(out)] == [b"second", b"2"]
+    assert read_json(out, "stats.json") is None  # the new attempt has none: the old one's is not read
+    assert not [k for k in files(s3_server.keys(out + "/")) if first.rsplit("/", 1)[1] in k]
+
+    # a listed folder copied to local disk as it is stays a listed folder: its listing says what to read
+    local = tmp_path / "copy"
+    for k in files(s3_server.keys(out + "/")):
+        (local / k.removeprefix(key + "/")).parent.mkdir(parents=True, exist_ok=True)
+        (local / k.removeprefix(key + "/")).write_bytes(read_bytes(f"{bucket}/{k}"))
+    (local / "part-00009.parquet").write_bytes(b"not listed")
+    assert [Path(p).read_bytes() for p in list_parts(str(local))] == [b"second", b"2"]
+
+
 @pytest.mark.slow
 def test_every_stage_folder_on_s3_holds_the_local_runs_bytes(s3_run, pipeline_run, s3_server):
     local_folders = find_stage_folders(pipeline_run)
