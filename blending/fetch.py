@@ -23,10 +23,17 @@ from pathlib import Path
 from blending.atomic import publish_folder
 from blending.hashing import sha256_file
 from blending.manifest import MANIFEST_FILE, SPLITS, ManifestError, load_manifest
-from blending.stage_folder import STATS, SUCCESS, InputError, file_uri, read_listing, read_success, resolve
+from blending.stage_folder import (
+    STATS,
+    SUCCESS,
+    InputError,
+    copy_stream,
+    file_uri,
+    read_listing,
+    read_success,
+    resolve,
+)
 from blending.verified import verify_manifest
-
-CHUNK = 1 << 22
 
 
 class FetchError(ValueError):
@@ -117,14 +124,11 @@ def _fetch_file(uri: str, name: str, size: int | None, sha256: str, partial: Pat
         fetched.kept += 1
         return
     download = target.with_name(target.name + ".download")
-    digest, written = hashlib.sha256(), 0
+    digest = hashlib.sha256()
     fs, path = resolve(uri)
     try:
         with fs.open_input_stream(path) as source, open(download, "wb") as out:
-            while chunk := source.read(CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-                written += len(chunk)
+            written = copy_stream(source, out, digest.update)
     except FileNotFoundError:
         download.unlink(missing_ok=True)
         raise FetchError(f"{uri}: missing (the manifest lists it)") from None

@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -41,6 +42,7 @@ DROPPED_INDEX_DIR = "dropped_index"
 DROPPED_INDEX_COLUMNS = ("doc_id", "origin", "drop_reason")
 LISTING = "files"  # the key of a listed folder's _SUCCESS that names its files
 ATTEMPT_PREFIX = "_attempt-"
+COPY_CHUNK = 1 << 23
 # The stage whose folders hold curated documents, what the shard builder reads by default. The curation
 # pipeline's last stage must carry this name (a test checks it), so readers need not import the pipeline.
 FINAL_STAGE = "decontaminate"
@@ -280,10 +282,26 @@ def upload_folder(local: str | Path, out: str) -> None:
     attempt = working_folder(out)
     fs, attempt_root = resolve(attempt)
     for path in sorted(p for p in local.rglob("*") if p.is_file() and p != local / SUCCESS):
-        with open(path, "rb") as source, fs.open_output_stream(f"{attempt_root}/{path.relative_to(local).as_posix()}") as f:
-            while chunk := source.read(1 << 24):
-                f.write(chunk)
+        upload_file(path, f"{attempt_root}/{path.relative_to(local).as_posix()}", fs)
     commit_listed(attempt, out, record)
+
+
+def upload_file(path: str | Path, dest: str, fs: pafs.FileSystem) -> None:
+    with pafs.LocalFileSystem().open_input_stream(str(path)) as source, fs.open_output_stream(dest) as sink:
+        copy_stream(source, sink)
+
+
+def copy_stream(source, sink, each: Callable | None = None) -> int:
+    """Copy a pyarrow input stream into `sink` (any writable), `each(chunk)` on every chunk; the bytes copied.
+    Chunks are pyarrow buffers, from pyarrow's own allocator: large Python bytes objects, once freed, stay
+    in glibc's heap and are handed unzeroed to the next large allocation (fastText's matrices among them)."""
+    copied = 0
+    while (chunk := source.read_buffer(COPY_CHUNK)).size:
+        if each:
+            each(chunk)
+        sink.write(chunk)
+        copied += chunk.size
+    return copied
 
 
 def remove_unlisted(out: str) -> None:

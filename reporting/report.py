@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from blending.stage_folder import InputError, is_listed, resolve
+from blending.stage_folder import InputError, is_listed, resolve, upload_file
 from reporting.clusters import cluster_sizes, plot_clusters
 from reporting.collect import MANIFEST, Report, Run, collect
 from reporting.figures import reason_colors
@@ -349,8 +349,7 @@ def upload_report(local: Path, out: str) -> None:
     fs, root = resolve(out)
     pages = {".html", ".md"}
     for path in sorted((p for p in local.rglob("*") if p.is_file()), key=lambda p: (p.suffix in pages, p.as_posix())):
-        with fs.open_output_stream(f"{root}/{path.relative_to(local).as_posix()}") as f:
-            f.write(path.read_bytes())
+        upload_file(path, f"{root}/{path.relative_to(local).as_posix()}", fs)
 
 
 def _write(roots: list[str], out: str) -> Path:

@@ -123,6 +123,7 @@ def test_a_listed_folder_is_read_through_its_success_and_a_commit_removes_other_
         (local / k.removeprefix(key + "/")).write_bytes(read_bytes(f"{bucket}/{k}"))
     (local / "part-00009.parquet").write_bytes(b"not listed")
     assert [Path(p).read_bytes() for p in list_parts(str(local))] == [b"second", b"2"]
+    assert [p.read_bytes() for p in find_stage_folders(local)[0].parts] == [b"second", b"2"]  # lineage, reports
 
 
 @pytest.mark.slow
