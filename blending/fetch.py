@@ -63,6 +63,8 @@ def fetch(manifest: str, to: str | Path, log=print) -> Path:
     final = Path(to).absolute()
     partial = final.with_name(f".{final.name}.partial")
     partial.mkdir(parents=True, exist_ok=True)
+    for name in (MANIFEST_FILE, STATS, SUCCESS):  # an interrupted fetch's, of this blend or another
+        (partial / name).unlink(missing_ok=True)
 
     raw = _read(_uri(source, MANIFEST_FILE, listing))
     try:
@@ -85,11 +87,12 @@ def fetch(manifest: str, to: str | Path, log=print) -> Path:
         pass
     _remove_others(partial, {name for name, _, _ in files} | {STATS, SUCCESS, MANIFEST_FILE})
     (partial / MANIFEST_FILE).write_bytes(raw)  # last: it names every file above
-    publish_folder(partial, final)  # every file synced to disk first
     try:
-        verify_manifest(load_manifest(final / MANIFEST_FILE), hashed=True)  # sizes and headers checked
+        load_manifest(partial / MANIFEST_FILE)  # what the trainer checks at start: sizes, index headers
     except ManifestError as error:
-        raise FetchError(str(error)) from None
+        raise FetchError(f"{error}; nothing published") from None
+    publish_folder(partial, final)  # every file synced to disk first
+    verify_manifest(load_manifest(final / MANIFEST_FILE), hashed=True)  # the hashes just checked, recorded
     log(fetched.line(final))
     return final / MANIFEST_FILE
 
