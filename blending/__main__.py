@@ -1,4 +1,4 @@
-"""python -m blending {train-tokenizer,build,verify,preview,locate}"""
+"""python -m blending {train-tokenizer,build,verify,fetch,preview,locate}"""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from blending.fetch import FetchError
 from blending.indexed import IndexFormatError
 from blending.locate import LocateError
 from blending.manifest import ManifestError
@@ -20,6 +21,7 @@ DESCRIPTION = """Documents -> tokenized Megatron shards + manifest.json (the tra
   build            tokenize every source of a blend config with Spark, write Megatron .bin/.idx
                    shards per source and split (2% validation by a hash of doc_id) and manifest.json
   verify           check every file of a manifest: presence, size, sha256, index headers, tokenizer
+  fetch            copy a blend (from s3:// or any folder) to local disk, every sha256 checked
   preview          the mixture a training run would draw (Megatron's error-tracking blend) and a
                    Table-1-style summary of tokens, weights and epochs
   locate           the documents a training sample is made of (or a document by shard, doc_id or
@@ -81,6 +83,13 @@ def _verify(args) -> int:
     return 0
 
 
+def _fetch(args) -> int:
+    from blending.fetch import fetch
+
+    fetch(args.manifest, args.to)
+    return 0
+
+
 def _preview(args) -> int:
     from blending.manifest import load_manifest
     from blending.preview import format_preview, preview
@@ -97,7 +106,7 @@ def _locate(args) -> int:
 
 
 @reports_bad_input("python -m blending", InputError, OutputExistsError, TokenizerError, ManifestError,
-                   IndexFormatError, LocateError)
+                   IndexFormatError, LocateError, FetchError)
 def main(argv: list[str] | None = None) -> int:
     from blending.locate import DEFAULT_SEED, DEFAULT_SEQ_LENGTH
 
@@ -141,6 +150,14 @@ def main(argv: list[str] | None = None) -> int:
                                         "first problem otherwise.")
     p.add_argument("manifest", help="manifest.json (or its folder)")
     p.set_defaults(run=_verify)
+
+    p = commands.add_parser("fetch", help="copy a blend (e.g. from s3://) to a local folder, every sha256 checked",
+                            description="Copy the manifest's files to DIR, each checked against its sha256; DIR "
+                                        "appears complete or not at all, and a stopped fetch resumes where it "
+                                        "was (files already fetched are kept). The trainer reads DIR.")
+    p.add_argument("manifest", help="manifest.json (or its folder): a path or a URI (s3://...)")
+    p.add_argument("--to", required=True, metavar="DIR", help="local folder to copy the blend into")
+    p.set_defaults(run=_fetch)
 
     p = commands.add_parser("preview", help="realised mixture and Table-1-style summary",
                             description="Draw N samples of L tokens with Megatron's error-tracking blend "

@@ -12,7 +12,10 @@ Tokens never pass through the JVM, a shuffle or the driver. A shard's bytes depe
 documents in doc_id order, never on the Spark master or the partitioning. Runs and shards are written
 under OUT.tmp-*, so OUT must be on a filesystem the executors share with the driver (local disk in local
 mode; NFS/Lustre on a cluster, where Megatron reads the shards anyway). OUT.tmp-* is renamed to OUT once
-manifest.json, stats.json and _SUCCESS (last) are in it; the runs are deleted first.
+manifest.json, stats.json and _SUCCESS (last) are in it; the runs are deleted first. An OUT on object
+storage (s3://...) is built the same way in a local temporary folder (under $TMPDIR, which the executors
+must share), then uploaded as a listed folder (blending/stage_folder.py): its _SUCCESS, written last, lists
+the manifest, tokenizer and shards. `python -m blending fetch` brings it back to local disk for training.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from tokenizers import Tokenizer
@@ -40,16 +42,21 @@ from blending.config import BlendConfig, SourceConfig, TokenizerConfig
 from blending.documents import DROP_REASONS, check_curated, documents_folder, iter_texts
 from blending.manifest import MANIFEST_FILE, SPLITS, manifest_dict, write_manifest
 from blending.passes import META_DDL, PlannedShard, plan, tokenize_to_run, write_shard
+from blending.spark_parts import read_parts, read_schema
 from blending.spark_session import get_spark
 from blending.stage_folder import (
     FINAL_STAGE,
     SUCCESS,
     InputError,
+    exists,
     folder_record,
+    is_listed,
     list_parts,
+    remove_unlisted,
     reusable,
     swap_into_place,
     temporary_folder,
+    upload_folder,
 )
 from blending.stage_folder import success_record as folder_success_record
 from blending.stage_stats import StageStats
@@ -127,7 +134,7 @@ def present_sources(config: BlendConfig, log=print, allow_partial: bool = False)
     Every folder must be the output of the pipeline's final stage, unless `allow_partial`."""
     present, skipped = [], []
     for source in config.sources:
-        missing = [f for f in source.inputs if not os.path.isdir(f)]
+        missing = [f for f in source.inputs if not exists(f)]
         if missing and config.skip_missing_sources:
             skipped.append(source.name)
             log(f"source {source.name}: left out, no input folder {', '.join(missing)}")
@@ -157,7 +164,7 @@ def _read_sources(spark: SparkSession, config: BlendConfig, present: list[Source
         parts = list_parts(folder)
         if not parts:
             continue
-        columns = set(pq.read_schema(parts[0]).names)
+        columns = set(read_schema(parts[0]).names)
         needed = {"doc_id", "source", config.text_column}
         if not needed <= columns:
             raise InputError(f"{folder}: lacks the columns {sorted(needed - columns)}")
@@ -166,7 +173,7 @@ def _read_sources(spark: SparkSession, config: BlendConfig, present: list[Source
         lineage = [c for c in ("origin", "url") if c in columns]
         schema = ", ".join(["doc_id string", "source string", f"`{config.text_column}` string"]
                            + [f"{c} string" for c in lineage])
-        df = spark.read.schema(schema).parquet(*map(str, parts))
+        df = read_parts(spark, list(map(str, parts)), schema)
         for column in {"origin", "url"} - set(lineage):
             df = df.withColumn(column, F.lit(None).cast("string"))
         claimed = [s.source_value for s in present if folder in s.inputs]
@@ -186,33 +193,46 @@ def _read_sources(spark: SparkSession, config: BlendConfig, present: list[Source
 
 
 def build(config: BlendConfig, out: str | Path, overwrite: bool = False, master: str | None = None,
-          partitions: int | None = None, allow_partial: bool = False, log=print, replace_changed: bool = False) -> Path:
-    """Build the shards and manifest into `out`; returns the manifest's path. An identical build is
-    reused; one of other inputs or config is refused, or rebuilt with `replace_changed`."""
-    out = Path(out).absolute()
+          partitions: int | None = None, allow_partial: bool = False, log=print,
+          replace_changed: bool = False) -> Path | str:
+    """Build the shards and manifest into `out` (a folder, or a URI on object storage); returns the
+    manifest's path (its URI for a URI). An identical build is reused; one of other inputs or config is
+    refused, or rebuilt with `replace_changed`."""
+    listed = is_listed(str(out))
+    out = str(out).rstrip("/") if listed else str(Path(out).absolute())
     started = time.perf_counter()
     config = with_documents_folders(config)
     present, skipped = present_sources(config, log, allow_partial)
     names = [s.name for s in present]
     tokenizer = resolve_tokenizer(config, log, present)
     record = folder_success_record(STAGE, __version__, describe_inputs(present), config.digest(tokenizer.sha256))
-    if reusable(str(out), record, overwrite, replace_changed):
+    manifest = f"{out}/{MANIFEST_FILE}" if listed else Path(out) / MANIFEST_FILE
+    if reusable(out, record, overwrite, replace_changed):
         log(f"{out} is up to date (same inputs, config and tokenizer)")
-        return out / MANIFEST_FILE
+        remove_unlisted(out)  # on object storage: a killed upload's files
+        return manifest
     spark = get_spark(master, app_name="blending")
     docs, unclaimed_df = _read_sources(spark, config, present)
 
-    tmp = Path(temporary_folder(str(out)))
+    # on object storage: built on local disk (the executors' runs and shards), then uploaded
+    staging = Path(tempfile.mkdtemp(prefix="blend-")) if listed else None
+    tmp = staging / "blend" if staging else Path(temporary_folder(out))
     for name in names:
         (tmp / name).mkdir(parents=True)
     try:
-        manifest_path = _run(spark, config, tokenizer, docs, names, skipped, unclaimed_df, record, tmp, partitions, log)
-        swap_into_place(str(tmp), str(out))
+        _run(spark, config, tokenizer, docs, names, skipped, unclaimed_df, record, tmp, partitions, log)
+        if listed:
+            upload_folder(tmp, out)
+        else:
+            swap_into_place(str(tmp), out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log(f"wrote {out / manifest_path.name} in {time.perf_counter() - started:.1f} s")
-    return out / manifest_path.name
+    finally:
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
+    log(f"wrote {manifest} in {time.perf_counter() - started:.1f} s")
+    return manifest
 
 
 def _tokenize_task(tokenizer_json: str, eod: int, dtype: str, source_index: dict[str, int],

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from blending.stage_folder import SUCCESS, InputError, list_parts, read_success
+from blending.stage_folder import SUCCESS, InputError, list_parts, read_success, resolve
 
 DROP_REASONS = ("null_text", "empty_text")  # checked in this order
 _VALID_SALT = b"blending-valid-split\0"
@@ -54,6 +54,9 @@ def documents_folder(folder: str, source: str, last_stage: str) -> str:
     the last stage's folder in it (FOLDER/<source>/<last stage> when sources ran apart, else
     FOLDER/<last stage>; a path that does not exist when the run has neither, so the source counts as
     missing). Any other folder is returned as given (and refused when read)."""
+    if "://" in folder:  # object storage has no folders to look into: the stage folder, or a run's
+        candidates = (folder, f"{folder}/{source}/{last_stage}", f"{folder}/{last_stage}")
+        return next((c for c in candidates if _finished(c)), folder)
     if not os.path.isdir(folder) or os.path.isfile(os.path.join(folder, SUCCESS)):
         return folder
     candidates = (os.path.join(folder, source, last_stage), os.path.join(folder, last_stage))
@@ -62,6 +65,11 @@ def documents_folder(folder: str, source: str, last_stage: str) -> str:
             return candidate
     run_folder = any(Path(folder).glob(f"*/{SUCCESS}")) or any(Path(folder).glob(f"*/*/{SUCCESS}"))
     return candidates[1] if run_folder else folder
+
+
+def _finished(folder: str) -> bool:
+    fs, root = resolve(folder)
+    return fs.get_file_info(f"{root}/{SUCCESS}").is_file
 
 
 def check_curated(folder: str, last_stage: str, allow_partial: bool) -> None:
@@ -81,14 +89,16 @@ def iter_texts(folders: Sequence[str | Path], source: str | None = None, text_co
     for folder in folders:
         for part in list_parts(str(folder)):
             columns = ["doc_id", "source", text_column]
-            for batch in pq.ParquetFile(part).iter_batches(columns=columns, batch_size=4096):
-                for doc_id, src, text in zip(*(batch.column(c).to_pylist() for c in columns), strict=True):
-                    if source is not None and src != source:
-                        continue
-                    if drop_reason(text) or (exclude_valid_fraction and is_validation(doc_id, exclude_valid_fraction)):
-                        continue
-                    yield text
-                    yielded += 1
-                    if max_documents is not None and yielded >= max_documents:
-                        return
+            fs, path = resolve(part)
+            with fs.open_input_file(path) as f:
+                for batch in pq.ParquetFile(f).iter_batches(columns=columns, batch_size=4096):
+                    for doc_id, src, text in zip(*(batch.column(c).to_pylist() for c in columns), strict=True):
+                        if source is not None and src != source:
+                            continue
+                        if drop_reason(text) or (exclude_valid_fraction and is_validation(doc_id, exclude_valid_fraction)):
+                            continue
+                        yield text
+                        yielded += 1
+                        if max_documents is not None and yielded >= max_documents:
+                            return
 

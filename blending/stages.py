@@ -12,6 +12,7 @@ folder. Imports neither pyspark nor dataprep (the folder protocol: stage_folder.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import heapq
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from blending.stage_folder import STATS, SUCCESS, InputError, read_json_file
+from blending.stage_folder import LISTING, SUCCESS, InputError, read_stats
 
 REASON_COLUMNS = ("drop_reason", "reason")  # the full dropped rows', the slim index's
 # Columns every document carries: what a stage decided is in the others.
@@ -40,15 +41,25 @@ class StageFolder:
     stats: dict | None
     upstream: list[str] = field(default_factory=list)  # stages whose folders it read
 
+    def _files(self, pattern: str, below: bool) -> list[Path]:
+        """Files of the folder matching `pattern` (in the folder itself, or in its subfolders): those its
+        _SUCCESS lists (a listed folder copied from object storage as it is: stage_folder.py), else those
+        that lie in it."""
+        listing = self.record.get(LISTING)
+        if not isinstance(listing, dict):
+            return sorted(self.path.glob(f"*/**/{pattern}" if below else pattern))
+        return [self.path / entry["path"] for name, entry in sorted(listing.items())
+                if ("/" in name) == below and fnmatch.fnmatch(name.rsplit("/", 1)[-1], pattern)]
+
     @property
     def parts(self) -> list[Path]:
-        return sorted(self.path.glob("part-*.parquet"))
+        return self._files("part-*.parquet", below=False)
 
     @cached_property
     def dropped_files(self) -> list[Path]:
         """Parquet files of the dropped rows: the full rows (--keep-dropped) when the stage kept them,
         else its slim index (doc_id, origin, reason)."""
-        files = [p for p in sorted(self.path.glob("*/**/*.parquet")) if reason_column(p) is not None]
+        files = [p for p in self._files("*.parquet", below=True) if reason_column(p) is not None]
         full = [p for p in files if "text" in read_schema(p).names]
         return full or files
 
@@ -89,7 +100,7 @@ def find_stage_folders(out_dir: str | Path | Sequence[str | Path], max_depth: in
             except json.JSONDecodeError:
                 record = None
             if isinstance(record, dict) and "stage" in record:
-                stats = read_json_file(folder / STATS) if (folder / STATS).is_file() else None
+                stats = read_stats(str(folder))
                 folders.append(StageFolder(str(record["stage"]), folder, record, stats))
                 return  # a stage's subfolders are its own (dropped rows, shards)
         if depth < max_depth:

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                                         "blend (manifest.json), training runs (metrics.csv, valid.csv, "
                                         "summary.json) and eval.json files. Stages are ordered by their lineage.")
     p.add_argument("root", nargs="+", help="folders holding the run's outputs, e.g. out/demo out/documents")
-    p.add_argument("--out", metavar="DIR", help="report folder (default: the first ROOT's report/)")
+    p.add_argument("--out", metavar="DIR", help="report folder, or a URI (s3://...) it is uploaded to once written "
+                                                "(default: the first ROOT's report/)")
     p.set_defaults(run=_report)
 
     from reporting import inspect as inspection  # its docstring is the command's help; imports nothing heavy

@@ -13,6 +13,7 @@ It reads only what the runs wrote, so a stage added to the pipeline shows up wit
 Plots: the funnel, quality scores and duplicate-cluster sizes when a stage wrote those columns, the
 loss curves. The folder is self-contained (index.html opens from disk, no server, no script). The PNGs
 a report writes are listed in report-files.txt, and only those are deleted when it is written again.
+An --out on object storage (s3://...) gets the same files, written locally and uploaded, the pages last.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from __future__ import annotations
 import html
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
-from blending.stage_folder import InputError
+from blending.stage_folder import InputError, is_listed, resolve, upload_file
 from reporting.clusters import cluster_sizes, plot_clusters
 from reporting.collect import MANIFEST, Report, Run, collect
 from reporting.estimate import add_estimate
@@ -334,6 +336,28 @@ def eval_rows(content: dict, prefix: str = "") -> list[tuple[str, str]]:
 def main(roots: str | list[str], out: str | None = None) -> int:
     roots = [roots] if isinstance(roots, str) else list(roots)
     out = out or str(Path(roots[0]) / "report")
+    if is_listed(out):  # object storage: written here, then uploaded
+        with tempfile.TemporaryDirectory(prefix="report-") as staging:
+            local = Path(staging) / "report"
+            index = _write(roots, str(local))
+            upload_report(local, out.rstrip("/"))
+        print(f"report: {out.rstrip('/')}/{index.relative_to(local).as_posix()} (uploaded)")
+        return 0
+    _write(roots, out)
+    return 0
+
+
+def upload_report(local: Path, out: str) -> None:
+    """The report's files copied under `out` by name (a browser follows its links as they are), the pages
+    last, so a page never links to a figure that is not there yet."""
+    fs, root = resolve(out)
+    pages = {".html", ".md"}
+    for path in sorted((p for p in local.rglob("*") if p.is_file()), key=lambda p: (p.suffix in pages, p.as_posix())):
+        upload_file(path, f"{root}/{path.relative_to(local).as_posix()}", fs)
+
+
+def _write(roots: list[str], out: str) -> Path:
+    """The report of `roots` written into the local folder `out`; its index page."""
     report = collect(roots, out)
     if not report.stages and not report.runs and not report.ablations:
         raise InputError(f"nothing to report under {', '.join(roots)}: no stage folder (stats.json + _SUCCESS), "
@@ -341,4 +365,4 @@ def main(roots: str | list[str], out: str | None = None) -> int:
     index = write_report(report, out)
     print(f"report: {index} ({len(report.stages)} stages, {len(report.runs)} training run(s), "
           f"{len(report.evals)} evaluation(s), {len(report.ablations)} ablation(s)); also {Path(out) / 'report.md'}")
-    return 0
+    return index

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING
 
 import pyarrow.fs as pafs
 
-from blending.stage_folder import DROPPED_DIR, read_stats, resolve, reusable, success_record
+from blending.stage_folder import (
+    DROPPED_DIR,
+    read_listing,
+    read_stats,
+    remove_unlisted,
+    resolve,
+    reusable,
+    success_record,
+)
 from blending.stage_stats import StageStats
 from dataprep import __version__
 from dataprep.config import DataprepConfig
@@ -66,6 +74,7 @@ def run_stage(
         if isinstance(instance, SourceStage) else None
     if reusable_output(output, record, overwrite, replace_changed, keep_dropped):
         log(f"{output}: complete for the same inputs and config; reused")
+        remove_unlisted(output)  # a killed rerun's attempt files, on object storage
         if store:
             store.remove()  # left by a run killed between its output's rename and this removal
         return StageStats.from_dict(read_stats(output))
@@ -111,6 +120,9 @@ def reusable_output(out: str, record: dict, overwrite: bool, replace_changed: bo
     raises when it is in the way."""
     if not reusable(out, record, overwrite, replace_changed):
         return False
+    listing = read_listing(out)
+    if listing is not None:
+        return not keep_dropped or any(name.startswith(f"{DROPPED_DIR}/") for name in listing)
     fs, root = resolve(out)
     return not keep_dropped or fs.get_file_info(f"{root}/{DROPPED_DIR}").type != pafs.FileType.NotFound
 

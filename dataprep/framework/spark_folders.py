@@ -5,7 +5,8 @@ takes one frame holding every input row of a stage (the document columns, the st
 `drop_reason` (null when kept), `in_bytes`, optionally `in_rows`), buckets kept rows into a fixed number
 of Parquet files by a stable hash of doc_id, sorts each file by doc_id, writes the dropped rows' index (and
 with keep_dropped the dropped rows), counts everything into stats.json, checks the accounting invariant
-and writes the stage's extra files and _SUCCESS last, all in a temporary folder renamed into place. A
+and writes the stage's extra files and _SUCCESS last: locally in a temporary folder renamed into place, on
+object storage in an attempt folder that _SUCCESS lists (blending/stage_folder.py, `publish`). A
 file's bytes depend only on its rows, never on the Spark master or the partitioning: row groups have a
 fixed number of rows. The layers: write_folder -> _PartitionWriter (executors) -> _FixedRowGroups.
 """
@@ -24,21 +25,22 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 
+from blending.spark_parts import read_parts
 from blending.stage_folder import (
     DROPPED_DIR,
     DROPPED_INDEX_COLUMNS,
     DROPPED_INDEX_DIR,
     STATS,
-    SUCCESS,
     InputError,
     folder_record,
+    is_listed,
     list_parts,
     part_name,
+    publish,
     read_stats,
     read_success,
     resolve,
-    swap_into_place,
-    temporary_folder,
+    working_folder,
     write_text,
 )
 from blending.stage_stats import AccountingError, StageStats
@@ -68,7 +70,7 @@ def read_input_folders(spark: SparkSession, folders: list[str]) -> InputFolders:
         raise InputError("no input folder")
     frames, records, upstream, rows = [], [], [], 0
     for folder in folders:
-        frames.append(spark.read.parquet(*list_parts(folder)))
+        frames.append(read_parts(spark, list_parts(folder)))
         records.append(folder_record(folder))
         upstream.append(json.loads(read_success(folder)))
         stats = read_stats(folder)
@@ -94,7 +96,7 @@ class FolderSpec:
     success: dict  # the _SUCCESS record
     output: OutputConfig
     keep_dropped: bool = False
-    work_dir: str | None = None  # the temporary folder (emptied first); default a new OUT.tmp-*
+    work_dir: str | None = None  # a local OUT's temporary folder (emptied first); default a new OUT.tmp-*
 
 
 def write_folder(
@@ -127,13 +129,14 @@ def write_folder(
         "index": pa.schema([schema.field(name) for name in DROPPED_INDEX_COLUMNS]),
     }
 
-    tmp = spec.work_dir or temporary_folder(spec.out)
+    tmp = working_folder(spec.out, spec.work_dir)
     fs, tmp_root = resolve(tmp)
-    if spec.work_dir and fs.get_file_info(tmp_root).type != pafs.FileType.NotFound:
+    if tmp == spec.work_dir and fs.get_file_info(tmp_root).type != pafs.FileType.NotFound:
         fs.delete_dir(tmp_root)  # what a killed run had begun to write
-    fs.create_dir(f"{tmp_root}/{DROPPED_INDEX_DIR}", recursive=True)
-    if spec.keep_dropped:
-        fs.create_dir(f"{tmp_root}/{DROPPED_DIR}", recursive=True)
+    if not is_listed(tmp):  # object stores have no folders (pyarrow would leave empty marker objects)
+        fs.create_dir(f"{tmp_root}/{DROPPED_INDEX_DIR}", recursive=True)
+        if spec.keep_dropped:
+            fs.create_dir(f"{tmp_root}/{DROPPED_DIR}", recursive=True)
     try:
         writer = _PartitionWriter(tmp, schemas, config, spec.keep_dropped)
         counts = pa.Table.from_batches(frame.mapInArrow(writer, _COUNT_DDL).toArrow().to_batches(),
@@ -150,11 +153,10 @@ def write_folder(
             with fs.open_output_stream(f"{tmp_root}/{name}") as f:
                 f.write(data)
         write_text(f"{tmp}/{STATS}", stats.to_json())
-        write_text(f"{tmp}/{SUCCESS}", json.dumps(spec.success, indent=2) + "\n")
     except BaseException:
         fs.delete_dir(tmp_root)  # a failed job leaves nothing behind
         raise
-    swap_into_place(tmp, spec.out)
+    publish(tmp, spec.out, spec.success)  # _SUCCESS last
     return stats
 
 
