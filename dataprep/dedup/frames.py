@@ -186,12 +186,12 @@ def deduplicate(
     keys = document_keys(documents, config, priority, earlier=False)
     if against is not None:
         keys = keys.union(document_keys(against, config, priority, earlier=True))
-    keys = checkpoint(exact_duplicates(keys))
+    # Made once: exact dedup reads the keys several times, and each read would run the Python tasks again.
+    keys = checkpoint(exact_duplicates(checkpoint(keys)))
 
     survivors = keys.where(F.col("exact_reason").isNull())
     tallies = Tallies(spark)
-    texts = survivors.select("doc_id").join(_texts(documents, against), "doc_id")
-    edges = checkpoint(verified_pairs(candidate_pairs(survivors, config), texts, config, tallies))
+    edges = checkpoint(verified_pairs(candidate_pairs(survivors, config), _texts(documents, against), config, tallies))
     pairs = tallies.merged()
     if edges.isEmpty():
         fuzzy = spark.createDataFrame([], "doc_id string, fuzzy_rep string")
