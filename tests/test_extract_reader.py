@@ -11,7 +11,7 @@ from dataprep.config import ExtractConfig
 from dataprep.extract.record import extract_record
 from dataprep.extract.stage import ExtractStage
 from dataprep.extract.warc_reader import CORRUPT, TRUNCATED, read_warc
-from dataprep.framework.spark_rows import BAD_FILE
+from dataprep.framework.spark_rows import BAD_FILE, FILE_COUNTS
 
 WARC = Path(__file__).parent / "fixtures" / "warc"
 CC_WARC = WARC / "resiliparse_warcfile.warc.gz"
@@ -199,7 +199,7 @@ def test_unopenable_and_non_warc_files_are_bad_files(tmp_path):
     not_warc = tmp_path / "page.warc.gz"
     not_warc.write_bytes(gzip.compress(b"<html>just a page</html>"))
     rows = list(extractor(str(not_warc)))
-    assert rows == [{BAD_FILE: f"{not_warc}: no WARC record in the file"}]
+    assert rows == [{BAD_FILE: f"{not_warc}: no WARC record in the file"}, {FILE_COUNTS: {"input_retries": 0}}]
     # a file whose only record is clipped is still a WARC file with one (truncated) record
     clipped = list(extractor(str(WARC / "resiliparse_clipped.warc.gz")))
     assert [r["drop_reason"] for r in clipped] == [TRUNCATED]
