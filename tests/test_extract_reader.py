@@ -199,7 +199,7 @@ def test_unopenable_and_non_warc_files_are_bad_files(tmp_path):
     not_warc = tmp_path / "page.warc.gz"
     not_warc.write_bytes(gzip.compress(b"<html>just a page</html>"))
     rows = list(extractor(str(not_warc)))
-    assert rows == [{BAD_FILE: f"{not_warc}: no WARC record in the file"}, {FILE_COUNTS: {"input_retries": 0}}]
+    assert rows == [{FILE_COUNTS: {"input_retries": 0}}, {BAD_FILE: f"{not_warc}: no WARC record in the file"}]
     # a file whose only record is clipped is still a WARC file with one (truncated) record
     clipped = list(extractor(str(WARC / "resiliparse_clipped.warc.gz")))
     assert [r["drop_reason"] for r in clipped] == [TRUNCATED]
