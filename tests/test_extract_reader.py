@@ -202,7 +202,7 @@ def test_unopenable_and_non_warc_files_are_bad_files(tmp_path):
     assert rows == [{FILE_COUNTS: {"input_retries": 0}}, {BAD_FILE: f"{not_warc}: no WARC record in the file"}]
     # a file whose only record is clipped is still a WARC file with one (truncated) record
     clipped = list(extractor(str(WARC / "resiliparse_clipped.warc.gz")))
-    assert [r["drop_reason"] for r in clipped] == [TRUNCATED]
+    assert [r["drop_reason"] for r in clipped if FILE_COUNTS not in r] == [TRUNCATED]
 
 
 @pytest.mark.parametrize("name", ["resiliparse_clueweb-quirk.warc.gz"])
