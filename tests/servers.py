@@ -91,6 +91,10 @@ class S3Server:
         bucket, key = uri.removeprefix("s3://").split("/", 1)
         self.client().put_object(Bucket=bucket, Key=key, Body=data)
 
+    def get(self, uri: str) -> bytes:
+        bucket, key = uri.removeprefix("s3://").split("/", 1)
+        return self.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
     def keys(self, uri: str) -> list[str]:
         """Every key under an s3://bucket/prefix, sorted."""
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")

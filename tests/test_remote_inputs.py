@@ -248,21 +248,24 @@ def test_locate_reads_the_file_the_extract_stage_read(sample_crawl, s3_crawl, tm
     assert "--page" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # the whole pipeline again, on the shared run's crawl read from S3
-def test_the_pipeline_from_s3_writes_the_shared_local_runs_folders(spark, sample_crawl, s3_crawl, pipeline_run,
-                                                                   tmp_path):
+@pytest.mark.slow  # the whole pipeline again: the shared run's crawl read from S3, every folder written to S3
+def test_the_pipeline_from_s3_into_s3_writes_the_shared_local_runs_files(spark, sample_crawl, s3_crawl, s3_server,
+                                                                         pipeline_run, tmp_path):
+    from blending.stage_folder import file_uri, read_listing
     from dataprep.pipeline import SourceSpec, run_pipeline
     from dataprep.schema import DEFAULT_SOURCE
     from tests.helpers import PIPELINE_OPTIONS, pipeline_run_config
 
     listing = _listing(tmp_path, [p.name for p in _warcs(sample_crawl[0])])
     source = SourceSpec(DEFAULT_SOURCE, "extract", [listing], {"base": s3_crawl})
-    out = tmp_path / "run"
-    done = run_pipeline(spark, [source], str(out), pipeline_run_config(), PIPELINE_OPTIONS, keep_dropped=True)
+    out = s3_server.create_bucket("pipeline-out") + "/run"
+    done = run_pipeline(spark, [source], out, pipeline_run_config(), PIPELINE_OPTIONS, keep_dropped=True)
     assert len(done) >= 5
     for folder, _ in done:
-        name = Path(folder).relative_to(out)
-        assert _folder_files(Path(folder)) == _folder_files(pipeline_run / name), name
+        name = folder.removeprefix(out + "/")
+        files = read_listing(folder)
+        remote = {n: s3_server.get(file_uri(folder, n, files)) for n in sorted(files)}
+        assert remote == _folder_files(pipeline_run / name), name
 
 
 def test_ingest_reads_compressed_jsonl_from_s3_through_faults_and_counts_a_dead_file(s3_server, tmp_path):
