@@ -132,7 +132,7 @@ def run_one(path: Path) -> tuple[int, dict | None, float]:
 
 
 def run(paths: list[Path]) -> int:
-    results, failed, skipped = load_results(), [], []
+    failed, skipped = [], []
     here = machine()
     for path in paths:
         print(f"== {key_of(path)}", flush=True)
@@ -145,6 +145,7 @@ def run(paths: list[Path]) -> int:
         if status != 0 or figures is None:
             failed.append(f"{key_of(path)} (exit {status}{', no JSON last line' if figures is None else ''})")
             continue
+        results = load_results()  # as it is now: another `run` may have recorded a benchmark meanwhile
         results[key_of(path)] = {"figures": figures, "date": date, "machine": here,
                                  "load_average_at_start": round(load, 1),
                                  "command": " ".join(["python" if c == sys.executable else c
