@@ -179,6 +179,11 @@ def max_differences(records: list[dict], reference: dict[int, list[float]]) -> f
 
 def main() -> None:
     args = parse_args()
+    try:
+        import lm_eval  # noqa: F401
+    except ImportError:
+        print("lm-eval is not installed (requirements-bench.txt; `make bench` installs it)", file=sys.stderr)
+        sys.exit(77)  # cannot run here: make bench reports it as skipped
     os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     import torch
 
