@@ -20,7 +20,7 @@ ratio = the median over pairs of the stage's documents per CPU-second over the l
 tasks (size, build time), and what the matcher finds in the corpus before anything is inserted.
 The last line printed is one JSON object of the figures.
 
-    python bench/decontaminate_throughput.py [--documents 12000] [--repeats 5] [--smoke]
+    python bench/decontaminate_throughput.py [--documents 6000] [--repeats 5] [--smoke]
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def natural_matches(documents: list[str]) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--documents", type=int, default=12000)
+    parser.add_argument("--documents", type=int, default=6000)
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
     parser.add_argument("--shared", type=Path, default=SHARED)
     parser.add_argument("--smoke", action="store_true", help="tiny inputs, one run: that the bench still runs")

@@ -2,7 +2,7 @@
 
 Corpus: every prose file under ../shared/data/prose (Gutenberg books, Shakespeare, wikitext-2, the
 NLTK inaugural and State of the Union speeches), split into paragraphs, one document each, repeated
---copies times under distinct doc_ids to give the tokenizer enough work. Both sides tokenize the same
+--copies (2) times under distinct doc_ids to give the tokenizer enough work (about 4M tokens). Both sides tokenize the same
 documents single-threaded with the same tokenizer and write Megatron shards with the same writer; the
 builder also draws the validation split, sorts by doc_id, plans shards and writes the manifest. The
 documents are a folder of the curation pipeline's last stage, as the builder reads it. The Spark
@@ -12,7 +12,7 @@ the builder's tokens per CPU-second (driver, JVM and Python workers together) ov
 own process), with its spread; `wall_ratio` the same reading of wall times. Also: the time to train the
 byte-level BPE on one copy of the corpus.
 
-    .venv/bin/python bench/shard_throughput.py [--copies 4] [--repeats 5] [--vocab-size 8192] [--smoke]
+    .venv/bin/python bench/shard_throughput.py [--copies 2] [--repeats 5] [--vocab-size 8192] [--smoke]
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def baseline(folder: Path, tokenizer_path: Path, out: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--copies", type=int, default=4)
+    parser.add_argument("--copies", type=int, default=2)
     parser.add_argument("--max-documents", type=int, help="only the first N paragraphs of the corpus")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
     parser.add_argument("--vocab-size", type=int, default=8192)
