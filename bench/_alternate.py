@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from _cputime import tree_cpu_seconds
+from _cputime import tree_cpu_seconds, tree_pids
 
 DEFAULT_REPEATS = 5
 SMOKE_REPEATS = 1
@@ -63,10 +63,11 @@ def alternate(loop: Callable[[], object], stage: Callable[[], object], repeats: 
         runs.loop_results.append(loop())
         runs.loop_wall.append(time.perf_counter() - started)
         runs.loop_cpu.append(time.process_time() - cpu)
-        started, cpu = time.perf_counter(), tree_cpu_seconds()
+        started, pids = time.perf_counter(), tree_pids()
+        cpu = tree_cpu_seconds(pids)
         runs.stage_results.append(stage())
         runs.stage_wall.append(time.perf_counter() - started)
-        runs.stage_cpu.append(tree_cpu_seconds() - cpu)
+        runs.stage_cpu.append(tree_cpu_seconds(pids) - cpu)
         if check is not None:
             check(runs.loop_results[-1], runs.stage_results[-1])
         print(f"run {r + 1}/{repeats}: loop {runs.loop_cpu[-1]:.2f} CPU s ({runs.loop_wall[-1]:.1f} s), "
