@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 
-def tree_cpu_seconds() -> float:
-    """CPU time of this process and all its descendants (the Spark JVM, its Python workers), reaped ones included."""
+def _processes() -> tuple[dict[int, int], dict[int, int]]:
+    """(parent of each process, its CPU ticks: own and of its reaped children)."""
     parents, times = {}, {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -17,8 +17,26 @@ def tree_cpu_seconds() -> float:
         pid = int(stat.parent.name)
         parents[pid] = int(fields[1])
         times[pid] = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return parents, times
+
+
+def tree_pids() -> set[int]:
+    """This process and all its descendants now."""
+    parents, _ = _processes()
     tree, frontier = set(), {os.getpid()}
     while frontier:
         tree |= frontier
         frontier = {pid for pid, parent in parents.items() if parent in frontier} - tree
-    return sum(times.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+    return tree
+
+
+def tree_cpu_seconds(seen: set[int] = frozenset()) -> float:
+    """CPU time of this process and all its descendants (the Spark JVM, its Python workers), reaped ones
+    included; and of the processes in `seen` (an earlier tree_pids()) that still run but have left the
+    tree: a Python worker whose daemon exited is adopted by init, and its time would vanish otherwise."""
+    parents, times = _processes()
+    tree, frontier = set(), {os.getpid()}
+    while frontier:
+        tree |= frontier
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - tree
+    return sum(times.get(pid, 0) for pid in tree | set(seen)) / os.sysconf("SC_CLK_TCK")

@@ -3,6 +3,7 @@
     python bench/_results.py run [bench/x.py ...]   # default: every bench/*.py and bench/*.sh
     python bench/_results.py readme                 # rewrite the README table from results.json
     python bench/_results.py check                  # exit 1 if the README table is not results.json's
+    python bench/_results.py smoke [bench/x.py ...] # every bench on tiny inputs: that each still runs
 
 A benchmark is any `bench/*.py` or `bench/*.sh` whose name does not start with `_` (those are helpers).
 Each ends by printing one JSON object of its figures on its last line (GUIDE: `ratio`, `f1`, ...). `run`
@@ -11,6 +12,12 @@ benchmark's path, with the date, the machine, the command and the wall time; ben
 their earlier entry. A benchmark that cannot run on this machine (no GPU, say) exits with status 77
 and is reported as skipped; any other failure leaves its entry as it was and makes `run` fail at the
 end, after the others have run.
+
+Every benchmark takes `--smoke` (its only argument then; a shell script reads it as $1): it shrinks its
+inputs and repeats to the least that still goes through every step (sizes only: no step is skipped),
+and ends as a real run does, with its JSON line, or with 77 where it cannot run. tests/test_bench_smoke.py
+starts each that way, so a change elsewhere that breaks a benchmark fails a test; a benchmark without
+`--smoke` fails it too. Smoke figures are never recorded.
 
 The README table (between the two markers below) lists every benchmark: the first line of its
 docstring (or of its header comment), its figures, and when and where they were measured, or "not
@@ -95,8 +102,19 @@ def write_results(results: dict, path: Path = RESULTS) -> None:
     os.replace(tmp, path)
 
 
+SMOKE = "--smoke"
+
+
 def command_for(path: Path) -> list[str]:
     return ["bash", str(path)] if path.suffix == ".sh" else [sys.executable, str(path)]
+
+
+def smoke(path: Path, timeout: float | None = None) -> tuple[int, dict | None, str]:
+    """Run a benchmark with --smoke: (exit status, its last JSON line, its output)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run([*command_for(path), SMOKE], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    return done.returncode, last_json_object(done.stdout.splitlines()), done.stdout
 
 
 def run_one(path: Path) -> tuple[int, dict | None, float]:
@@ -114,7 +132,7 @@ def run_one(path: Path) -> tuple[int, dict | None, float]:
 
 
 def run(paths: list[Path]) -> int:
-    results, failed, skipped = load_results(), [], []
+    failed, skipped = [], []
     here = machine()
     for path in paths:
         print(f"== {key_of(path)}", flush=True)
@@ -127,6 +145,7 @@ def run(paths: list[Path]) -> int:
         if status != 0 or figures is None:
             failed.append(f"{key_of(path)} (exit {status}{', no JSON last line' if figures is None else ''})")
             continue
+        results = load_results()  # as it is now: another `run` may have recorded a benchmark meanwhile
         results[key_of(path)] = {"figures": figures, "date": date, "machine": here,
                                  "load_average_at_start": round(load, 1),
                                  "command": " ".join(["python" if c == sys.executable else c
@@ -214,6 +233,17 @@ def main(argv: list[str]) -> int:
     if command == "readme":
         update_readme()
         return 0
+    if command == "smoke":
+        failed = []
+        for path in [Path(n).resolve() for n in names] or benchmarks():
+            started = time.perf_counter()
+            status, figures, output = smoke(path)
+            ok = status == SKIPPED or (status == 0 and figures is not None)
+            print(f"{'ok' if ok else 'FAILED'}: {key_of(path)} (exit {status}, {time.perf_counter() - started:.0f} s)")
+            if not ok:
+                failed.append(key_of(path))
+                print(output[-3000:], file=sys.stderr)
+        return 1 if failed else 0
     if command == "check":
         text = README.read_text(encoding="utf-8")
         if readme_with_table(text, table(load_results(), benchmarks())) != text:

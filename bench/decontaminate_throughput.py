@@ -8,17 +8,19 @@ real task text (LAMBADA passages, BoolQ passages, HellaSwag contexts, PIQA goals
 premises, RACE articles) inserted between two paragraphs, and 0.5% get twelve, so that cutting,
 splitting and dropping are part of the work.
 
-In one run, alternating, `--repeats` times each (medians quoted):
+In one run, alternating, `--repeats` (5) times each (_alternate.py):
   - stage:     `dataprep decontaminate` on a one-core Spark (local[1]): index build, the frequent
                n-gram aggregation, matching and cutting, the bucketed write
   - bare loop: the same index build, pyarrow reads the same Parquet files, the same two passes
-               (frequent n-grams, then rows.decontaminate_batch), pyarrow writes the rows
-CPU seconds count this process and its descendants (Spark's JVM and Python workers).
-ratio = stage documents per CPU-second over the loop's (goal >= 0.8). Also: the index of all shipped
+               (frequent n-grams, then rows.decontaminate_batch), pyarrow writes the rows as the
+               stage does (bucketed by doc_id, sorted, the dropped rows' index)
+CPU seconds count, for the stage, this process and its descendants (Spark's JVM and Python workers).
+ratio = the median over pairs of the stage's documents per CPU-second over the loop's, with its spread
+(goal >= 0.9). Also: the index of all shipped
 tasks (size, build time), and what the matcher finds in the corpus before anything is inserted.
 The last line printed is one JSON object of the figures.
 
-    python bench/decontaminate_throughput.py [--documents 12000] [--repeats 3]
+    python bench/decontaminate_throughput.py [--documents 6000] [--repeats 5] [--smoke]
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ import json
 import random
 import re
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -39,7 +40,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from _cputime import tree_cpu_seconds  # noqa: E402
+from _alternate import DEFAULT_REPEATS, SMOKE_REPEATS, alternate
+from _bare_write import write_bucketed
 
 from blending.evaltasks import load_task
 from dataprep.config import DataprepConfig
@@ -47,9 +49,10 @@ from dataprep.decontaminate.index import build_from_sources, describe, parse_tas
 from dataprep.decontaminate.matcher import Matcher
 from dataprep.decontaminate.rows import decontaminate_batch, distinct_keys, output_schema
 from dataprep.framework.tally import Tally
+from dataprep.schema import IN_ROWS
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-README_FIGURES = ("ratio", "stage_docs_per_cpu_s", "loop_docs_per_cpu_s", "index_bytes", "index_build_cpu_s")
+README_FIGURES = ("ratio", "ratio_min", "ratio_max", "stage_docs_per_cpu_s", "loop_docs_per_cpu_s", "index_bytes", "index_build_cpu_s")
 
 
 # -- the corpus ----------------------------------------------------------------------------------------------
@@ -146,7 +149,8 @@ def write_stage_folder(spark, documents: list[str], folder: Path) -> None:
 
 
 def bare_loop(folder: Path, out: Path, config: DataprepConfig) -> dict:
-    """The stage's work without Spark: build the index, count frequent n-grams, decontaminate, write."""
+    """The stage's work without Spark: build the index, count frequent n-grams, decontaminate, write the
+    stage's output (_bare_write.py)."""
     c = config.decontamination
     index = build_from_sources(parse_task_args(None), c.ngram, c.min_task_words)
     out.mkdir(parents=True, exist_ok=True)
@@ -161,14 +165,14 @@ def bare_loop(folder: Path, out: Path, config: DataprepConfig) -> dict:
     exempt = [(length, key % (1 << 64)) for (length, key), n in documents_with.items() if n >= c.frequent_ngram_count]
     matcher = Matcher(index, exempt)
     tally = Tally()
-    rows = 0
+    rows, batches = 0, []
     for part in parts:
         table = pq.read_table(part)
         schema = output_schema(table.schema)
-        batches = [decontaminate_batch(b, matcher, schema, tally, c.cut_chars, c.min_piece_chars, c.max_splits)
-                   for b in table.to_batches()]
-        pq.write_table(pa.Table.from_batches(batches, schema), out / part.name, compression="zstd")
+        batches += [decontaminate_batch(b, matcher, schema, tally, c.cut_chars, c.min_piece_chars, c.max_splits)
+                    for b in table.to_batches()]
         rows += table.num_rows
+    write_bucketed(pa.Table.from_batches(batches).drop_columns([IN_ROWS]), out, config.output)
     return {"rows": rows, "tally": tally, "exempt": len(exempt)}
 
 
@@ -200,10 +204,13 @@ def natural_matches(documents: list[str]) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--documents", type=int, default=12000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--documents", type=int, default=6000)
+    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
     parser.add_argument("--shared", type=Path, default=SHARED)
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs, one run: that the bench still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.documents, args.repeats = 200, SMOKE_REPEATS
 
     # the index of every shipped task: size and build time
     started, cpu = time.perf_counter(), time.process_time()
@@ -227,36 +234,25 @@ def main() -> int:
         write_stage_folder(spark, documents, work / "ingest")
         folder = work / "ingest" / "in"
         spark_stage(spark, folder, work / "warmup")  # JVM, Python worker and imports warm, as on a cluster
-        stage_cpu, loop_cpu, stage_wall, loop_wall = [], [], [], []
-        for r in range(args.repeats):
-            started, cpu = time.perf_counter(), time.process_time()
-            loop = bare_loop(folder, work / "loop", DataprepConfig())
-            loop_wall.append(time.perf_counter() - started)
-            loop_cpu.append(time.process_time() - cpu)
-            started, cpu = time.perf_counter(), tree_cpu_seconds()
-            stats = spark_stage(spark, folder, work / "stage")
-            stage_wall.append(time.perf_counter() - started)
-            stage_cpu.append(tree_cpu_seconds() - cpu)
+
+        def check(loop, stats):
             if stats.in_rows != loop["rows"] or stats.extra["exempt_ngrams"] != loop["exempt"]:
                 raise RuntimeError(f"the stage read {stats.in_rows} rows, the loop {loop['rows']}")
-            print(f"run {r + 1}: stage {stage_wall[-1]:.1f} s ({stage_cpu[-1]:.1f} CPU s), "
-                  f"loop {loop_wall[-1]:.1f} s ({loop_cpu[-1]:.1f} CPU s)", file=sys.stderr)
+
+        runs = alternate(lambda: bare_loop(folder, work / "loop", DataprepConfig()),
+                         lambda: spark_stage(spark, folder, work / "stage"), args.repeats, check)
+        stats = runs.stage_results[-1]
     finally:
         spark.stop()
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(stats.extra["documents"]), json.dumps(stats.dropped), file=sys.stderr)
 
     rows = len(documents)
-    stage_rate = rows / statistics.median(stage_cpu)
-    loop_rate = rows / statistics.median(loop_cpu)
     figures = {
+        **runs.figures(rows),
         "documents": rows,
         "megabytes": round(megabytes, 1),
         "task_texts_inserted": injected,
-        "stage_docs_per_cpu_s": round(stage_rate, 1),
-        "loop_docs_per_cpu_s": round(loop_rate, 1),
-        "ratio": round(stage_rate / loop_rate, 3),
-        "ratio_wall": round(statistics.median(loop_wall) / statistics.median(stage_wall), 3),
         "stage_documents": stats.extra["documents"],
         "pieces_kept": stats.extra["pieces_kept"],
         "characters_removed": stats.extra["characters_removed"],

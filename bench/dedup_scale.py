@@ -17,7 +17,7 @@ with datatrove's defaults (14 bands x 8 rows of the same signatures, no verifica
 connected component): how many documents it drops that are no duplicate (distinct documents lost).
 The last line printed is one JSON object of the figures.
 
-    python bench/dedup_scale.py [--sizes 10000,50000,100000] [--material ../shared/data]
+    python bench/dedup_scale.py [--sizes 10000,50000,100000] [--material ../shared/data] [--smoke]
 """
 
 from __future__ import annotations
@@ -166,7 +166,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--keep", help="keep the work folder here")
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs, one run: that the bench still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.sizes = "200,400,600"
     sizes = [int(s) for s in args.sizes.split(",")]
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="dedup-scale-"))

@@ -14,7 +14,7 @@
    difference of any item's choice log-likelihood there (`..._fp32`: the same in the timed float32 runs,
    where a sum over a long answer carries float32 rounding).
 
-    .venv/bin/python bench/eval_throughput.py [--limit 400] [--steps 150] [--repeats 3]
+    .venv/bin/python bench/eval_throughput.py [--limit 400] [--steps 150] [--repeats 3] [--smoke]
 Needs lm-eval (requirements-bench.txt). Prints progress, a table, then one JSON line of the figures.
 """
 
@@ -47,7 +47,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--work", help="folder for shards, run and export (default: a temporary one)")
-    return p.parse_args()
+    p.add_argument("--smoke", action="store_true", help="tiny inputs, one run: that the bench still runs")
+    args = p.parse_args()
+    if args.smoke:
+        args.limit, args.steps, args.vocab, args.seq, args.repeats, args.batch_size = 8, 2, 512, 64, 1, 8
+    return args
 
 
 def prose_documents() -> list[str]:
@@ -175,6 +179,11 @@ def max_differences(records: list[dict], reference: dict[int, list[float]]) -> f
 
 def main() -> None:
     args = parse_args()
+    try:
+        import lm_eval  # noqa: F401
+    except ImportError:
+        print("lm-eval is not installed (requirements-bench.txt; `make bench` installs it)", file=sys.stderr)
+        sys.exit(77)  # cannot run here: make bench reports it as skipped
     os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     import torch
 

@@ -1,15 +1,18 @@
-"""Extract throughput: the Spark job against a bare Python loop over the same per-record functions.
+"""Extract throughput: the Spark stage against a bare Python loop doing the same per-record work, per CPU-second.
 
-On a sample crawl (samplecrawl, >= 2,000 records in several files) this times, in one run:
-  - loop:      for each file, for each record: read_warc + extract_record (ExtractStage.rows_of_file), no Spark
-  - local[1]:  the extract stage on a one-core Spark (one task per file, Arrow batches, persist, the write)
+On a sample crawl (samplecrawl, >= 2,000 records in several files) this measures, in one run:
+  - loop:      for each file, for each record: read_warc + extract_record (ExtractStage.rows_of_file),
+               then the same output as the stage: Parquet files bucketed by doc_id, sorted, and the
+               dropped rows' index (_bare_write.py); no Spark
+  - local[1]:  the extract stage on a one-core Spark (one task per file, Arrow batches, the bucketed write)
   - local[2]:  the same on two cores
-each `--repeats` times, medians quoted; loop and Spark runs alternate, so that a change in the
-machine's load hits both. ratio = local[1] records/s over the loop's (goal >= 0.8);
-local2_speedup = local[2] over local[1] (goal >= 1.7). Then a per-phase profile of the per-record path
-(the loop with each step timed). The last line printed is one JSON object of the figures.
+Loop and stage runs alternate, `--repeats` (5) of each (_alternate.py). ratio = the median over pairs of
+the loop's CPU-seconds over local[1]'s (machine CPU of every process: driver, JVM, Python workers), with
+its spread (goal >= 0.9); local2_speedup = local[1]'s median wall time over local[2]'s (goal >= 1.7).
+Then a per-phase profile of the per-record path (the loop with each step timed). The last line printed
+is one JSON object of the figures.
 
-    python bench/extract_throughput.py [--records 4000] [--files 4] [--repeats 3]
+    python bench/extract_throughput.py [--records 4000] [--files 4] [--repeats 5] [--smoke]
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow as pa
+from _alternate import DEFAULT_REPEATS, SMOKE_REPEATS, alternate
+from _bare_write import write_bucketed
 from pyspark.sql import SparkSession
 
 import dataprep.extract.record as record_module
@@ -35,14 +41,16 @@ from samplecrawl import build_sample_crawl
 
 FIXTURE_WARC = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "warc" / "warcio_example.warc.gz"
 
-README_FIGURES = ("ratio", "local2_speedup")  # the figures bench/_results.py puts in the README table
+README_FIGURES = ("ratio", "ratio_min", "ratio_max", "local2_speedup")  # what bench/_results.py puts in the README
 
 
-def bare_loop(files: list[str], config: DataprepConfig) -> tuple[float, int]:
-    extractor = ExtractStage.with_options(config, source="bench").rows_of_file
-    start = time.perf_counter()
-    rows = sum(1 for path in files for _ in extractor(path))
-    return time.perf_counter() - start, rows
+def bare_loop(files: list[str], config: DataprepConfig, out: Path) -> int:
+    """The stage's per-record work and its output, without Spark; the records read."""
+    stage = ExtractStage.with_options(config, source="bench")
+    schema = stage.row_schema()
+    rows = [row for path in files for row in stage.rows_of_file(path)]
+    write_bucketed(pa.Table.from_pylist(rows, schema=schema), out, config.output)
+    return len(rows)
 
 
 def spark_session(master: str) -> SparkSession:
@@ -52,24 +60,22 @@ def spark_session(master: str) -> SparkSession:
     return get_spark(master, app_name="bench-extract", conf={"spark.ui.showConsoleProgress": "false"})
 
 
-def alternate(master: str, files: list[str], out: Path, config: DataprepConfig, repeats: int):
-    """(loop times, Spark times, records) with loop and Spark runs alternating on a warm session."""
+def compare(master: str, files: list[str], out: Path, config: DataprepConfig, repeats: int):
+    """Alternating loop and stage runs on a warm session; (Alternation, records, kept records)."""
     spark = spark_session(master)
     # Warm-up: start the JVM's executor and a Python worker (imports included), as on a running cluster.
-    run(ExtractStage, spark, [str(FIXTURE_WARC)], str(out / "warmup"), config, overwrite=True)
-    loop_times, spark_times = [], []
-    for _ in range(repeats):
-        seconds, rows = bare_loop(files, config)
-        loop_times.append(seconds)
-        start = time.perf_counter()
-        stats = run(ExtractStage, spark, files, str(out / master), config, source="bench", overwrite=True)
-        spark_times.append(time.perf_counter() - start)
-        if stats.in_rows != rows:
-            raise RuntimeError(f"Spark read {stats.in_rows} records, the loop {rows}")
+    run(ExtractStage, spark, [str(FIXTURE_WARC)], str(out / "warmup"), config, overwrite=True, log=lambda *_: None)
+
+    def check(loop_rows, stats):
+        if stats.in_rows != loop_rows:
+            raise RuntimeError(f"Spark read {stats.in_rows} records, the loop {loop_rows}")
+
+    runs = alternate(lambda: bare_loop(files, config, out / "loop"),
+                     lambda: run(ExtractStage, spark, files, str(out / master), config, source="bench",
+                                 overwrite=True, log=lambda *_: None),
+                     repeats, check)
     spark.stop()
-    print(f"{master}: {rows} records, {stats.kept_rows} kept; loop {[round(t, 2) for t in loop_times]} s, "
-          f"Spark {[round(t, 2) for t in spark_times]} s", file=sys.stderr)
-    return loop_times, spark_times, rows
+    return runs, runs.loop_results[-1], runs.stage_results[-1].kept_rows
 
 
 class _Timed:
@@ -121,8 +127,11 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=4000)
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs, one run: that the bench still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.records, args.files, args.repeats = 60, 2, SMOKE_REPEATS
 
     work = Path(tempfile.mkdtemp(prefix="extract-bench-"))
     try:
@@ -130,29 +139,23 @@ def main() -> int:
         files = sorted(str(p) for p in (work / "crawl").glob("*.warc.gz"))
         config = DataprepConfig()
 
-        loop1, local1, rows = alternate("local[1]", files, work / "out", config, args.repeats)
-        loop2, local2, _ = alternate("local[2]", files, work / "out", config, args.repeats)
+        local1, rows, kept = compare("local[1]", files, work / "out", config, args.repeats)
+        local2, _, _ = compare("local[2]", files, work / "out", config, args.repeats)
         phases = profile(files, config)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    loop_rps = rows / statistics.median(loop1)
-    local1_rps = rows / statistics.median(local1)
-    local2_rps = rows / statistics.median(local2)
     total = sum(phases.values())
     print("per-record path, share of time:", file=sys.stderr)
     for name, seconds in phases.items():
         print(f"  {name:<28} {seconds:8.2f} s  {100 * seconds / total:5.1f}%", file=sys.stderr)
     figures = {
+        **local1.figures(rows, unit="records"),
         "records": rows,
+        "kept": kept,
         "files": len(files),
-        "loop_records_per_s": round(loop_rps, 1),
-        "local1_records_per_s": round(local1_rps, 1),
-        "local2_records_per_s": round(local2_rps, 1),
-        "ratio": round(local1_rps / loop_rps, 3),
-        "local2_speedup": round(local2_rps / local1_rps, 3),
-        # the same, each Spark median over the median of the loop runs beside it (load drift removed)
-        "local2_speedup_vs_loop": round(statistics.median(loop2) / statistics.median(local2) * statistics.median(local1) / statistics.median(loop1), 3),
+        "local2_speedup": round(statistics.median(local1.stage_wall) / statistics.median(local2.stage_wall), 3),
+        "local2_ratio": local2.figures(rows)["ratio"],  # loop CPU-s over local[2]'s
         "profile_s": phases,
     }
     print(json.dumps(figures))

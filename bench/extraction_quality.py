@@ -21,7 +21,7 @@ page over ours (higher is faster). Worst case: a page whose text is a long run o
 benchmark's gold texts cut into table cells of three words): jusText's context revision walks the run
 for every paragraph (quadratic), ours (dataprep.extract.justext_revise) sweeps it twice.
 
-    python bench/extraction_quality.py [--data ../shared/data/html]
+    python bench/extraction_quality.py [--data ../shared/data/html] [--pages N] [--smoke]
 
 The last line printed is one JSON object of the figures.
 """
@@ -158,9 +158,13 @@ def short_run_revision_ms(pages: list[dict], cells: int = 4000) -> tuple[float, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--pages", type=int, help="only the first N pages of each set")
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs: that the bench still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.pages = 10
 
-    aeb, evaluation = load_aeb(args.data), load_trafilatura_eval(args.data)
+    aeb, evaluation = load_aeb(args.data)[:args.pages], load_trafilatura_eval(args.data)[:args.pages]
     print(f"article-extraction benchmark: {len(aeb)} pages; trafilatura eval: {len(evaluation)} pages")
     extractors: dict[str, Extractor | str] = {
         "ours": html_to_text,

@@ -3,6 +3,7 @@
 # seq 2048) in bf16 for a few minutes on shards made from the real prose in ../shared/data.
 #
 #   bash bench/gpu_mfu.sh                       # one command; about 10 minutes at most
+#   bash bench/gpu_mfu.sh --smoke               # that it still runs: half a minute of training, 1 warm-up step
 #
 # Environment (all optional):
 #   PYTHON    interpreter with the trainer's requirements and a CUDA torch (default: .venv/bin/python,
@@ -24,6 +25,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="${DATA:-$ROOT/../shared/data}"
+if [[ "${1:-}" == "--smoke" ]]; then MINUTES="${MINUTES:-0.5}" WARMUP_STEPS="${WARMUP_STEPS:-1}"; fi
 MINUTES="${MINUTES:-4}"
 PRESET="${PRESET:-1b}"
 WARMUP_STEPS="${WARMUP_STEPS:-5}"

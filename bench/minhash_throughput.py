@@ -14,7 +14,7 @@ For scale, two more datasketch runs whose signatures differ from ours, with othe
 the shingle's string: its default (sha1) and xxh3-64 (the cheapest per-shingle hash at hand); their
 ratios are printed too. The last line printed is one JSON object of the figures.
 
-    python bench/minhash_throughput.py [--docs 3000] [--repeats 5] [--batch 1000]
+    python bench/minhash_throughput.py [--docs 3000] [--repeats 5] [--batch 1000] [--smoke]
 """
 
 from __future__ import annotations
@@ -106,7 +106,10 @@ def main() -> int:
     parser.add_argument("--docs", type=int, default=3000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=1000, help="documents per batch (a Spark Arrow batch)")
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs, one run: that the bench still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.docs, args.repeats = 100, 1
 
     config = DedupConfig()
     docs = real_documents(args.docs)

@@ -11,14 +11,14 @@ doc_ids up to --documents (50,000). They are written as a stage folder of 8 Parq
 Both sides use the default classifier (trained first, from the shipped texts: that gives its
 cross-validated accuracy, ROC AUC and accuracy on the held-out set, model size and training time) and
 do the same per-document work on one core: read the Parquet, normalise and score the texts with `model.predict` in batches,
-draw the Pareto numbers, decide, write Parquet. The stage adds what a stage is: Spark, the Arrow
-transfer to its Python worker, bucketing and sorting by doc_id, stats.json. Figures are medians of
---repeats runs after one untimed warm-up run of the stage. Throughput is in documents per CPU second
-(the stage's CPU: driver, JVM and Python worker together), so a loaded machine does not skew it;
-`ratio` is the median over runs of the stage's documents per CPU second over the bare loop's, each
-stage run paired with the bare run right after it.
+draw the Pareto numbers, decide, write the kept rows bucketed by doc_id and sorted, and the dropped
+rows' index (_bare_write.py). The stage adds what a stage is: Spark, the Arrow transfer to its Python
+worker, the tallies, stats.json. After one untimed warm-up run of the stage, loop and stage runs
+alternate, --repeats (5) of each (_alternate.py). Throughput is in documents per CPU second (the
+stage's: driver, JVM and Python worker together), so a loaded machine does not skew it; `ratio` is the
+median over pairs of the stage's documents per CPU second over the loop's, with its spread.
 
-    .venv/bin/python bench/quality_throughput.py [--documents 50000] [--repeats 3]
+    .venv/bin/python bench/quality_throughput.py [--documents 50000] [--repeats 5] [--smoke]
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import gzip
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -41,7 +40,8 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _cputime import tree_cpu_seconds  # noqa: E402
+from _alternate import DEFAULT_REPEATS, SMOKE_REPEATS, alternate  # noqa: E402
+from _bare_write import write_bucketed  # noqa: E402
 
 from blending.spark_session import get_spark  # noqa: E402
 from dataprep.config import ClassifierConfig, DataprepConfig  # noqa: E402
@@ -55,7 +55,7 @@ from dataprep.schema import DOCUMENT_SCHEMA, bucket_of, doc_id  # noqa: E402
 from dataprep.text.charset import decode_html  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-README_FIGURES = ("ratio", "stage_docs_per_cpu_s", "roc_auc", "heldout_accuracy", "cv_accuracy",
+README_FIGURES = ("ratio", "ratio_min", "ratio_max", "stage_docs_per_cpu_s", "roc_auc", "heldout_accuracy", "cv_accuracy",
                   "length_baseline_accuracy", "model_mb")  # the figures bench/_results.py puts in the README table
 DOCUMENT_CHARS = 1000
 BATCH = 1024
@@ -110,30 +110,30 @@ def write_stage_folder(folder: Path, texts: list[str], count: int, buckets: int 
     return sum(len(r["text"]) for r in rows)
 
 
-def bare_loop(folder: Path, model_path: Path, out: Path, seed: int, alpha: float) -> int:
-    """Read the Parquet, score in batches, draw, decide, write Parquet. Returns the documents dropped."""
+def bare_loop(folder: Path, model_path: Path, out: Path, config: DataprepConfig) -> int:
+    """Read the Parquet, score in batches, draw, decide, write the stage's output. Returns the documents dropped."""
     model = check_model(model_path)
+    seed, alpha = config.quality.pareto_seed, config.quality.pareto_alpha
     table = pq.read_table(sorted(folder.glob("part-*.parquet")))
-    writer, dropped = None, 0
+    scores, draws = [], []
     for batch in table.to_batches(BATCH):
-        scores = score_texts(model, batch.column("text").to_pylist())
-        draws = [pareto_draw(i, seed, alpha) for i in batch.column("doc_id").to_pylist()]
-        reasons = [None if keeps(s, d) else DROP_REASON for s, d in zip(scores, draws)]
-        dropped += sum(r is not None for r in reasons)
-        scored = pa.Table.from_batches([batch]).append_column("quality_score", pa.array(scores, pa.float64()))
-        scored = scored.append_column("pareto_draw", pa.array(draws, pa.float64()))
-        scored = scored.append_column("drop_reason", pa.array(reasons, pa.string()))
-        writer = writer or pq.ParquetWriter(out, scored.schema, compression="zstd")
-        writer.write_table(scored)
-    writer.close()
-    return dropped
+        scores += score_texts(model, batch.column("text").to_pylist())
+        draws += [pareto_draw(i, seed, alpha) for i in batch.column("doc_id").to_pylist()]
+    reasons = [None if keeps(s, d) else DROP_REASON for s, d in zip(scores, draws)]
+    table = table.append_column("quality_score", pa.array(scores, pa.float64()))
+    table = table.append_column("pareto_draw", pa.array(draws, pa.float64()))
+    write_bucketed(table.append_column("drop_reason", pa.array(reasons, pa.string())), out, config.output)
+    return sum(r is not None for r in reasons)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--documents", type=int, default=50_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs, one run: that the bench still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.documents, args.repeats = 300, SMOKE_REPEATS
     os.environ["OMP_NUM_THREADS"] = "1"
 
     work = Path(tempfile.mkdtemp(prefix="quality_bench-"))
@@ -157,37 +157,24 @@ def main() -> None:
         spark = get_spark("local[1]", app_name="quality_throughput")
         run("quality", spark, [str(work / "docs")], str(work / "warmup"), config, model=str(model), **quiet)
         session_s = time.perf_counter() - started
-        ours_cpu, theirs_cpu, ours_wall, theirs_wall, removed = [], [], [], [], {}
-        for r in range(args.repeats):
-            out = work / f"quality{r}"
-            started, cpu = time.perf_counter(), tree_cpu_seconds()
-            stats = run("quality", spark, [str(work / "docs")], str(out), config, model=str(model), **quiet)
-            ours_wall.append(time.perf_counter() - started)
-            ours_cpu.append(tree_cpu_seconds() - cpu)
-            removed = stats.extra["removed_fraction"]
-            shutil.rmtree(out)
 
-            started, cpu = time.perf_counter(), time.process_time()
-            dropped = bare_loop(work / "docs", model, work / "bare.parquet", config.quality.pareto_seed,
-                                config.quality.pareto_alpha)
-            theirs_wall.append(time.perf_counter() - started)
-            theirs_cpu.append(time.process_time() - cpu)
+        def check(dropped, stats):
             assert dropped == stats.dropped[DROP_REASON], (dropped, stats.dropped)
-            print(f"run {r + 1}: stage {ours_wall[-1]:.1f} s ({ours_cpu[-1]:.1f} CPU s), "
-                  f"bare loop {theirs_wall[-1]:.1f} s ({theirs_cpu[-1]:.1f} CPU s), {dropped:,} dropped")
+
+        runs = alternate(lambda: bare_loop(work / "docs", model, work / "bare", config),
+                         lambda: run("quality", spark, [str(work / "docs")], str(work / "quality"), config,
+                                     model=str(model), overwrite=True, **quiet),
+                         args.repeats, check)
+        removed = runs.stage_results[-1].extra["removed_fraction"]
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     n = args.documents
-    ratio = statistics.median(t / o for o, t in zip(ours_cpu, theirs_cpu, strict=True))
-    print(f"stage (Spark local[1]): {n / statistics.median(ours_cpu):,.0f} documents per CPU second; "
-          f"bare loop: {n / statistics.median(theirs_cpu):,.0f}")
+    figures = runs.figures(n)
+    print(f"stage (Spark local[1]): {figures['stage_docs_per_cpu_s']:,.0f} documents per CPU second; "
+          f"bare loop: {figures['loop_docs_per_cpu_s']:,.0f}")
     print(json.dumps({
-        "ratio": round(ratio, 3),
-        "stage_docs_per_cpu_s": round(n / statistics.median(ours_cpu)),
-        "baseline_docs_per_cpu_s": round(n / statistics.median(theirs_cpu)),
-        "stage_docs_per_s": round(n / statistics.median(ours_wall)),
-        "baseline_docs_per_s": round(n / statistics.median(theirs_wall)),
+        **figures,
         "documents": n,
         "removed_fraction_documents": round(removed["documents"], 4),
         "removed_fraction_characters": round(removed["characters"], 4),
@@ -203,7 +190,6 @@ def main() -> None:
         "training_with_cv_s": metrics["training_seconds"]["total"],
         "master": "local[1]",
         "spark_start_and_warmup_s": round(session_s, 1),
-        "repeats": args.repeats,
     }))
 
 

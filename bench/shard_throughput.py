@@ -2,17 +2,17 @@
 
 Corpus: every prose file under ../shared/data/prose (Gutenberg books, Shakespeare, wikitext-2, the
 NLTK inaugural and State of the Union speeches), split into paragraphs, one document each, repeated
---copies times under distinct doc_ids to give the tokenizer enough work. Both sides tokenize the same
+--copies (2) times under distinct doc_ids to give the tokenizer enough work (about 4M tokens). Both sides tokenize the same
 documents single-threaded with the same tokenizer and write Megatron shards with the same writer; the
 builder also draws the validation split, sorts by doc_id, plans shards and writes the manifest. The
-Spark session is started once before timing, and one untimed build warms it up (reported on their own).
-Figures are medians of --repeats runs; `ratio` is the median over runs of builder tokens/s divided by
-the tokens/s of the bare loop run right after it (same machine load), `ratio_of_medians` the other
-reading. On a shared machine wall time depends on the load; `cpu_ratio` compares the CPU seconds
-instead (the builder's: driver, JVM and Python workers together). Also: the time to train the
+documents are a folder of the curation pipeline's last stage, as the builder reads it. The Spark
+session is started once before timing, and one untimed build warms it up (reported on their own). Loop
+and builder runs alternate, --repeats (5) of each (_alternate.py); `ratio` is the median over pairs of
+the builder's tokens per CPU-second (driver, JVM and Python workers together) over the loop's (its
+own process), with its spread; `wall_ratio` the same reading of wall times. Also: the time to train the
 byte-level BPE on one copy of the corpus.
 
-    .venv/bin/python bench/shard_throughput.py [--copies 4] [--repeats 3] [--vocab-size 8192]
+    .venv/bin/python bench/shard_throughput.py [--copies 2] [--repeats 5] [--vocab-size 8192] [--smoke]
 """
 
 from __future__ import annotations
@@ -34,12 +34,13 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _cputime import tree_cpu_seconds  # noqa: E402
+from _alternate import DEFAULT_REPEATS, SMOKE_REPEATS, alternate  # noqa: E402
 
 from blending.build import build  # noqa: E402
 from blending.config import BlendConfig  # noqa: E402
 from blending.indexed import IndexedDatasetWriter  # noqa: E402
 from blending.spark_session import get_spark  # noqa: E402
+from blending.stage_folder import FINAL_STAGE  # noqa: E402
 from blending.tokenizer import (  # noqa: E402
     encode_documents,
     eod_id,
@@ -54,7 +55,7 @@ from dataprep.schema import DOCUMENT_SCHEMA, bucket_of, doc_id  # noqa: E402
 DATA = ROOT.parent / "shared" / "data" / "prose"
 CHUNK = 1024
 
-README_FIGURES = ("ratio", "cpu_ratio")  # the figures bench/_results.py puts in the README table
+README_FIGURES = ("ratio", "ratio_min", "ratio_max")  # the figures bench/_results.py puts in the README table
 
 
 def read_text(data: bytes) -> str:
@@ -90,11 +91,14 @@ def corpus_rows(copies: int) -> list[dict]:
 
 
 def write_stage_folder(folder: Path, rows: list[dict], buckets: int = 8) -> None:
+    """The documents as the pipeline's last stage writes them: bucketed part files sorted by doc_id, stats, _SUCCESS."""
     folder.mkdir(parents=True)
     for b in range(buckets):
         part = sorted((r for r in rows if bucket_of(r["doc_id"], buckets) == b), key=lambda r: r["doc_id"])
         pq.write_table(pa.Table.from_pylist(part, schema=DOCUMENT_SCHEMA), folder / f"part-{b:05d}.parquet")
-    (folder / "_SUCCESS").write_text(json.dumps({"stage": "bench"}))
+    (folder / "stats.json").write_text(json.dumps({"stage": FINAL_STAGE, "in": {"rows": len(rows)},
+                                                   "out": {"rows": len(rows)}}))
+    (folder / "_SUCCESS").write_text(json.dumps({"stage": FINAL_STAGE}))
 
 
 def baseline(folder: Path, tokenizer_path: Path, out: Path) -> int:
@@ -112,15 +116,19 @@ def baseline(folder: Path, tokenizer_path: Path, out: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--copies", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--copies", type=int, default=2)
+    parser.add_argument("--max-documents", type=int, help="only the first N paragraphs of the corpus")
+    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
     parser.add_argument("--vocab-size", type=int, default=8192)
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs, one run: that the bench still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.copies, args.max_documents, args.repeats, args.vocab_size = 1, 2000, SMOKE_REPEATS, 512
     single_threaded()  # one core per side: a Spark task at local[1] against one loop
 
     work = Path(tempfile.mkdtemp(prefix="shard_bench-"))
     try:
-        rows = corpus_rows(args.copies)
+        rows = corpus_rows(args.copies)[:args.max_documents]
         corpus_bytes = sum(len(r["text"].encode()) for r in rows)
         write_stage_folder(work / "docs", rows)
         one_copy = [r["text"] for r in rows if r["origin"].endswith(":copy0")]
@@ -141,26 +149,23 @@ def main() -> None:
         get_spark("local[1]", app_name="shard_throughput")
         shutil.rmtree(build(config(work / "docs"), work / "warmup", master="local[1]", log=lambda *_: None).parent)
         session_s = time.perf_counter() - started
-        ours, theirs, ours_cpu, theirs_cpu, tokens = [], [], [], [], 0
-        for r in range(args.repeats):
-            out = work / f"shards{r}"
-            started, cpu = time.perf_counter(), tree_cpu_seconds()
-            manifest = build(config(work / "docs"), out, master="local[1]", log=lambda *_: None)
-            ours.append(time.perf_counter() - started)
-            ours_cpu.append(tree_cpu_seconds() - cpu)
-            tokens = sum(s["tokens"] for src in json.loads(manifest.read_text())["sources"].values()
-                         for split in ("train", "valid") for s in src[split])
-            shutil.rmtree(out)
 
+        def builder() -> int:
+            shutil.rmtree(work / "shards", ignore_errors=True)
+            manifest = build(config(work / "docs"), work / "shards", master="local[1]", log=lambda *_: None)
+            return sum(s["tokens"] for src in json.loads(manifest.read_text())["sources"].values()
+                       for split in ("train", "valid") for s in src[split])
+
+        def bare() -> int:
+            shutil.rmtree(work / "bare", ignore_errors=True)
             (work / "bare").mkdir()
-            started, cpu = time.perf_counter(), time.process_time()
-            bare_tokens = baseline(work / "docs", work / "tokenizer.json", work / "bare")
-            theirs.append(time.perf_counter() - started)
-            theirs_cpu.append(time.process_time() - cpu)
-            shutil.rmtree(work / "bare")
+            return baseline(work / "docs", work / "tokenizer.json", work / "bare")
+
+        def check(bare_tokens: int, tokens: int) -> None:
             assert bare_tokens == tokens, (bare_tokens, tokens)
-            print(f"run {r + 1}: builder {ours[-1]:.1f} s ({ours_cpu[-1]:.1f} CPU s), "
-                  f"bare loop {theirs[-1]:.1f} s ({theirs_cpu[-1]:.1f} CPU s), {tokens:,} tokens")
+
+        runs = alternate(bare, builder, args.repeats, check)
+        tokens = runs.stage_results[-1]
 
         train_s = []
         for _ in range(args.repeats):
@@ -170,20 +175,14 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    ours_tps, theirs_tps = tokens / statistics.median(ours), tokens / statistics.median(theirs)
-    # each builder run is paired with the bare loop run right after it (same machine load)
-    paired = statistics.median(t / o for o, t in zip(ours, theirs, strict=True))
-    print(f"builder (Spark local[1]): {ours_tps:,.0f} tokens/s; bare encode_batch loop + writer: {theirs_tps:,.0f} tokens/s")
+    figures = runs.figures(tokens, unit="tokens")
+    print(f"builder (Spark local[1]): {figures['stage_tokens_per_cpu_s']:,.0f} tokens per CPU-s; "
+          f"bare encode_batch loop + writer: {figures['loop_tokens_per_cpu_s']:,.0f}")
     print(f"tokenizer training: {statistics.median(train_s):.1f} s for a {args.vocab_size}-token BPE on "
           f"{sum(len(t.encode()) for t in one_copy) / 1e6:.1f} MB ({len(one_copy):,} documents)")
     print(json.dumps({
-        "ratio": round(paired, 3),
-        "ratio_of_medians": round(ours_tps / theirs_tps, 3),
-        "cpu_ratio": round(statistics.median(theirs_cpu) / statistics.median(ours_cpu), 3),
-        "builder_cpu_s": round(statistics.median(ours_cpu), 1),
-        "baseline_cpu_s": round(statistics.median(theirs_cpu), 1),
-        "builder_tokens_per_s": round(ours_tps),
-        "baseline_tokens_per_s": round(theirs_tps),
+        **figures,
+        "wall_ratio": round(statistics.median(runs.loop_wall) / statistics.median(runs.stage_wall), 3),
         "tokens": tokens,
         "documents": len(rows),
         "corpus_mb": round(corpus_bytes / 1e6, 1),
@@ -192,7 +191,6 @@ def main() -> None:
         "tokenizer_train_s": round(statistics.median(train_s), 2),
         "tokenizer_train_corpus_mb": round(sum(len(t.encode()) for t in one_copy) / 1e6, 1),
         "tokenizer_vocab_size": args.vocab_size,
-        "repeats": args.repeats,
     }))
 
 

@@ -5,7 +5,7 @@ Training never reads a shard whose sha256 this machine has not checked since the
 after the first, which finds every file in the machine's record. Times are medians of 5 runs, after one
 first verification that hashes everything; `ratio` = baseline seconds / ours.
 
-    .venv/bin/python bench/shard_verify.py [--gigabytes 1]
+    .venv/bin/python bench/shard_verify.py [--gigabytes 1] [--smoke]
 """
 
 from __future__ import annotations
@@ -68,7 +68,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gigabytes", type=float, default=1.0)
     parser.add_argument("--demo", default=str(REPO / "out" / "demo" / "shards" / "manifest.json"))
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs, one run: that the bench still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.gigabytes = 0.01
     figures = {}
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)

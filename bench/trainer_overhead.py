@@ -10,7 +10,7 @@
    compute and communication (time blocked in collectives and transfers, pipeline waits included).
 
 Prints one line per step, then the figures as one JSON object on the last line.
-    .venv/bin/python bench/trainer_overhead.py [--steps 8] [--hidden 256] ...
+    .venv/bin/python bench/trainer_overhead.py [--steps 8] [--hidden 256] ... [--smoke]
 """
 
 from __future__ import annotations
@@ -53,7 +53,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="torch threads of the one-process comparison")
     p.add_argument("--skip-parallel", action="store_true", help="only the one-process comparison")
-    return p.parse_args()
+    p.add_argument("--smoke", action="store_true", help="tiny inputs, one run: that the bench still runs")
+    args = p.parse_args()
+    if args.smoke:
+        args.layers, args.hidden, args.heads, args.seq, args.vocab = 2, 64, 2, 32, 512  # TP2xPP2xDP2 divides them
+        args.micro_batch, args.global_batch, args.steps, args.warmup = 2, 4, 2, 1
+    return args
 
 
 def config(args: argparse.Namespace) -> TrainConfig:

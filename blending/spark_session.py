@@ -77,8 +77,10 @@ def _launch_settings(master: str | None) -> dict:
     settings = {"spark.master": resolved, "spark.driver.memory": os.environ.get("SPARK_DRIVER_MEMORY", "4g")}
     if resolved.startswith("local"):
         # A local JVM runs short jobs whose work is in Python: its C2 compiler threads cost more
-        # CPU than they save (2-4 s of a 10 s extract job on 2 cores; bench/extract_throughput.py).
-        settings["spark.driver.extraJavaOptions"] = "-XX:TieredStopAtLevel=1"
+        # CPU than they save (2-4 s of a 10 s extract job on 2 cores; bench/extract_throughput.py),
+        # and so do G1's concurrent threads against one serial collector of its short-lived rows
+        # (a tenth of the JVM's CPU in a quality stage run; bench/quality_throughput.py).
+        settings["spark.driver.extraJavaOptions"] = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
     return settings
 
 

@@ -115,12 +115,11 @@ def write_folder(
     # No more write tasks than cores: a task writes whole buckets (all of a bucket's rows hash to one
     # partition), and a Python task costs ~0.1 s to start, which dominates small local runs.
     tasks = min(config.num_buckets, frame.sparkSession.sparkContext.defaultParallelism)
-    frame = (
-        frame.withColumn(_BUCKET, bucket.cast("int"))
-        .withColumn(_IS_DROPPED, F.col(DROP_REASON).isNotNull())
-        .repartition(tasks, _BUCKET)
-        .sortWithinPartitions(_BUCKET, _IS_DROPPED, "doc_id")
-    )
+    frame = frame.withColumn(_BUCKET, bucket.cast("int")).withColumn(_IS_DROPPED, F.col(DROP_REASON).isNotNull())
+    # One write task takes every bucket: gathering the rows needs no shuffle (a pass of serialising,
+    # compressing and reading back every row on the one core there is).
+    frame = frame.coalesce(1) if tasks == 1 else frame.repartition(tasks, _BUCKET)
+    frame = frame.sortWithinPartitions(_BUCKET, _IS_DROPPED, "doc_id")
     schema = to_arrow_schema(frame.schema, timezone="UTC")
     bookkeeping = {_BUCKET, _IS_DROPPED, IN_BYTES, IN_ROWS}
     schemas = {
