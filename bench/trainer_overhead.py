@@ -123,7 +123,9 @@ def parallel(args: argparse.Namespace) -> dict:
     key = name.lower().replace("x", "_")  # tp2_pp2_dp2
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "parallel.json"
-        cmd = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc-per-node", str(tp * pp * dp),
+        # torchrun as a module of this interpreter: the ranks see the same paths as this process, so the
+        # JIT-built DeepSpeed op it built is reused, not rebuilt for other include paths
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(tp * pp * dp),
                "-m", "trainer.selftest", "--layouts", args.layout, "--out", str(out), "--time-comm",
                "--steps", str(steps), "--layers", str(args.layers), "--hidden", str(args.hidden),
                "--heads", str(args.heads), "--seq", str(args.seq), "--vocab", str(args.vocab),
