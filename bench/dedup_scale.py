@@ -169,7 +169,7 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny inputs, one run: that the bench still runs")
     args = parser.parse_args()
     if args.smoke:
-        args.sizes = "200,400"  # each size starts two JVMs; per_doc_growth, which needs three, is null
+        args.sizes = "300"  # each size starts two JVMs; per_doc_growth, which needs three sizes, is null
     sizes = [int(s) for s in args.sizes.split(",")]
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="dedup-scale-"))
