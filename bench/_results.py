@@ -17,7 +17,8 @@ Every benchmark takes `--smoke` (its only argument then; a shell script reads it
 inputs and repeats to the least that still goes through every step (sizes only: no step is skipped),
 and ends as a real run does, with its JSON line, or with 77 where it cannot run. tests/test_bench_smoke.py
 starts each that way, so a change elsewhere that breaks a benchmark fails a test; a benchmark without
-`--smoke` fails it too. Smoke figures are never recorded.
+`--smoke` fails it too. Smoke figures are never recorded. A smoke run needs no shared data folder
+(a fresh clone has none): bench/_shared.py then gives it the small copies in tests/fixtures.
 
 The README table (between the two markers below) lists every benchmark: the first line of its
 docstring (or of its header comment), its figures, and when and where they were measured, or "not

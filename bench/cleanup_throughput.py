@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from _alternate import DEFAULT_REPEATS, SMOKE_REPEATS, alternate
 from _bare_write import write_bucketed
+from _shared import data_folder
 from quality_throughput import page_documents, prose_documents, write_stage_folder
 
 from blending.spark_session import get_spark
@@ -69,7 +70,8 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="cleanup_bench-"))
     try:
-        prose, pages = prose_documents(), page_documents()
+        data = data_folder(args.smoke)
+        prose, pages = prose_documents(data), page_documents(data)
         texts = [t for pair in zip(prose, pages * (len(prose) // len(pages) + 1)) for t in pair]
         chars = write_stage_folder(work / "docs", texts, args.documents)
         print(f"documents: {args.documents:,} ({chars / 1e6:.1f} M characters)", file=sys.stderr)

@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from _alternate import DEFAULT_REPEATS, SMOKE_REPEATS, alternate
 from _bare_write import write_bucketed
+from _shared import data_folder
 
 from blending.evaltasks import load_task
 from dataprep.config import DataprepConfig
@@ -51,7 +52,6 @@ from dataprep.decontaminate.rows import decontaminate_batch, distinct_keys, outp
 from dataprep.framework.tally import Tally
 from dataprep.schema import IN_ROWS
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 README_FIGURES = ("ratio", "ratio_min", "ratio_max", "stage_docs_per_cpu_s", "loop_docs_per_cpu_s", "index_bytes", "index_build_cpu_s")
 
 
@@ -72,11 +72,11 @@ def real_sources(shared: Path) -> dict[str, list[str]]:
     for path in sorted((shared / "prose" / "gutenberg").glob("*.txt")):
         sources[path.stem] = _paragraphs(path.read_bytes().decode("utf-8", errors="replace"))
     sources["shakespeare"] = _paragraphs((shared / "prose" / "tinyshakespeare" / "input.txt").read_text())
-    for name in ("inaugural", "state_union"):
-        with zipfile.ZipFile(shared / "prose" / "nltk_data" / f"{name}.zip") as z:
+    for archive in sorted((shared / "prose" / "nltk_data").glob("*.zip")):  # inaugural, state_union
+        with zipfile.ZipFile(archive) as z:
             for member in sorted(z.namelist()):
                 if member.endswith(".txt"):
-                    sources[f"{name}/{Path(member).stem}"] = _paragraphs(z.read(member).decode("latin-1"))
+                    sources[f"{archive.stem}/{Path(member).stem}"] = _paragraphs(z.read(member).decode("latin-1"))
     truth = json.loads((shared / "html" / "aeb_ground-truth.json").read_text())
     sources["news"] = [p for key in sorted(truth) for p in _paragraphs(truth[key]["articleBody"].replace("\n", "\n\n"))]
     for path in sorted((shared / "warc").glob("dolma_cc_en_head-*.jsonl.gz")):
@@ -206,7 +206,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--documents", type=int, default=6000)
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
-    parser.add_argument("--shared", type=Path, default=SHARED)
+    parser.add_argument("--shared", type=Path, help="the shared data folder (default: bench/_shared.py's)")
     parser.add_argument("--smoke", action="store_true", help="tiny inputs, one run: that the bench still runs")
     args = parser.parse_args()
     if args.smoke:
@@ -220,7 +220,7 @@ def main() -> int:
     index_bytes = index.save(work / "index.npz")
     print(describe(index, index_bytes), file=sys.stderr)
 
-    natural = real_documents(args.shared, args.documents)
+    natural = real_documents(args.shared or data_folder(args.smoke), args.documents)
     found = natural_matches(natural)
     print(f"before insertion: {found}", file=sys.stderr)
     documents, injected = inject(natural, task_texts())

@@ -36,6 +36,7 @@ from pathlib import Path
 import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
+from _shared import data_folder
 
 from dataprep.dedup.evaluate import Document, evaluate
 from dataprep.dedup.ranking import origin_parts
@@ -44,7 +45,6 @@ from samplecrawl.plan import build_plan
 from samplecrawl.render import content_paragraphs
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 MIX = CrawlMix(clean=0.84, leaked=0.0, recrawl=0.03, near_duplicate=0.08, non_english=0.0, legacy_charset=0.0, short=0.05,
                javascript_notice=0.0, non_html=0.0, revisit=0.0)
 FILES = 8
@@ -162,14 +162,14 @@ def no_verification(rows: list[dict], bands: int = 14, rows_per_band: int = 8) -
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,50000,100000")
-    parser.add_argument("--material", default=str(SHARED))
+    parser.add_argument("--material", help="samplecrawl material (default: the shared data folder, bench/_shared.py)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--keep", help="keep the work folder here")
     parser.add_argument("--smoke", action="store_true", help="tiny inputs, one run: that the bench still runs")
     args = parser.parse_args()
     if args.smoke:
-        args.sizes = "200,400,600"
+        args.sizes = "300"  # each size starts two JVMs; per_doc_growth, which needs three sizes, is null
     sizes = [int(s) for s in args.sizes.split(",")]
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="dedup-scale-"))
@@ -180,7 +180,7 @@ def main() -> int:
     runs = {int(k): v for k, v in json.loads(measured.read_text()).items()} if measured.exists() else {}
     try:
         start = time.perf_counter()
-        rows, original = documents(Path(args.material), max(sizes), args.seed)
+        rows, original = documents(Path(args.material or data_folder(args.smoke)), max(sizes), args.seed)
         print(f"{len(rows)} documents planned in {time.perf_counter() - start:.0f} s", file=sys.stderr)
         for n in sizes:
             if n in runs:
@@ -220,14 +220,17 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     small, mid, big = sorted(sizes)[0], sorted(sizes)[len(sizes) // 2], sorted(sizes)[-1]
-    growth = ((runs[big]["cpu_s"] - runs[mid]["cpu_s"]) / (big - mid)) / ((runs[mid]["cpu_s"] - runs[small]["cpu_s"]) / (mid - small))
+    growth = None  # the cost per document from the middle size to the largest over that from the smallest to the middle
+    if small < mid < big:
+        growth = round(((runs[big]["cpu_s"] - runs[mid]["cpu_s"]) / (big - mid))
+                       / ((runs[mid]["cpu_s"] - runs[small]["cpu_s"]) / (mid - small)), 3)
     summary = ours.summary()
     figures = {
         "sizes": sizes,
         "cpu_s": [runs[n]["cpu_s"] for n in sizes],
         "wall_s": [runs[n]["wall_s"] for n in sizes],
         "peak_rss_mb": [runs[n]["peak_rss_mb"] for n in sizes],
-        "per_doc_growth": round(growth, 3),
+        "per_doc_growth": growth,
         "candidate_pairs": [runs[n]["candidate_pairs"] for n in sizes],
         "verified_pairs": [runs[n]["verified_pairs"] for n in sizes],
         "precision": summary["precision"],

@@ -32,8 +32,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data" / "prose"
 sys.path.insert(0, str(REPO))
+from _shared import data_folder  # noqa: E402
+
 TASKS = ("lambada", "piqa")
 README_FIGURES = ("ratio", "max_abs_loglikelihood_diff")
 
@@ -54,13 +55,13 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def prose_documents() -> list[str]:
+def prose_documents(prose: Path) -> list[str]:
     """WikiText-2 paragraphs (one per line) and book paragraphs, 200 characters or more."""
     texts = []
     for part in ("valid.txt", "test.txt"):
-        lines = (SHARED / "wikitext-2" / part).read_text(encoding="utf-8").splitlines()
+        lines = (prose / "wikitext-2" / part).read_text(encoding="utf-8").splitlines()
         texts += [line.strip() for line in lines if len(line.strip()) > 200 and not line.strip().startswith("=")]
-    for book in sorted((SHARED / "gutenberg").glob("*.txt")):
+    for book in sorted((prose / "gutenberg").glob("*.txt")):
         raw = book.read_bytes()
         try:
             text = raw.decode("utf-8")
@@ -70,12 +71,12 @@ def prose_documents() -> list[str]:
     return texts
 
 
-def build_shards(out: Path, vocab: int) -> Path:
+def build_shards(prose: Path, out: Path, vocab: int) -> Path:
     from blending.indexed import IndexedDatasetWriter
     from blending.manifest import manifest_dict, write_manifest
     from blending.tokenizer import EOD_TOKEN, encode_documents, eod_id, token_dtype, train_bpe, vocab_size
 
-    docs = prose_documents()
+    docs = prose_documents(prose)
     splits = {"train": [d for i, d in enumerate(docs) if i % 50], "valid": docs[::50]}
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = train_bpe(splits["train"], vocab_size=vocab)
@@ -193,8 +194,9 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="eval-bench-"))
     manifest = work / "shards" / "manifest.json"
     if not manifest.exists():
-        print(f"building shards from {SHARED}", flush=True)
-        manifest = build_shards(work / "shards", args.vocab)
+        prose = data_folder(args.smoke) / "prose"
+        print(f"building shards from {prose}", flush=True)
+        manifest = build_shards(prose, work / "shards", args.vocab)
     run = work / "run"
     if not (run / "checkpoints" / "latest").exists():
         print(f"training {args.steps} steps", flush=True)

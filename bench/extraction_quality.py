@@ -41,6 +41,7 @@ import justext
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _aeb_metric import page_counts, scores  # noqa: E402
+from _shared import data_folder  # noqa: E402
 
 from dataprep.extract.html_clean import remove_boilerplate  # noqa: E402
 from dataprep.extract.html_text import (  # noqa: E402
@@ -54,8 +55,6 @@ from dataprep.extract.html_text import (  # noqa: E402
 from dataprep.extract.justext_revise import revise_paragraph_classification  # noqa: E402
 from dataprep.text.charset import decode_html  # noqa: E402
 from dataprep.text.language import identify_language  # noqa: E402
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "html"
 
 Extractor = Callable[[str, str | None], str]
 
@@ -157,13 +156,14 @@ def short_run_revision_ms(pages: list[dict], cells: int = 4000) -> tuple[float, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, help="the html folder of the shared data (default: bench/_shared.py's)")
     parser.add_argument("--pages", type=int, help="only the first N pages of each set")
     parser.add_argument("--smoke", action="store_true", help="tiny inputs: that the bench still runs")
     args = parser.parse_args()
     if args.smoke:
         args.pages = 10
 
+    args.data = args.data or data_folder(args.smoke) / "html"
     aeb, evaluation = load_aeb(args.data)[:args.pages], load_trafilatura_eval(args.data)[:args.pages]
     print(f"article-extraction benchmark: {len(aeb)} pages; trafilatura eval: {len(evaluation)} pages")
     extractors: dict[str, Extractor | str] = {

@@ -29,13 +29,13 @@ from pathlib import Path
 
 import numpy as np
 import xxhash
+from _shared import data_folder
 from datasketch import MinHash
 
 from dataprep.config import DedupConfig
 from dataprep.dedup.minhash import signatures
 from dataprep.dedup.shingles import shingle_hash, words
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 README_FIGURES = ("ratio", "ratio_vs_datasketch_sha1", "ratio_vs_datasketch_xxh3_string", "ours_signatures_per_cpu_s")
 
 
@@ -50,18 +50,18 @@ def pieces(text: str, rng: np.random.Generator) -> list[str]:
     return out
 
 
-def real_documents(limit: int) -> list[str]:
+def real_documents(shared: Path, limit: int) -> list[str]:
     rng = np.random.default_rng(0)
     docs = []
     for name in ("valid.txt", "test.txt"):
-        text = (SHARED / "prose" / "wikitext-2" / name).read_text(encoding="utf-8")
+        text = (shared / "prose" / "wikitext-2" / name).read_text(encoding="utf-8")
         docs += [a for a in text.split("\n = ") if len(a) > 500 and not a.startswith(" =")]
-    for path in sorted((SHARED / "warc").glob("dolma_cc_en_head-*.jsonl.gz")):
+    for path in sorted((shared / "warc").glob("dolma_cc_en_head-*.jsonl.gz")):
         with gzip.open(path, "rt", encoding="utf-8") as f:
             docs += [json.loads(line)["text"] for line in f]
-    for path in sorted((SHARED / "prose" / "gutenberg").glob("*.txt")):
+    for path in sorted((shared / "prose" / "gutenberg").glob("*.txt")):
         docs += pieces(path.read_bytes().decode("utf-8", errors="replace"), rng)
-    docs += pieces((SHARED / "prose" / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8"), rng)
+    docs += pieces((shared / "prose" / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8"), rng)
     rng.shuffle(docs)
     return docs[:limit]
 
@@ -112,7 +112,7 @@ def main() -> int:
         args.docs, args.repeats = 100, 1
 
     config = DedupConfig()
-    docs = real_documents(args.docs)
+    docs = real_documents(data_folder(args.smoke), args.docs)
     shingle_count = sum(len(word_shingles(t)) for t in docs)
     print(f"{len(docs)} documents, {sum(map(len, docs)) / len(docs):.0f} characters and "
           f"{shingle_count / len(docs):.0f} shingles each on average", file=sys.stderr)

@@ -25,7 +25,7 @@ material). The verification's share: CPU seconds of the stage's verification ste
 joined with their texts, exact Jaccard of their shingle sets) run alone on the stage's own frames after
 each run of ours, over the stage's CPU seconds (medians). The last line printed is one JSON object.
 
-    python bench/peer_dedup.py [--documents 8000] [--repeats 3]
+    python bench/peer_dedup.py [--documents 8000] [--repeats 3] [--smoke]
 """
 
 from __future__ import annotations
@@ -39,11 +39,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.util import find_spec
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from _cputime import tree_cpu_seconds  # noqa: E402
+from _shared import data_folder  # noqa: E402
 from dedup_scale import FILES, documents, read_rows  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
@@ -54,8 +56,8 @@ from dataprep.framework.spark_folders import read_input_folders  # noqa: E402
 from dataprep.framework.spark_rows import Tallies  # noqa: E402
 from dataprep.pipeline import run  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
 WORKERS = 2
+SKIPPED = 77
 README_FIGURES = ("ratio", "precision", "recall", "datatrove_precision", "datatrove_recall", "verification_cpu_share")
 
 
@@ -190,10 +192,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--documents", type=int, default=8_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--material", default=str(SHARED))
+    parser.add_argument("--material", help="samplecrawl material (default: the shared data folder, bench/_shared.py)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--datatrove-run", nargs=2, metavar=("JSONL", "WORK"), help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs, one run: that the bench still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.documents, args.repeats = 400, 1
+    missing = [name for name in ("datatrove", "spacy", "orjson") if find_spec(name) is None]
+    if missing:
+        print(f"not installed: {', '.join(missing)} (pip install -r requirements-bench.txt)", file=sys.stderr)
+        return SKIPPED  # cannot run here: make bench reports it as skipped
     if args.datatrove_run:
         datatrove_run(Path(args.datatrove_run[0]), Path(args.datatrove_run[1]))
         return 0
@@ -201,7 +210,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="peer-dedup-"))
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     try:
-        rows, original = documents(Path(args.material), args.documents, args.seed)
+        rows, original = documents(Path(args.material or data_folder(args.smoke)), args.documents, args.seed)
         rows = rows[: args.documents]
         pages = [r["page"] for r in rows]
         page_of = write_jsonl(rows, work / "jsonl")

@@ -21,7 +21,7 @@ datatrove's runs, where it sits idle. Runs alternate, `--repeats` of each; media
 ratio = datatrove CPU-s / ours (higher is better). The datatrove side must write documents: a pipeline
 that silently extracts nothing is no baseline, and the bench fails if it does.
 
-    python bench/peer_extract.py [--records 3000] [--files 4] [--workers 2] [--repeats 3]
+    python bench/peer_extract.py [--records 3000] [--files 4] [--workers 2] [--repeats 3] [--smoke]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import tempfile
 from importlib.util import find_spec
 from pathlib import Path
 
+from _shared import data_folder
 from pyspark.sql import SparkSession
 
 from blending.spark_session import get_spark
@@ -46,8 +47,6 @@ from dataprep.extract.stage import ExtractStage
 from dataprep.pipeline import run
 from samplecrawl import build_sample_crawl
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 README_FIGURES = ("ratio",)
 SKIPPED = 77
 
@@ -124,12 +123,15 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="Spark cores and datatrove workers alike")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--material", type=Path, default=SHARED)
+    parser.add_argument("--material", type=Path, help="samplecrawl material (default: the shared data folder, bench/_shared.py)")
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs, one run: that the bench still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.records, args.files, args.repeats = 80, 2, 1
     missing = [name for name in ("datatrove", "trafilatura", "warcio", "cchardet", "magic") if find_spec(name) is None]
     if missing:
         print(f"not installed: {', '.join(missing)} (pip install -r requirements-bench.txt)", file=sys.stderr)
-        return SKIPPED
+        return SKIPPED  # cannot run here: make bench reports it as skipped
     logging.getLogger("py4j").setLevel(logging.WARNING)
     from datatrove.utils.logging import logger as datatrove_logger
 
@@ -140,7 +142,7 @@ def main() -> int:
         crawl = work / "crawl"
         # One file more, left out: the crawl's last file ends with the truncated record datatrove stops at.
         per_file = args.records // args.files
-        build_sample_crawl(crawl, per_file * (args.files + 1), args.files + 1, args.seed, material=args.material)
+        build_sample_crawl(crawl, per_file * (args.files + 1), args.files + 1, args.seed, material=args.material or data_folder(args.smoke))
         files = sorted(str(p) for p in crawl.glob("*.warc.gz"))[: args.files]
         kept = work / "files"
         kept.mkdir()

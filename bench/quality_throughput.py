@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from _alternate import DEFAULT_REPEATS, SMOKE_REPEATS, alternate  # noqa: E402
 from _bare_write import write_bucketed  # noqa: E402
+from _shared import data_folder  # noqa: E402
 
 from blending.spark_session import get_spark  # noqa: E402
 from dataprep.config import ClassifierConfig, DataprepConfig  # noqa: E402
@@ -54,7 +55,6 @@ from dataprep.quality.train import MODEL_FILE, summary, train_classifier  # noqa
 from dataprep.schema import DOCUMENT_SCHEMA, bucket_of, doc_id  # noqa: E402
 from dataprep.text.charset import decode_html  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
 README_FIGURES = ("ratio", "ratio_min", "ratio_max", "stage_docs_per_cpu_s", "roc_auc", "heldout_accuracy", "cv_accuracy",
                   "length_baseline_accuracy", "model_mb")  # the figures bench/_results.py puts in the README table
 DOCUMENT_CHARS = 1000
@@ -72,9 +72,9 @@ def chunks(pieces: list[str], size: int = DOCUMENT_CHARS) -> list[str]:
     return out
 
 
-def prose_documents() -> list[str]:
-    texts = [decode_text(p.read_bytes()) for p in sorted((DATA / "prose").glob("*/*.txt"))]
-    for archive in sorted((DATA / "prose" / "nltk_data").glob("*.zip")):
+def prose_documents(data: Path) -> list[str]:
+    texts = [decode_text(p.read_bytes()) for p in sorted((data / "prose").glob("*/*.txt"))]
+    for archive in sorted((data / "prose" / "nltk_data").glob("*.zip")):
         with zipfile.ZipFile(archive) as z:
             texts += [decode_text(z.read(n)) for n in sorted(z.namelist()) if n.endswith(".txt")]
     documents = []
@@ -84,9 +84,9 @@ def prose_documents() -> list[str]:
     return documents
 
 
-def page_documents() -> list[str]:
-    pages = [gzip.decompress(p.read_bytes()) for p in sorted((DATA / "html" / "aeb_html").glob("*.html.gz"))]
-    pages += [p.read_bytes() for p in sorted((DATA / "html" / "trafilatura_eval").glob("*.html"))]
+def page_documents(data: Path) -> list[str]:
+    pages = [gzip.decompress(p.read_bytes()) for p in sorted((data / "html" / "aeb_html").glob("*.html.gz"))]
+    pages += [p.read_bytes() for p in sorted((data / "html" / "trafilatura_eval").glob("*.html"))]
     documents = []
     for payload in pages:
         decoded = decode_html(payload, None)
@@ -144,7 +144,8 @@ def main() -> None:
         print(f"(training with cross-validation: {time.perf_counter() - started:.1f} s)")
         model = work / "classifier" / MODEL_FILE
 
-        prose, pages = prose_documents(), page_documents()
+        data = data_folder(args.smoke)
+        prose, pages = prose_documents(data), page_documents(data)
         texts = [t for pair in zip(prose, pages * (len(prose) // len(pages) + 1)) for t in pair]
         chars = write_stage_folder(work / "docs", texts, args.documents)
         print(f"documents: {args.documents:,} ({len(prose):,} prose and {len(pages):,} page-text documents, "

@@ -13,7 +13,7 @@ concatenate) to --big-gb GB, put in the server, and read through the reader and 
 fresh Python process, whose peak RSS is reported beside the same process's on one small file of the
 crawl (what it costs to read nothing much). The last line printed is one JSON object.
 
-    python bench/remote_read.py [--records 3000] [--files 4] [--repeats 3] [--big-gb 1]
+    python bench/remote_read.py [--records 3000] [--files 4] [--repeats 3] [--big-gb 1] [--smoke]
 """
 
 from __future__ import annotations
@@ -135,7 +135,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--big-gb", type=float, default=1.0, help="size of the big WARC (0: skip)")
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs, one run: that the bench still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.records, args.files, args.repeats, args.big_gb = 60, 2, 1, 0.002  # a 2 MB "big" WARC
 
     from samplecrawl import build_sample_crawl
 

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from _alternate import DEFAULT_REPEATS, SMOKE_REPEATS, alternate  # noqa: E402
+from _shared import data_folder  # noqa: E402
 
 from blending.build import build  # noqa: E402
 from blending.config import BlendConfig  # noqa: E402
@@ -52,7 +53,6 @@ from blending.tokenizer import (  # noqa: E402
 )
 from dataprep.schema import DOCUMENT_SCHEMA, bucket_of, doc_id  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "prose"
 CHUNK = 1024
 
 README_FIGURES = ("ratio", "ratio_min", "ratio_max")  # the figures bench/_results.py puts in the README table
@@ -65,9 +65,9 @@ def read_text(data: bytes) -> str:
         return data.decode("iso-8859-1")  # the Sherlock Holmes file
 
 
-def prose_files() -> list[tuple[str, str]]:
+def prose_files(prose: Path) -> list[tuple[str, str]]:
     files = []
-    for path in sorted(DATA.rglob("*")):
+    for path in sorted(prose.rglob("*")):
         if path.suffix == ".txt":
             files.append((path.name, read_text(path.read_bytes())))
         elif path.suffix == ".zip":
@@ -78,10 +78,10 @@ def prose_files() -> list[tuple[str, str]]:
     return files
 
 
-def corpus_rows(copies: int) -> list[dict]:
+def corpus_rows(prose: Path, copies: int) -> list[dict]:
     rows = []
     for copy in range(copies):
-        for name, text in prose_files():
+        for name, text in prose_files(prose):
             paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
             for i, paragraph in enumerate(paragraphs):
                 origin = f"{name}:{i}:copy{copy}"
@@ -128,7 +128,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="shard_bench-"))
     try:
-        rows = corpus_rows(args.copies)[:args.max_documents]
+        rows = corpus_rows(data_folder(args.smoke) / "prose", args.copies)[:args.max_documents]
         corpus_bytes = sum(len(r["text"].encode()) for r in rows)
         write_stage_folder(work / "docs", rows)
         one_copy = [r["text"] for r in rows if r["origin"].endswith(":copy0")]
