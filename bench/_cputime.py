@@ -30,13 +30,14 @@ def tree_pids() -> set[int]:
     return tree
 
 
-def tree_cpu_seconds(seen: set[int] = frozenset()) -> float:
+def tree_cpu_seconds(seen: set[int] = frozenset(), excluded: frozenset[int] = frozenset()) -> float:
     """CPU time of this process and all its descendants (the Spark JVM, its Python workers), reaped ones
-    included; and of the processes in `seen` (an earlier tree_pids()) that still run but have left the
-    tree: a Python worker whose daemon exited is adopted by init, and its time would vanish otherwise."""
+    included, less the subtrees of `excluded` (an idle JVM beside a peer's run); and of the processes in
+    `seen` (an earlier tree_pids()) that still run but have left the tree: a Python worker whose daemon
+    exited is adopted by init, and its time would vanish otherwise."""
     parents, times = _processes()
     tree, frontier = set(), {os.getpid()}
     while frontier:
         tree |= frontier
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - tree
+        frontier = {pid for pid, parent in parents.items() if parent in frontier and pid not in excluded} - tree
     return sum(times.get(pid, 0) for pid in tree | set(seen)) / os.sysconf("SC_CLK_TCK")

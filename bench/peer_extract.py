@@ -38,6 +38,7 @@ import tempfile
 from importlib.util import find_spec
 from pathlib import Path
 
+from _cputime import tree_cpu_seconds
 from _shared import data_folder
 from pyspark.sql import SparkSession
 
@@ -49,31 +50,6 @@ from samplecrawl import build_sample_crawl
 
 README_FIGURES = ("ratio",)
 SKIPPED = 77
-
-
-def _process_table() -> tuple[dict[int, int], dict[int, float]]:
-    """(parent of each pid, CPU seconds of each pid with its reaped children) from /proc."""
-    parents, seconds = {}, {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(stat.parent.name)
-        parents[pid] = int(fields[1])
-        seconds[pid] = sum(int(f) for f in fields[11:15]) / tick  # utime, stime, cutime, cstime
-    return parents, seconds
-
-
-def tree_cpu_seconds(excluded: frozenset[int] = frozenset()) -> float:
-    """CPU time of this process and its descendants (reaped ones included), less the subtrees of `excluded`."""
-    parents, seconds = _process_table()
-    tree, frontier = set(), {os.getpid()}
-    while frontier:
-        tree |= frontier
-        frontier = {pid for pid, parent in parents.items() if parent in frontier and pid not in excluded} - tree
-    return sum(seconds.get(pid, 0.0) for pid in tree)
 
 
 def spark_session(workers: int) -> tuple[SparkSession, int]:
@@ -108,9 +84,9 @@ def theirs(folder: Path, files: list[str], out: Path, workers: int, jvm: int) ->
         ],
         tasks=len(files), workers=workers, logging_dir=str(out / "logs"), skip_completed=False,
     )
-    start = tree_cpu_seconds(frozenset({jvm}))
+    start = tree_cpu_seconds(excluded=frozenset({jvm}))
     stats = executor.run()
-    seconds = tree_cpu_seconds(frozenset({jvm})) - start
+    seconds = tree_cpu_seconds(excluded=frozenset({jvm})) - start
     read = next(s for s in stats.stats if "Warc" in s.name).stats["documents"].total
     written = sum(sum(1 for _ in gzip.open(p, "rt")) for p in (out / "output").glob("*.jsonl.gz"))
     return seconds, read, written
