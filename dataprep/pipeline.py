@@ -203,8 +203,10 @@ def run_pipeline(
     overwrite: bool = False,
     keep_dropped: bool = False,
     log=print,
+    on_stage=lambda name: None,
 ) -> list[tuple[str, StageStats]]:
-    """Every stage, in order, each reused when unchanged; (folder, stats) of each stage run."""
+    """Every stage, in order, each reused when unchanged; (folder, stats) of each stage run. `on_stage(name)`
+    is called as each stage starts (the cost estimate marks its CPU meter there)."""
     if not sources:
         raise RunConfigError("no sources to run the pipeline on")
     options = prepare_options(config, options or {})
@@ -214,6 +216,7 @@ def run_pipeline(
         declared = {o.dest for o in stage.options}
         given = {k: v for k, v in options.items() if k in declared and v is not None}
         given.update(own or {})
+        on_stage(stage.name)
         log(f"== {stage.name} -> {folder}")
         stats = run_stage(stage, spark, inputs, folder, config, overwrite=overwrite, replace_changed=True,
                     keep_dropped=keep_dropped, log=log, **given)
@@ -222,6 +225,7 @@ def run_pipeline(
 
     def skipped(stage: type[Stage], source: SourceSpec, folder: str) -> str:
         """The source's documents pass `stage` unchanged: counted as kept, so the funnel adds up."""
+        on_stage(stage.name)
         log(f"== {stage.name}: skipped for {source.name} (its `skip`); {folder} goes on")
         before = next(stats for f, stats in reversed(done) if f == folder)
         rows, size = before.out_rows, before.out_bytes

@@ -1,6 +1,6 @@
-"""A pipeline run with its cost: CPU and wall seconds of each stage, from the pipeline's own
-"== <stage> -> <folder>" lines (each stage's segment runs from its line to the next stage's, the last
-to the run's end), and the memory peaks of the process tree.
+"""A pipeline run with its cost: CPU and wall seconds of each stage, marked as run_pipeline starts it
+(each stage's segment runs from its start to the next stage's, the last to the run's end), and the
+memory peaks of the process tree.
 
 `python -m dataprep run --measure-cost` writes what this measures to DIR/cost.json; the estimate
 measures its runs with it."""
@@ -38,13 +38,11 @@ def measured_run(spark, meter: TreeMeter, sources: list[SourceSpec], out: str, c
     reused = []
 
     def on_log(message: str) -> None:
-        if message.startswith("== "):
-            meter.mark(message[3:].split()[0].rstrip(":"))
-        elif message.endswith("; reused"):
+        if message.endswith("; reused"):
             reused.append(meter.marks[-1][0])
         log(message)
 
-    done = run_pipeline(spark, sources, out, config, options, log=on_log, **kwargs)
+    done = run_pipeline(spark, sources, out, config, options, log=on_log, on_stage=meter.mark, **kwargs)
     meter.mark("end")
     stages: dict[str, Cost] = {}
     for label, wall, cpu in meter.segments(first):
