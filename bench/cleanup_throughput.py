@@ -2,7 +2,7 @@
 
 Documents: the quality bench's real texts from ../shared/data (prose cut into documents of about 1,000
 characters, and the visible text of real crawled pages), alternating, repeated under distinct doc_ids
-up to --documents (1,500), written as an `ingest` stage folder of 8 Parquet files: so ftfy runs on every
+up to --documents (4,000), written as an `ingest` stage folder of 8 Parquet files: so ftfy runs on every
 document (only extract's output skips it), langdetect identifies its language, and the paper's
 heuristics (non_english, javascript_notice, too_short) keep or drop it.
 
@@ -14,7 +14,7 @@ each (_alternate.py); `ratio` is the median over pairs of the stage's documents 
 JVM and Python worker together) over the loop's, with its spread. The last line printed is one JSON
 object of the figures.
 
-    .venv/bin/python bench/cleanup_throughput.py [--documents 1500] [--repeats 5] [--smoke]
+    .venv/bin/python bench/cleanup_throughput.py [--documents 4000] [--repeats 5] [--smoke]
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def bare_loop(folder: Path, out: Path, config: DataprepConfig) -> dict[str, int]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--documents", type=int, default=1500)
+    parser.add_argument("--documents", type=int, default=4000)
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
     parser.add_argument("--smoke", action="store_true", help="tiny inputs, one run: that the bench still runs")
     args = parser.parse_args()

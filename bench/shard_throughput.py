@@ -1,16 +1,20 @@
-"""Shard builder throughput: Spark (local[1]) against a bare encode_batch loop + the same writer.
+"""Shard builder throughput: Spark (local[1]) against a bare loop of the same passes writing the same shards.
 
 Corpus: every prose file under ../shared/data/prose (Gutenberg books, Shakespeare, wikitext-2, the
 NLTK inaugural and State of the Union speeches), split into paragraphs, one document each, repeated
---copies (2) times under distinct doc_ids to give the tokenizer enough work (about 4M tokens). Both sides tokenize the same
-documents single-threaded with the same tokenizer and write Megatron shards with the same writer; the
-builder also draws the validation split, sorts by doc_id, plans shards and writes the manifest. The
-documents are a folder of the curation pipeline's last stage, as the builder reads it. The Spark
-session is started once before timing, and one untimed build warms it up (reported on their own). Loop
-and builder runs alternate, --repeats (5) of each (_alternate.py); `ratio` is the median over pairs of
-the builder's tokens per CPU-second (driver, JVM and Python workers together) over the loop's (its
-own process), with its spread; `wall_ratio` the same reading of wall times. Also: the time to train the
-byte-level BPE on one copy of the corpus.
+--copies (2) times under distinct doc_ids to give the tokenizer enough work (about 4M tokens). The
+documents are a folder of the curation pipeline's last stage, as the builder reads it. The bare loop
+calls the builder's per-document functions (blending/passes.py) in one process: read and tokenize the
+part files, plan, write each shard with its document index; its `.bin`, `.idx` and `.docs.parquet`
+files are checked equal, byte for byte, to the builder's after every pair. Both sides tokenize
+single-threaded with the same tokenizer. The Spark session is started once before timing, and one
+untimed build warms it up (reported on their own). Loop and builder runs alternate, --repeats (5) of
+each (_alternate.py); `ratio` is the median over pairs of the builder's tokens per CPU-second (driver,
+JVM and Python workers together) over the loop's (its own process), with its spread; `wall_ratio` the
+same reading of wall times. Also, after the pairs: `encode_only_cpu_s`, the median CPU time of a leaner
+loop that only encodes the sorted texts into one Megatron dataset (no validation split, no document
+index), as a floor for the tokenizing work, and the time to train the byte-level BPE on one copy of the
+corpus.
 
     .venv/bin/python bench/shard_throughput.py [--copies 2] [--repeats 5] [--vocab-size 8192] [--smoke]
 """
@@ -37,11 +41,12 @@ sys.path.insert(0, str(ROOT))
 from _alternate import DEFAULT_REPEATS, SMOKE_REPEATS, alternate  # noqa: E402
 from _shared import data_folder  # noqa: E402
 
-from blending.build import build  # noqa: E402
+from blending.build import RUNS, build  # noqa: E402
 from blending.config import BlendConfig  # noqa: E402
 from blending.indexed import IndexedDatasetWriter  # noqa: E402
+from blending.passes import PartSlice, plan, read_meta, tokenize_parts, write_shard  # noqa: E402
 from blending.spark_session import get_spark  # noqa: E402
-from blending.stage_folder import FINAL_STAGE  # noqa: E402
+from blending.stage_folder import FINAL_STAGE, list_parts  # noqa: E402
 from blending.tokenizer import (  # noqa: E402
     encode_documents,
     eod_id,
@@ -101,17 +106,39 @@ def write_stage_folder(folder: Path, rows: list[dict], buckets: int = 8) -> None
     (folder / "_SUCCESS").write_text(json.dumps({"stage": FINAL_STAGE}))
 
 
-def baseline(folder: Path, tokenizer_path: Path, out: Path) -> int:
-    """A bare loop: read the documents, encode_batch in chunks, write one Megatron dataset. Returns tokens."""
+def encode_only(folder: Path, tokenizer_path: Path, out: Path) -> int:
+    """The leanest loop: read the documents, encode_batch in chunks, write one Megatron dataset. Returns tokens."""
     tokenizer = load_tokenizer(tokenizer_path)
     eod, dtype = eod_id(tokenizer), token_dtype(vocab_size(tokenizer))
     table = pq.read_table(sorted(folder.glob("part-*.parquet")), columns=["doc_id", "text"])
     texts = table.take(pc.sort_indices(table, [("doc_id", "ascending")]))["text"].to_pylist()
-    writer = IndexedDatasetWriter(out / "baseline", dtype)
+    writer = IndexedDatasetWriter(out / "encoded", dtype)
     for start in range(0, len(texts), CHUNK):
-        # encode_batch plus the builder's own flattening (the same code): the loop at its leanest
         writer.add_documents(*encode_documents(tokenizer, texts[start:start + CHUNK], eod, dtype))
     return writer.close().tokens
+
+
+def bare_loop(config: BlendConfig, out: Path) -> int:
+    """The builder's passes in one process, without Spark: the same shards (and document indexes). Returns tokens."""
+    tokenizer = load_tokenizer(config.tokenizer.file)
+    eod, dtype = eod_id(tokenizer), token_dtype(vocab_size(tokenizer))
+    source = config.sources[0]
+    parts = [PartSlice(part, source.inputs[0], (source.source_value,)) for part in list_parts(source.inputs[0])]
+    (out / RUNS).mkdir(parents=True)
+    run = tokenize_parts(parts, out / RUNS, tokenizer, eod, dtype, {source.source_value: 0}, config.valid_fraction,
+                         config.text_column)
+    meta = read_meta([run])
+    (out / source.name).mkdir()
+    tokens = 0
+    for shard in plan(meta.filter(pc.is_null(meta["drop"])), [source.name], config.shard_size_tokens):
+        tokens += write_shard(shard, out, out / RUNS, dtype).tokens
+    shutil.rmtree(out / RUNS)
+    return tokens
+
+
+def shard_files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.name.endswith((".bin", ".idx", ".docs.parquet"))}
 
 
 def main() -> None:
@@ -158,14 +185,22 @@ def main() -> None:
 
         def bare() -> int:
             shutil.rmtree(work / "bare", ignore_errors=True)
-            (work / "bare").mkdir()
-            return baseline(work / "docs", work / "tokenizer.json", work / "bare")
+            return bare_loop(config(work / "docs"), work / "bare")
 
         def check(bare_tokens: int, tokens: int) -> None:
             assert bare_tokens == tokens, (bare_tokens, tokens)
+            assert shard_files(work / "bare") == shard_files(work / "shards"), "the loop wrote other shards"
 
         runs = alternate(bare, builder, args.repeats, check)
         tokens = runs.stage_results[-1]
+
+        encode_s = []
+        for _ in range(args.repeats):
+            shutil.rmtree(work / "encoded", ignore_errors=True)
+            (work / "encoded").mkdir()
+            cpu = time.process_time()
+            assert encode_only(work / "docs", work / "tokenizer.json", work / "encoded") == tokens
+            encode_s.append(time.process_time() - cpu)
 
         train_s = []
         for _ in range(args.repeats):
@@ -177,12 +212,14 @@ def main() -> None:
 
     figures = runs.figures(tokens, unit="tokens")
     print(f"builder (Spark local[1]): {figures['stage_tokens_per_cpu_s']:,.0f} tokens per CPU-s; "
-          f"bare encode_batch loop + writer: {figures['loop_tokens_per_cpu_s']:,.0f}")
+          f"the same passes in a bare loop: {figures['loop_tokens_per_cpu_s']:,.0f}; "
+          f"encoding alone: {tokens / statistics.median(encode_s):,.0f}")
     print(f"tokenizer training: {statistics.median(train_s):.1f} s for a {args.vocab_size}-token BPE on "
           f"{sum(len(t.encode()) for t in one_copy) / 1e6:.1f} MB ({len(one_copy):,} documents)")
     print(json.dumps({
         **figures,
         "wall_ratio": round(statistics.median(runs.loop_wall) / statistics.median(runs.stage_wall), 3),
+        "encode_only_cpu_s": round(statistics.median(encode_s), 2),
         "tokens": tokens,
         "documents": len(rows),
         "corpus_mb": round(corpus_bytes / 1e6, 1),

@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replace-changed", action="store_true",
                    help="rebuild DIR when its build was made from other documents or config (an identical one is reused)")
     p.add_argument("--master", help="Spark master (default: spark-submit's, $SPARK_MASTER or local[*])")
-    p.add_argument("--partitions", type=int, help="repartition the documents into this many tokenizing tasks")
+    p.add_argument("--partitions", type=int, help="tokenizing tasks (default: one per part file); more than the part files cuts each into row-group slices")
     p.add_argument("--allow-partial", action="store_true",
                    help="blend folders that are not the output of the pipeline's last stage (not fully curated)")
     p.set_defaults(run=_build)

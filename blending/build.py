@@ -1,14 +1,15 @@
 """The shard builder: documents of every source -> tokenized Megatron shards + manifest.json.
 
 Spark runs the passes of blending/passes.py:
-  1. tokenize (mapInArrow; `encode_batch` on chunks of documents, EOD appended; the validation split
-     drawn from a stable hash of doc_id): each task streams its tokens into a run file of its own and
-     returns one small metadata row per document (source, split, doc_id, token count, run, offset);
+  1. tokenize, one task per part file (or per slice of its row groups, with --partitions): the task reads
+     the file itself, runs `encode_batch` on chunks of documents (EOD appended; the validation split drawn
+     from a stable hash of doc_id), streams the tokens into a run file of its own and writes one small
+     metadata row per document (source, split, doc_id, token count, run, offset) beside it;
   2. plan, on the driver: each source split ordered by doc_id and cut into shards of at most
      `shard_size_tokens` tokens (memory: the metadata, some 50 bytes per document);
   3. write, one Spark task per shard: its documents copied from the runs in doc_id order into `.bin`,
      then `.idx` (memory: a copy buffer of COPY_BUFFER_TOKENS), and the document index beside them.
-Tokens never pass through the JVM, a shuffle or the driver. A shard's bytes depend only on its
+Texts and tokens never pass through the JVM, a shuffle or the driver. A shard's bytes depend only on its
 documents in doc_id order, never on the Spark master or the partitioning. Runs and shards are written
 under OUT.tmp-*, so OUT must be on a filesystem the executors share with the driver (local disk in local
 mode; NFS/Lustre on a cluster, where Megatron reads the shards anyway). OUT.tmp-* is renamed to OUT once
@@ -32,8 +33,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 from tokenizers import Tokenizer
 
 from blending import __version__
@@ -41,8 +41,8 @@ from blending.atomic import write_text_atomic
 from blending.config import BlendConfig, SourceConfig, TokenizerConfig
 from blending.documents import DROP_REASONS, check_curated, documents_folder, iter_texts
 from blending.manifest import MANIFEST_FILE, SPLITS, manifest_dict, write_manifest
-from blending.passes import META_DDL, PlannedShard, plan, tokenize_to_run, write_shard
-from blending.spark_parts import read_parts, read_schema
+from blending.passes import PartSlice, PlannedShard, TokenizedRun, plan, read_meta, tokenize_parts, write_shard
+from blending.spark_parts import read_schema
 from blending.spark_session import get_spark
 from blending.stage_folder import (
     FINAL_STAGE,
@@ -156,40 +156,26 @@ def describe_inputs(present: list[SourceConfig]) -> list[dict]:
     return [folder_record(folder) for folder in sorted({f for s in present for f in s.inputs})]
 
 
-def _read_sources(spark: SparkSession, config: BlendConfig, present: list[SourceConfig]) -> tuple[DataFrame, DataFrame]:
-    """The claimed rows of every input folder, and a lazily counted DataFrame of the rows no source claims."""
+def part_slices(config: BlendConfig, present: list[SourceConfig], partitions: int | None = None) -> list[PartSlice]:
+    """What the tokenizing tasks read: every part file of every input folder, whole by default (one task
+    each); with `partitions` more than the files, each file cut into as many row-group slices as it takes
+    to give that many tasks."""
     folders = sorted({f for s in present for f in s.inputs})
-    frames, unclaimed = [], []
+    files = []
     for folder in folders:
         parts = list_parts(folder)
         if not parts:
             continue
-        columns = set(read_schema(parts[0]).names)
+        columns = set(read_schema(parts[0]).names)  # a clear error before any task starts
         needed = {"doc_id", "source", config.text_column}
         if not needed <= columns:
             raise InputError(f"{folder}: lacks the columns {sorted(needed - columns)}")
-        # an explicit schema spares Spark a job that reads every footer; origin and url (for the shards'
-        # document indexes) are null where a folder lacks them
-        lineage = [c for c in ("origin", "url") if c in columns]
-        schema = ", ".join(["doc_id string", "source string", f"`{config.text_column}` string"]
-                           + [f"{c} string" for c in lineage])
-        df = read_parts(spark, list(map(str, parts)), schema)
-        for column in {"origin", "url"} - set(lineage):
-            df = df.withColumn(column, F.lit(None).cast("string"))
-        claimed = [s.source_value for s in present if folder in s.inputs]
-        frames.append(df.where(F.col("source").isin(claimed)))
-        # one partition: the tally needs no shuffle (and none of the 200 default shuffle tasks)
-        unclaimed.append(df.where(~F.col("source").isin(claimed)).select("source").coalesce(1)
-                         .groupBy("source").count().withColumn("folder", F.lit(folder)))
-    if not frames:
+        claimed = tuple(sorted({s.source_value for s in present if folder in s.inputs}))
+        files += [(part, folder, claimed) for part in parts]
+    if not files:
         raise InputError(f"no part files in {', '.join(folders)}")
-    docs = frames[0]
-    for frame in frames[1:]:
-        docs = docs.unionByName(frame)
-    unclaimed_df = unclaimed[0]
-    for frame in unclaimed[1:]:
-        unclaimed_df = unclaimed_df.unionByName(frame)
-    return docs, unclaimed_df
+    slices = -(-partitions // len(files)) if partitions else 1
+    return [PartSlice(str(part), folder, claimed, k, slices) for part, folder, claimed in files for k in range(slices)]
 
 
 def build(config: BlendConfig, out: str | Path, overwrite: bool = False, master: str | None = None,
@@ -212,7 +198,7 @@ def build(config: BlendConfig, out: str | Path, overwrite: bool = False, master:
         remove_unlisted(out)  # on object storage: a killed upload's files
         return manifest
     spark = get_spark(master, app_name="blending")
-    docs, unclaimed_df = _read_sources(spark, config, present)
+    parts = part_slices(config, present, partitions)
 
     # on object storage: built on local disk (the executors' runs and shards), then uploaded
     staging = Path(tempfile.mkdtemp(prefix="blend-")) if listed else None
@@ -220,7 +206,7 @@ def build(config: BlendConfig, out: str | Path, overwrite: bool = False, master:
     for name in names:
         (tmp / name).mkdir(parents=True)
     try:
-        _run(spark, config, tokenizer, docs, names, skipped, unclaimed_df, record, tmp, partitions, log)
+        _run(spark, config, tokenizer, parts, names, skipped, record, tmp, partitions, log)
         if listed:
             upload_folder(tmp, out)
         else:
@@ -235,30 +221,42 @@ def build(config: BlendConfig, out: str | Path, overwrite: bool = False, master:
     return manifest
 
 
-def _tokenize_task(tokenizer_json: str, eod: int, dtype: str, source_index: dict[str, int],
-                   valid_fraction: float, text_column: str, run_dir: str):
-    def run(batches):
+_worker_tokenizers: dict[str, Tokenizer] = {}
+
+
+def _worker_tokenizer(build_id: str, tokenizer_json: str) -> Tokenizer:
+    """The tokenizer, loaded once per build in each Python worker: the tasks a reused worker runs for one
+    build share it, and with it the word cache its BPE model warms up (a new build starts afresh)."""
+    if build_id not in _worker_tokenizers:
+        _worker_tokenizers.clear()
+        _worker_tokenizers[build_id] = prepare(Tokenizer.from_str(tokenizer_json))
+    return _worker_tokenizers[build_id]
+
+
+def _tokenize_task(tokenizer: ResolvedTokenizer, source_index: dict[str, int], valid_fraction: float,
+                   text_column: str, run_dir: str):
+    tokenizer_json, eod, dtype = tokenizer.json_bytes.decode(), tokenizer.eod_id, tokenizer.dtype.str
+
+    def run(parts):
         single_threaded()  # a Spark task is one core
-        tokenizer = prepare(Tokenizer.from_str(tokenizer_json))
-        yield from tokenize_to_run(batches, run_dir, tokenizer, eod, np.dtype(dtype), source_index,
-                                   valid_fraction, text_column)
+        tokenizer = _worker_tokenizer(run_dir, tokenizer_json)  # run_dir: this build's own
+        yield tokenize_parts(parts, run_dir, tokenizer, eod, np.dtype(dtype), source_index, valid_fraction, text_column)
     return run
 
 
-def _run(spark, config, tokenizer, docs, names, skipped, unclaimed_df, record, tmp: Path, partitions, log) -> Path:
+def _run(spark, config, tokenizer, parts: list[PartSlice], names, skipped, record, tmp: Path, partitions, log) -> Path:
     source_index = {s.source_value: names.index(s.name) for s in config.sources if s.name in names}
-    if partitions:
-        docs = docs.repartition(partitions)
     dtype = tokenizer.dtype
     run_dir = tmp / RUNS
     run_dir.mkdir()
     log(f"tokenizing {len(names)} sources ({tokenizer.vocab_size}-token vocabulary, {dtype.name} shards)")
     t0 = time.perf_counter()
-    task = _tokenize_task(tokenizer.json_bytes.decode(), tokenizer.eod_id, dtype.str, source_index,
-                          config.valid_fraction, config.text_column, str(run_dir))
-    meta = docs.mapInArrow(task, META_DDL).toArrow()
+    task = _tokenize_task(tokenizer, source_index, config.valid_fraction, config.text_column, str(run_dir))
+    tasks = min(partitions or len(parts), len(parts))
+    runs = spark.sparkContext.parallelize(parts, tasks).mapPartitions(task).collect()
+    meta = read_meta(runs)
     log(f"tokenized {meta.num_rows:,} documents in {time.perf_counter() - t0:.1f} s")
-    stats, empty = _accounting(meta, names, skipped, unclaimed_df)
+    stats, empty = _accounting(meta, names, skipped, runs)
     for name in empty:
         if not config.skip_missing_sources:
             raise InputError(f"source {name}: no documents in its inputs (skip_missing_sources: true leaves such sources out)")
@@ -322,7 +320,7 @@ def _shard_entry(shard: PlannedShard, written: dict) -> dict:
             "docs": {"bytes": written["docs_bytes"], "sha256": written["docs_sha256"]}}
 
 
-def _accounting(meta: pa.Table, names: list[str], skipped: list[str], unclaimed_df: DataFrame) -> tuple[StageStats, list[str]]:
+def _accounting(meta: pa.Table, names: list[str], skipped: list[str], runs: list[TokenizedRun]) -> tuple[StageStats, list[str]]:
     """stats.json for the documents read (each kept or dropped for one reason), and the sources with none."""
     stats = StageStats(stage=STAGE, dropped={r: 0 for r in DROP_REASONS})
     per_source = {}
@@ -344,9 +342,10 @@ def _accounting(meta: pa.Table, names: list[str], skipped: list[str], unclaimed_
             stats.dropped[reason] += n
     stats.check()
     unclaimed: dict[str, dict[str, int]] = {}
-    for row in unclaimed_df.toArrow().to_pylist():
-        per_folder = unclaimed.setdefault(row["folder"], {})
-        per_folder[str(row["source"])] = per_folder.get(str(row["source"]), 0) + row["count"]
+    for run in runs:
+        for (folder, source), count in run.unclaimed.items():
+            per_folder = unclaimed.setdefault(folder, {})
+            per_folder[source] = per_folder.get(source, 0) + count
     unclaimed = {f: dict(sorted(c.items())) for f, c in sorted(unclaimed.items())}
     stats.extra = {"sources": per_source, "skipped_sources": skipped, "unclaimed_rows": unclaimed}
     return stats, [n for n in names if per_source[n]["in_rows"] == 0]

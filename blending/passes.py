@@ -1,7 +1,8 @@
 """The shard builder's three passes as plain functions (Spark only wires them, in blending/build.py).
 
-1. tokenize: a batch of documents -> one metadata row per document, tokens appended to the task's run
-   file (a flat token array); tokens never travel through the JVM or the driver.
+1. tokenize: a task reads its part files (slices of their row groups) itself and turns each document
+   into one metadata row, its tokens appended to the task's run file (a flat token array); neither
+   texts nor tokens travel through the JVM or the driver, only the metadata's file name does.
 2. plan: per (source, split), the kept documents ordered by doc_id, cut into shards of at most
    `shard_size_tokens` tokens (a longer document gets a shard of its own).
 3. write: a shard's documents copied from the runs, in doc_id order, into its `.bin` and `.idx`, and
@@ -10,28 +11,29 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from tokenizers import Tokenizer
 
 from blending.docindex import write_document_index
 from blending.documents import drop_reason, is_validation, plan_shards
 from blending.indexed import IndexedDatasetWriter, WrittenShard
 from blending.manifest import SPLITS
-from blending.stage_folder import InputError
+from blending.stage_folder import InputError, resolve
 from blending.tokenizer import encode_documents
 
 ENCODE_CHUNK = 1024  # documents per encode_batch call
 COPY_BUFFER_TOKENS = 1 << 22  # a shard writer holds at most about this many tokens before writing them
 # origin and url ride along for the shards' document indexes (some 100 bytes per document on the driver)
-META_DDL = ("source_index int, split int, doc_id string, origin string, url string, n_tokens long, "
-            "text_bytes long, drop string, run string, offset long")
 META_SCHEMA = pa.schema([("source_index", pa.int32()), ("split", pa.int32()), ("doc_id", pa.string()),
                          ("origin", pa.string()), ("url", pa.string()),
                          ("n_tokens", pa.int64()), ("text_bytes", pa.int64()), ("drop", pa.string()),
@@ -66,23 +68,79 @@ def tokenize_batch(batch: pa.RecordBatch, tokenizer: Tokenizer, eod: int, dtype:
     return columns, flat
 
 
-def tokenize_to_run(batches, run_dir: str | Path, tokenizer: Tokenizer, eod: int, dtype: np.dtype,
-                    source_index: dict[str, int], valid_fraction: float, text_column: str):
-    """Tokenize a task's batches into one new run file; yield META_SCHEMA batches pointing into it."""
+@dataclass(frozen=True)
+class PartSlice:
+    """What a tokenizing task reads: every `slices`-th row group of a part file, from the `slice`-th on,
+    keeping the rows of the `claimed` sources (the others are tallied, as unclaimed rows of `folder`)."""
+    path: str  # a part file: a path, or a URI on object storage
+    folder: str
+    claimed: tuple[str, ...]
+    slice: int = 0
+    slices: int = 1
+
+
+@dataclass(frozen=True)
+class TokenizedRun:
+    """A tokenizing task's output: its run file, the META_SCHEMA rows pointing into it (an Arrow IPC file
+    beside it), and the rows of its part files that no source claims, per (folder, source)."""
+    run: str
+    meta_file: str
+    unclaimed: dict[tuple[str, str], int]
+
+
+def read_slice(part: PartSlice, text_column: str, batch_size: int = ENCODE_CHUNK) -> Iterator[pa.RecordBatch]:
+    """The slice's rows as batches of doc_id, source, text, origin, url (origin and url null where the
+    file lacks them)."""
+    wanted = ["doc_id", "source", text_column, "origin", "url"]
+    fs, path = resolve(part.path)
+    with fs.open_input_file(path) as f:
+        parquet = pq.ParquetFile(f)
+        names = set(parquet.schema_arrow.names)
+        if missing := {"doc_id", "source", text_column} - names:
+            raise InputError(f"{part.path}: lacks the columns {sorted(missing)}")
+        groups = list(range(part.slice, parquet.num_row_groups, part.slices))
+        if not groups:
+            return
+        for batch in parquet.iter_batches(batch_size=batch_size, row_groups=groups,
+                                          columns=[c for c in wanted if c in names]):
+            yield pa.RecordBatch.from_arrays(
+                [batch.column(c).cast(pa.string()) if c in names else pa.nulls(batch.num_rows, pa.string())
+                 for c in wanted], names=wanted)
+
+
+def tokenize_parts(parts: Iterable[PartSlice], run_dir: str | Path, tokenizer: Tokenizer, eod: int, dtype: np.dtype,
+                   source_index: dict[str, int], valid_fraction: float, text_column: str) -> TokenizedRun:
+    """Tokenize a task's part slices into one new run file, and their metadata into RUN.meta beside it.
+    Reading the files here, not through Spark, keeps the documents out of the JVM altogether."""
     run = f"run-{uuid.uuid4().hex}"  # unique per task attempt: a retried task never mixes two attempts
+    meta_file = str(Path(run_dir) / f"{run}.meta")
+    unclaimed: collections.Counter = collections.Counter()
     offset = 0
-    with open(Path(run_dir) / run, "wb") as out:
-        for batch in batches:
-            for start in range(0, batch.num_rows, ENCODE_CHUNK):
-                columns, flat = tokenize_batch(batch.slice(start, ENCODE_CHUNK), tokenizer, eod, dtype,
-                                               source_index, valid_fraction, text_column)
+    with open(Path(run_dir) / run, "wb") as out, pa.ipc.new_file(meta_file, META_SCHEMA) as meta:
+        for part in parts:
+            claimed = pa.array(part.claimed, pa.string())
+            for batch in read_slice(part, text_column):
+                mine = pc.is_in(batch.column("source"), value_set=claimed)  # a null source is no source's
+                others = batch.filter(pc.invert(mine)).column("source").to_pylist()
+                unclaimed.update((part.folder, str(source)) for source in others)
+                batch = batch.filter(mine)
+                if not batch.num_rows:
+                    continue
+                columns, flat = tokenize_batch(batch, tokenizer, eod, dtype, source_index, valid_fraction, text_column)
                 out.write(flat.tobytes())
                 lengths = columns["n_tokens"].to_numpy()
                 starts = offset + np.cumsum(lengths) - lengths
                 offset += int(lengths.sum())
                 columns["run"] = pa.array([run] * len(lengths), pa.string())
                 columns["offset"] = pa.array(starts, pa.int64())
-                yield pa.RecordBatch.from_arrays(list(columns.values()), schema=META_SCHEMA)
+                meta.write_batch(pa.RecordBatch.from_arrays(list(columns.values()), schema=META_SCHEMA))
+    return TokenizedRun(run, meta_file, dict(unclaimed))
+
+
+def read_meta(runs: Iterable[TokenizedRun]) -> pa.Table:
+    """The metadata rows of every run, in one table (for the plan, on the driver)."""
+    tables = [pa.ipc.open_file(r.meta_file).read_all() for r in runs]
+    return pa.concat_tables(tables) if tables else META_SCHEMA.empty_table()
 
 
 # -- pass 2 ----------------------------------------------------------------------------------------------

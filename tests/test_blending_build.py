@@ -9,7 +9,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import torch
 
@@ -395,19 +394,24 @@ def test_preview_reports_the_mixture_and_epochs(built, capsys):
 
 
 def test_the_passes_without_spark_write_the_same_shards(built, corpus, tmp_path):
-    """The per-document functions alone, in one process and one run file, give the Spark build's bytes."""
+    """The per-document functions alone, in one process and one run file, give the Spark build's bytes;
+    the rows of a source the blend does not take are tallied, not tokenized."""
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    from blending.passes import plan, tokenize_to_run, write_shard
+    from blending.passes import PartSlice, plan, read_meta, tokenize_parts, write_shard
+    from blending.stage_folder import list_parts
     from blending.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(corpus["root"] / "tokenizer.json")
-    table = pq.read_table(sorted((corpus["root"] / "wiki").glob("part-*.parquet")),
-                          columns=["doc_id", "source", "origin", "url", "text"])
     (tmp_path / "runs").mkdir()
-    meta = pa.Table.from_batches(list(tokenize_to_run(table.to_batches(max_chunksize=500), tmp_path / "runs", tokenizer,
-                                                      0, np.dtype(np.uint16), {"wikipedia": 0}, VALID_FRACTION, "text")))
+    parts = [PartSlice(p, "wiki", ("wikipedia",)) for p in list_parts(str(corpus["root"] / "wiki"))]
+    parts += [PartSlice(p, "books", ("gutenberg",), k, 2) for p in list_parts(str(corpus["root"] / "books"))
+              for k in range(2)]
+    run = tokenize_parts(parts, tmp_path / "runs", tokenizer, 0, np.dtype(np.uint16),
+                         {"wikipedia": 0, "gutenberg": 1}, VALID_FRACTION, "text")
+    assert run.unclaimed == {("books", "poetry"): 7, ("books", "shakespeare"): len(corpus["docs"]["shakespeare"])}
+    meta = read_meta([run])
+    assert meta.num_rows == len(corpus["docs"]["wikipedia"]) + len(corpus["docs"]["gutenberg"])
     for shard in plan(meta.filter(pc.is_null(meta["drop"])), ["wikipedia"], SHARD_TOKENS):
         (tmp_path / "wikipedia").mkdir(exist_ok=True)
         write_shard(shard, tmp_path, tmp_path / "runs", np.dtype(np.uint16))
