@@ -30,6 +30,7 @@ from blending.remote_files import (
     RemoteFile,
     is_remote,
     open_remote,
+    scheme_of,
 )
 from blending.stage_folder import InputError
 
@@ -44,12 +45,8 @@ def is_listing(path: str) -> bool:
     return path.endswith(LISTING_SUFFIXES)
 
 
-def _scheme(path: str) -> str:
-    return path.split("://", 1)[0].lower() if "://" in path else ""
-
-
 def _pyarrow_fs(uri: str, settings: RemoteConfig) -> tuple[pafs.FileSystem, str]:
-    scheme = _scheme(uri)
+    scheme = scheme_of(uri)
     if not scheme:
         return pafs.LocalFileSystem(), os.path.abspath(uri)
     if scheme in S3_SCHEMES:
@@ -74,7 +71,7 @@ def open_input(path: str, decompress: bool = False, settings: RemoteConfig = DEF
     codec = _codec(path) if decompress else None
     if is_remote(path):
         stream = open_remote(path, settings)
-    elif not _scheme(path):
+    elif not scheme_of(path):
         stream = open(path, "rb")
     else:
         fs, p = _pyarrow_fs(path, settings)
@@ -115,7 +112,7 @@ def input_retries(f: BinaryIO) -> int:
 
 def open_random_access(path: str, settings: RemoteConfig = DEFAULT_REMOTE) -> BinaryIO:
     """A file opened for reading with seeks (Parquet); an http(s) file is read into memory."""
-    scheme = _scheme(path)
+    scheme = scheme_of(path)
     if scheme in HTTP_SCHEMES:
         with open_remote(path, settings) as stream:
             return io.BytesIO(stream.read())
@@ -137,7 +134,7 @@ def read_listing(path: str, base: str, settings: RemoteConfig = DEFAULT_REMOTE) 
 
 
 def _glob(pattern: str, settings: RemoteConfig) -> list[str]:
-    scheme = _scheme(pattern)
+    scheme = scheme_of(pattern)
     if not glob.has_magic(pattern):
         return [pattern]
     if not scheme:
@@ -157,7 +154,7 @@ def check_local_patterns(patterns: list[str]) -> None:
     """Each local path exists and each local glob matches something (URIs and listings are left to
     expand_inputs): checked before a Spark session starts, so a typo costs no JVM start."""
     for pattern in patterns:
-        if _scheme(pattern):
+        if scheme_of(pattern):
             continue
         found = glob.glob(pattern) if glob.has_magic(pattern) else os.path.exists(pattern)
         if not found:
@@ -177,7 +174,7 @@ def expand_inputs(patterns: list[str], base: str = COMMON_CRAWL_BASE, max_files:
             raise FileNotFoundError(f"no input matches {pattern!r}")
         for path in matched:
             files.extend(read_listing(path, base, settings) if is_listing(path) else [path])
-    files = sorted({f if _scheme(f) else os.path.abspath(f) for f in files})
+    files = sorted({f if scheme_of(f) else os.path.abspath(f) for f in files})
     files = files[:max_files] if max_files else files
     by_name: dict[str, str] = {}
     for f in files:
@@ -198,7 +195,7 @@ def describe_files(paths: list[str]) -> list[dict]:
     described = []
     for path in paths:
         size = None
-        if not _scheme(path) or _scheme(path) == "file":
+        if not scheme_of(path) or scheme_of(path) == "file":
             local = path.split("://", 1)[-1]
             size = os.path.getsize(local) if os.path.isfile(local) else None
         described.append({"path": path, "size": size})
