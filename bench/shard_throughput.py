@@ -2,7 +2,7 @@
 
 Corpus: every prose file under ../shared/data/prose (Gutenberg books, Shakespeare, wikitext-2, the
 NLTK inaugural and State of the Union speeches), split into paragraphs, one document each, repeated
---copies (2) times under distinct doc_ids to give the tokenizer enough work (about 4M tokens). The
+--copies (4) times under distinct doc_ids to give the tokenizer enough work (about 8M tokens). The
 documents are a folder of the curation pipeline's last stage, as the builder reads it. The bare loop
 calls the builder's per-document functions (blending/passes.py) in one process: read and tokenize the
 part files, plan, write each shard with its document index; its `.bin`, `.idx` and `.docs.parquet`
@@ -16,7 +16,7 @@ loop that only encodes the sorted texts into one Megatron dataset (no validation
 index), as a floor for the tokenizing work, and the time to train the byte-level BPE on one copy of the
 corpus.
 
-    .venv/bin/python bench/shard_throughput.py [--copies 2] [--repeats 5] [--vocab-size 8192] [--smoke]
+    .venv/bin/python bench/shard_throughput.py [--copies 4] [--repeats 5] [--vocab-size 8192] [--smoke]
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def shard_files(folder: Path) -> dict[str, bytes]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--copies", type=int, default=2)
+    parser.add_argument("--copies", type=int, default=4)
     parser.add_argument("--max-documents", type=int, help="only the first N paragraphs of the corpus")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
     parser.add_argument("--vocab-size", type=int, default=8192)

@@ -93,7 +93,8 @@ def single_threaded() -> None:
 
 def encode_documents(tokenizer: Tokenizer, texts: Sequence[str], eod: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     """Token ids of all `texts`, each followed by `eod`, as one flat array plus the per-document lengths."""
-    encodings = tokenizer.encode_batch(list(texts), add_special_tokens=False)
+    # the same ids as encode_batch, without the character offsets nothing here reads (a quarter less CPU)
+    encodings = tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
     lengths = np.fromiter((len(e.ids) + 1 for e in encodings), dtype=np.int64, count=len(encodings))
     flat = np.empty(int(lengths.sum()), dtype=dtype)
     ends = np.cumsum(lengths)
