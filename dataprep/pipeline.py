@@ -204,9 +204,11 @@ def run_pipeline(
     keep_dropped: bool = False,
     log=print,
     on_stage=lambda name: None,
+    on_reused=lambda name: None,
 ) -> list[tuple[str, StageStats]]:
     """Every stage, in order, each reused when unchanged; (folder, stats) of each stage run. `on_stage(name)`
-    is called as each stage starts (the cost estimate marks its CPU meter there)."""
+    is called as each stage starts (the cost estimate marks its CPU meter there), `on_reused(name)` when a
+    stage's finished output is reused instead."""
     if not sources:
         raise RunConfigError("no sources to run the pipeline on")
     options = prepare_options(config, options or {})
@@ -219,7 +221,7 @@ def run_pipeline(
         on_stage(stage.name)
         log(f"== {stage.name} -> {folder}")
         stats = run_stage(stage, spark, inputs, folder, config, overwrite=overwrite, replace_changed=True,
-                    keep_dropped=keep_dropped, log=log, **given)
+                    keep_dropped=keep_dropped, log=log, on_reused=lambda: on_reused(stage.name), **given)
         done.append((folder, stats))
         return folder
 

@@ -36,13 +36,8 @@ def measured_run(spark, meter: TreeMeter, sources: list[SourceSpec], out: str, c
     """run_pipeline with a mark at every stage's start and at the end."""
     first = len(meter.marks)
     reused = []
-
-    def on_log(message: str) -> None:
-        if message.endswith("; reused"):
-            reused.append(meter.marks[-1][0])
-        log(message)
-
-    done = run_pipeline(spark, sources, out, config, options, log=on_log, on_stage=meter.mark, **kwargs)
+    done = run_pipeline(spark, sources, out, config, options, log=log, on_stage=meter.mark,
+                        on_reused=reused.append, **kwargs)
     meter.mark("end")
     stages: dict[str, Cost] = {}
     for label, wall, cpu in meter.segments(first):

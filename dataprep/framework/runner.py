@@ -45,6 +45,7 @@ def run_stage(
     replace_changed: bool = False,
     keep_dropped: bool = False,
     log=print,
+    on_reused=lambda: None,
     **options,
 ) -> StageStats:
     """Run one stage on `inputs` into the stage folder `output` (or reuse it); its stats.
@@ -74,6 +75,7 @@ def run_stage(
         if isinstance(instance, SourceStage) else None
     if reusable_output(output, record, overwrite, replace_changed, keep_dropped):
         log(f"{output}: complete for the same inputs and config; reused")
+        on_reused()
         remove_unlisted(output)  # a killed rerun's attempt files, on object storage
         if store:
             store.remove()  # left by a run killed between its output's rename and this removal
